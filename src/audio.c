@@ -1,0 +1,381 @@
+/* audio.c - recordings in libsndfile containers: reading and writing. SPDX-License-Identifier: GPL-3.0-or-later */
+#include <config.h>
+
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sndfile.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct sf_ctx {
+  SNDFILE *sf;
+  const char *path;
+  int subtype;
+  double int_factor; /* libsndfile value -> stored integer count */
+  size_t n_channels;
+  uint64_t pos;      /* current read position, to skip needless seeks */
+} sf_ctx;
+
+static quantal_status
+sf_backend_read(void *vctx, uint64_t first, size_t n, double *out,
+                quantal_diag *diag)
+{
+  sf_ctx *c = vctx;
+  sf_count_t got;
+  if (c->pos != first) {
+    if (sf_seek(c->sf, (sf_count_t)first, SEEK_SET) < 0)
+      return qtl_fail(diag, QUANTAL_EIO, c->path, -1, (long long)first,
+                      "cannot seek to frame %llu: %s",
+                      (unsigned long long)first, sf_strerror(c->sf));
+    c->pos = first;
+  }
+  got = sf_readf_double(c->sf, out, (sf_count_t)n);
+  if (got < 0 || (size_t)got != n) {
+    c->pos = (uint64_t)-1;
+    return qtl_fail(diag, QUANTAL_EFORMAT, c->path, -1,
+                    (long long)(first + (got > 0 ? (uint64_t)got : 0)),
+                    "truncated data: only %lld of %zu frames could be read "
+                    "from frame %llu",
+                    (long long)(got > 0 ? got : 0), n,
+                    (unsigned long long)first);
+  }
+  c->pos = first + n;
+  if (c->int_factor != 1.0) {
+    size_t i, m = n * c->n_channels;
+    for (i = 0; i < m; i++)
+      out[i] *= c->int_factor;
+  }
+  return QUANTAL_OK;
+}
+
+static void
+sf_backend_close(void *vctx)
+{
+  sf_ctx *c = vctx;
+  if (c == NULL)
+    return;
+  if (c->sf != NULL)
+    sf_close(c->sf);
+  free(c);
+}
+
+static const qtl_backend_ops sf_ops = {sf_backend_read, sf_backend_close};
+
+static const char *
+subtype_name(int subtype, int *is_int)
+{
+  *is_int = 1;
+  switch (subtype) {
+  case SF_FORMAT_PCM_S8: return "pcm8";
+  case SF_FORMAT_PCM_U8: return "pcm8u";
+  case SF_FORMAT_PCM_16: return "pcm16";
+  case SF_FORMAT_PCM_24: return "pcm24";
+  case SF_FORMAT_PCM_32: return "pcm32";
+  case SF_FORMAT_FLOAT: *is_int = 0; return "float32";
+  case SF_FORMAT_DOUBLE: *is_int = 0; return "float64";
+  case SF_FORMAT_ULAW: return "ulaw";
+  case SF_FORMAT_ALAW: return "alaw";
+  default: *is_int = 0; return "compressed";
+  }
+}
+
+/* Integer counts per full scale, so stored values are the integers the
+ * digitiser produced. libsndfile with normalisation off hands back PCM as
+ * the integer left-aligned in a 32-bit int for some containers; we ask for
+ * normalised doubles instead and multiply back by the native full scale,
+ * which is exact for every integer width up to 24 bits (and within 1 ulp of
+ * the 32-bit count). */
+static double
+full_scale(int subtype)
+{
+  switch (subtype) {
+  case SF_FORMAT_PCM_S8:
+  case SF_FORMAT_PCM_U8: return 128.0;
+  case SF_FORMAT_PCM_16:
+  case SF_FORMAT_ULAW:
+  case SF_FORMAT_ALAW: return 32768.0;
+  case SF_FORMAT_PCM_24: return 8388608.0;
+  case SF_FORMAT_PCM_32: return 2147483648.0;
+  default: return 1.0;
+  }
+}
+
+quantal_status
+qtl_sndfile_open(quantal_recording *rec, quantal_diag *diag)
+{
+  SF_INFO info;
+  SF_FORMAT_INFO fi;
+  sf_ctx *c;
+  const char *comment;
+  int is_int;
+  quantal_status st;
+
+  memset(&info, 0, sizeof info);
+  c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1, "out of memory");
+  c->path = rec->path;
+  c->sf = sf_open(rec->path, SFM_READ, &info);
+  if (c->sf == NULL) {
+    /* sf_strerror(NULL) is process-wide: copy it at once. */
+    char why[256];
+    qtl_strlcpy(why, sf_strerror(NULL), sizeof why);
+    free(c);
+    return qtl_fail(diag, QUANTAL_EFORMAT, rec->path, -1, -1,
+                    "not a recording quantal can read (%s)", why);
+  }
+  rec->ctx = c;
+  rec->ops = &sf_ops;
+  if (info.channels <= 0)
+    return qtl_fail(diag, QUANTAL_EFORMAT, rec->path, -1, -1,
+                    "the file has no channels");
+  c->n_channels = (size_t)info.channels;
+  c->subtype = info.format & SF_FORMAT_SUBMASK;
+  rec->info.frames = info.frames > 0 ? (uint64_t)info.frames : 0;
+  rec->info.rate_hz = (double)info.samplerate;
+  st = qtl_recording_alloc_layout(rec, (size_t)info.channels, diag);
+  if (st != QUANTAL_OK)
+    return st;
+
+  fi.format = info.format & SF_FORMAT_TYPEMASK;
+  if (sf_command(NULL, SFC_GET_FORMAT_INFO, &fi, sizeof fi) == 0 &&
+      fi.extension != NULL) {
+    size_t i;
+    qtl_strlcpy(rec->info.format, fi.extension, sizeof rec->info.format);
+    for (i = 0; rec->info.format[i]; i++)
+      if (rec->info.format[i] >= 'a' && rec->info.format[i] <= 'z')
+        rec->info.format[i] = (char)(rec->info.format[i] - 'a' + 'A');
+  } else {
+    qtl_strlcpy(rec->info.format, "audio", sizeof rec->info.format);
+  }
+  qtl_strlcpy(rec->info.encoding, subtype_name(c->subtype, &is_int),
+              sizeof rec->info.encoding);
+  rec->info.integer_samples = is_int;
+
+  /* Never let libsndfile rescale silently: integer PCM is read normalised
+   * and scaled back to its integer counts; float data are read as stored. */
+  if (is_int) {
+    sf_command(c->sf, SFC_SET_NORM_DOUBLE, NULL, SF_TRUE);
+    c->int_factor = full_scale(c->subtype);
+  } else {
+    sf_command(c->sf, SFC_SET_NORM_DOUBLE, NULL, SF_FALSE);
+    c->int_factor = 1.0;
+  }
+  comment = sf_get_string(c->sf, SF_STR_COMMENT);
+  qtl_metadata_parse(rec, comment);
+  return QUANTAL_OK;
+}
+
+/* ---- writer ------------------------------------------------------------ */
+
+struct quantal_writer {
+  SNDFILE *sf;
+  char path[1024];
+  char tmp[1100];
+  size_t n_channels;
+  int flac;
+  double *inv_scale; /* FLAC: 1 / scale per channel */
+  int *ibuf;
+  size_t ibuf_frames;
+};
+
+void
+quantal_writer_abort(quantal_writer *w)
+{
+  if (w == NULL)
+    return;
+  if (w->sf != NULL)
+    sf_close(w->sf);
+  if (w->tmp[0] != '\0')
+    unlink(w->tmp);
+  free(w->inv_scale);
+  free(w->ibuf);
+  free(w);
+}
+
+quantal_status
+quantal_writer_open(const char *path, const quantal_write_options *opt,
+                    quantal_writer **out, quantal_diag *diag)
+{
+  quantal_writer *w;
+  SF_INFO info;
+  char meta[8192];
+  double *scales = NULL;
+  int fd;
+  size_t i;
+  quantal_container ct;
+
+  quantal_diag_clear(diag);
+  *out = NULL;
+  if (opt == NULL || opt->n_channels == 0 ||
+      opt->n_channels > QUANTAL_MAX_CHANNELS)
+    return qtl_fail(diag, QUANTAL_EINVAL, path, -1, -1,
+                    "a recording needs 1 to %d channels",
+                    QUANTAL_MAX_CHANNELS);
+  if (!(opt->rate_hz >= 1.0 && opt->rate_hz <= 1e9) ||
+      opt->rate_hz != floor(opt->rate_hz))
+    return qtl_fail(diag, QUANTAL_EINVAL, path, -1, -1,
+                    "sample rate must be a whole number of Hz between 1 "
+                    "and 1e9, not %g",
+                    opt->rate_hz);
+  ct = opt->container;
+  if (ct == QUANTAL_CONTAINER_AUTO)
+    ct = qtl_has_suffix(path, ".flac") ? QUANTAL_CONTAINER_FLAC
+                                       : QUANTAL_CONTAINER_WAV;
+  w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, path, -1, -1, "out of memory");
+  qtl_strlcpy(w->path, path, sizeof w->path);
+  w->n_channels = opt->n_channels;
+  w->flac = ct == QUANTAL_CONTAINER_FLAC;
+  if (w->flac) {
+    w->inv_scale = malloc(opt->n_channels * sizeof *w->inv_scale);
+    scales = malloc(opt->n_channels * sizeof *scales);
+    if (w->inv_scale == NULL || scales == NULL) {
+      free(scales);
+      quantal_writer_abort(w);
+      return qtl_fail(diag, QUANTAL_ENOMEM, path, -1, -1, "out of memory");
+    }
+    for (i = 0; i < opt->n_channels; i++) {
+      double s = opt->scales ? opt->scales[i] : 1e-6;
+      if (!(s > 0.0) || !isfinite(s)) {
+        free(scales);
+        quantal_writer_abort(w);
+        return qtl_fail(diag, QUANTAL_EINVAL, path, (long)i, -1,
+                        "FLAC scale for channel %zu must be positive", i + 1);
+      }
+      scales[i] = s;
+      w->inv_scale[i] = 1.0 / s;
+    }
+  }
+  if (qtl_metadata_format(meta, sizeof meta, opt->n_channels, opt->names,
+                          opt->units, scales, opt->comment) != QUANTAL_OK) {
+    free(scales);
+    quantal_writer_abort(w);
+    return qtl_fail(diag, QUANTAL_EINVAL, path, -1, -1,
+                    "channel names and units must be short and free of "
+                    "',', ';' and '='");
+  }
+  free(scales);
+
+  fd = qtl_tmpfile_near(path, w->tmp, sizeof w->tmp);
+  if (fd < 0) {
+    int e = errno;
+    w->tmp[0] = '\0';
+    quantal_writer_abort(w);
+    return qtl_fail(diag, QUANTAL_EIO, path, -1, -1,
+                    "cannot create a file in its folder: %s", strerror(e));
+  }
+  memset(&info, 0, sizeof info);
+  info.samplerate = (int)opt->rate_hz;
+  info.channels = (int)opt->n_channels;
+  if (w->flac) {
+    info.format = SF_FORMAT_FLAC | SF_FORMAT_PCM_24;
+  } else {
+    /* RF64 is written as plain WAV when the data stay under 4 GiB. */
+    info.format = SF_FORMAT_RF64 | SF_FORMAT_FLOAT;
+  }
+  w->sf = sf_open_fd(fd, SFM_WRITE, &info, SF_TRUE);
+  if (w->sf == NULL) {
+    char why[256];
+    qtl_strlcpy(why, sf_strerror(NULL), sizeof why);
+    close(fd);
+    quantal_writer_abort(w);
+    return qtl_fail(diag, QUANTAL_EIO, path, -1, -1, "cannot write: %s",
+                    why);
+  }
+  if (!w->flac)
+    sf_command(w->sf, SFC_RF64_AUTO_DOWNGRADE, NULL, SF_TRUE);
+  sf_command(w->sf, SFC_SET_NORM_DOUBLE, NULL, SF_FALSE);
+  if (sf_set_string(w->sf, SF_STR_COMMENT, meta) != 0) {
+    char why[256];
+    qtl_strlcpy(why, sf_strerror(w->sf), sizeof why);
+    quantal_writer_abort(w);
+    return qtl_fail(diag, QUANTAL_EIO, path, -1, -1,
+                    "cannot store units metadata: %s", why);
+  }
+  *out = w;
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_writer_write(quantal_writer *w, const double *frames, size_t n,
+                     quantal_diag *diag)
+{
+  sf_count_t put;
+  size_t nc = w->n_channels;
+  if (!w->flac) {
+    put = sf_writef_double(w->sf, frames, (sf_count_t)n);
+    if (put < 0 || (size_t)put != n)
+      return qtl_fail(diag, QUANTAL_EIO, w->path, -1, -1, "write failed: %s",
+                      sf_strerror(w->sf));
+    return QUANTAL_OK;
+  }
+  while (n > 0) {
+    size_t m = n > 4096 ? 4096 : n, i, c;
+    if (w->ibuf == NULL) {
+      w->ibuf = malloc(4096 * nc * sizeof *w->ibuf);
+      if (w->ibuf == NULL)
+        return qtl_fail(diag, QUANTAL_ENOMEM, w->path, -1, -1,
+                        "out of memory");
+    }
+    for (i = 0; i < m; i++)
+      for (c = 0; c < nc; c++) {
+        double v = frames[i * nc + c];
+        long iv;
+        if (!isfinite(v))
+          return qtl_fail(diag, QUANTAL_ENUMERIC, w->path, (long)c, -1,
+                          "FLAC cannot store NaN or Inf samples");
+        v = nearbyint(v * w->inv_scale[c]);
+        if (v > 8388607.0)
+          v = 8388607.0;
+        else if (v < -8388608.0)
+          v = -8388608.0;
+        iv = (long)v;
+        /* libsndfile's int interface is left-aligned 32-bit. */
+        w->ibuf[i * nc + c] = (int)(iv * 256L);
+      }
+    put = sf_writef_int(w->sf, w->ibuf, (sf_count_t)m);
+    if (put < 0 || (size_t)put != m)
+      return qtl_fail(diag, QUANTAL_EIO, w->path, -1, -1, "write failed: %s",
+                      sf_strerror(w->sf));
+    frames += m * nc;
+    n -= m;
+  }
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_writer_commit(quantal_writer *w, quantal_diag *diag)
+{
+  int rc;
+  char why[256];
+  sf_write_sync(w->sf);
+  qtl_strlcpy(why, sf_strerror(w->sf), sizeof why);
+  rc = sf_close(w->sf);
+  w->sf = NULL;
+  if (rc != 0) {
+    qtl_fail(diag, QUANTAL_EIO, w->path, -1, -1, "closing failed: %s", why);
+    quantal_writer_abort(w);
+    return QUANTAL_EIO;
+  }
+  if (rename(w->tmp, w->path) != 0) {
+    int e = errno;
+    qtl_fail(diag, QUANTAL_EIO, w->path, -1, -1, "cannot rename into place: %s",
+             strerror(e));
+    quantal_writer_abort(w);
+    return QUANTAL_EIO;
+  }
+  w->tmp[0] = '\0';
+  quantal_writer_abort(w);
+  return QUANTAL_OK;
+}
+
+const char *
+quantal_writer_temp_path(const quantal_writer *w)
+{
+  return w->tmp;
+}

@@ -1,0 +1,86 @@
+/* internal.h - shared, non-exported libquantal internals. SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef QUANTAL_INTERNAL_H
+#define QUANTAL_INTERNAL_H
+
+#include "quantal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+/* Fill diag (may be NULL) and return status: the one way library code
+ * reports a failure. file may be NULL; channel/frame -1 when not known. */
+quantal_status qtl_fail(quantal_diag *diag, quantal_status status,
+                        const char *file, long channel, long long frame,
+                        const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
+
+/* Bounded string copy that always terminates dst. */
+void qtl_strlcpy(char *dst, const char *src, size_t size);
+
+/* Case-insensitive check that path ends with suffix (".wav"). */
+int qtl_has_suffix(const char *path, const char *suffix);
+
+/*
+ * A reading backend. A backend's open function fills the recording's info,
+ * channels and sweeps, and sets ops and ctx. read() returns *stored*
+ * values (before the recording layer applies scale and offset) of all
+ * channels, interleaved, for frames [first, first + n), which the caller
+ * has checked lie inside the recording.
+ */
+typedef struct qtl_backend_ops {
+  quantal_status (*read)(void *ctx, uint64_t first, size_t n, double *out,
+                         quantal_diag *diag);
+  void (*close)(void *ctx);
+} qtl_backend_ops;
+
+struct quantal_recording {
+  char path[1024];
+  quantal_recording_info info;
+  quantal_channel_info *channels; /* info.n_channels entries */
+  uint64_t *sweep_first;          /* info.n_sweeps entries */
+  uint64_t *sweep_frames;         /* info.n_sweeps entries */
+  const qtl_backend_ops *ops;
+  void *ctx;
+  double *scratch;                /* interleaved block for single-channel reads */
+  size_t scratch_frames;
+};
+
+/* Allocate channels (n) and a single sweep covering frames; sets
+ * info.n_channels, info.n_sweeps = 1 and default channel descriptions
+ * ("ch1", "au", scale 1). */
+quantal_status qtl_recording_alloc_layout(quantal_recording *rec, size_t n,
+                                          quantal_diag *diag);
+
+/* Set the sweep table to n sweeps (arrays are copied). */
+quantal_status qtl_recording_set_sweeps(quantal_recording *rec, size_t n,
+                                        const uint64_t *first,
+                                        const uint64_t *frames,
+                                        quantal_diag *diag);
+
+/* Backends. Each returns QUANTAL_EFORMAT with a reason when the file is not
+ * in its format. */
+quantal_status qtl_sndfile_open(quantal_recording *rec, quantal_diag *diag);
+quantal_status qtl_text_open(quantal_recording *rec, double rate_hz,
+                             quantal_diag *diag);
+
+/* Parse quantal's own metadata string ("quantal-units=mV,V;
+ * quantal-scales=1,1; quantal-names=Vm,TTL") into the channel table. Returns
+ * 1 when the string was quantal metadata, 0 otherwise. */
+int qtl_metadata_parse(quantal_recording *rec, const char *text);
+/* Format metadata for n channels into buf. */
+quantal_status qtl_metadata_format(char *buf, size_t size, size_t n,
+                                   const char *const *names,
+                                   const char *const *units,
+                                   const double *scales, const char *comment);
+
+/* 1.4826 * median absolute deviation of v (n > 0); v is reordered. */
+double qtl_mad_sd(double *v, size_t n);
+
+/* Atomic output: open a temporary file next to path (mkstemp), returning
+ * its name in tmp (size bytes) and its descriptor. */
+int qtl_tmpfile_near(const char *path, char *tmp, size_t size);
+
+#endif /* QUANTAL_INTERNAL_H */

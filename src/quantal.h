@@ -1,0 +1,229 @@
+/* quantal.h - libquantal public interface. SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef QUANTAL_H
+#define QUANTAL_H
+
+/*
+ * The one installed header of libquantal. It includes nothing beyond the C
+ * standard library and exposes no GSL or libsndfile types. Physical
+ * quantities are SI or the recording's own unit; every function that can
+ * fail returns a quantal_status and fills an optional quantal_diag.
+ * The library never prints, exits or aborts.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status ------------------------------------------------------------ */
+
+/* Append-only: never renumber a value. */
+typedef enum quantal_status {
+  QUANTAL_OK = 0,        /* 0: success */
+  QUANTAL_EINVAL = 1,    /* 1: invalid argument or option value */
+  QUANTAL_ENOMEM = 2,    /* 2: out of memory */
+  QUANTAL_EIO = 3,       /* 3: the operating system failed to read/write */
+  QUANTAL_EFORMAT = 4,   /* 4: not a recording/table, or malformed */
+  QUANTAL_ERANGE = 5,    /* 5: channel, frame or sweep out of range */
+  QUANTAL_ENODATA = 6,   /* 6: nothing to analyse (zero frames, no rows) */
+  QUANTAL_ENUMERIC = 7,  /* 7: non-finite data or a numerical failure */
+  QUANTAL_EFAILED = 8,   /* 8: the analysis could not reach a result */
+  QUANTAL_EUNSUPPORTED = 9 /* 9: valid input that this build cannot handle */
+} quantal_status;
+
+/* Caller-owned details of the last failure. Fields that do not apply are
+ * empty strings or -1. */
+typedef struct quantal_diag {
+  char file[1024];   /* the file involved, if any */
+  long channel;      /* 0-based channel, or -1 */
+  long long frame;   /* 0-based frame (sample index), or -1 */
+  char reason[512];  /* human-readable reason, no trailing newline */
+} quantal_diag;
+
+/* A short English description of a status code ("invalid argument"). */
+const char *quantal_status_str(quantal_status status);
+
+/* Empty all fields of diag (no-op for NULL). */
+void quantal_diag_clear(quantal_diag *diag);
+
+/* The library version string, e.g. "0.1.0". */
+const char *quantal_version(void);
+
+/* ---- recordings -------------------------------------------------------- */
+
+#define QUANTAL_NAME_MAX 64
+#define QUANTAL_UNIT_MAX 16
+#define QUANTAL_MAX_CHANNELS 256
+
+typedef struct quantal_recording quantal_recording;
+
+/* Where a channel's unit and scale came from. */
+typedef enum quantal_unit_source {
+  QUANTAL_UNIT_DEFAULT = 0, /* nothing known: "au", scale 1 */
+  QUANTAL_UNIT_FILE = 1,    /* metadata in the file (quantal's or format's) */
+  QUANTAL_UNIT_OPTION = 2   /* given by the caller in quantal_open_options */
+} quantal_unit_source;
+
+/* Options for quantal_recording_open. Start from
+ * quantal_open_options_default(): all fields unset. */
+typedef struct quantal_open_options {
+  double rate_hz;              /* sample rate for plain-text input; 0 = none */
+  size_t n_units;              /* units[i] applies to channel i */
+  const char *const *units;    /* e.g. {"mV", "V"}; NULL entries = keep */
+  size_t n_scales;             /* scales[i]: physical = stored * scale */
+  const double *scales;        /* NULL or values; 0 or NaN entries = keep */
+} quantal_open_options;
+
+quantal_open_options quantal_open_options_default(void);
+
+/* Description of one channel. physical value = stored * scale + offset;
+ * quantal_recording_read returns physical values. */
+typedef struct quantal_channel_info {
+  char name[QUANTAL_NAME_MAX];
+  char unit[QUANTAL_UNIT_MAX];
+  double scale;
+  double offset;
+  quantal_unit_source unit_source;
+} quantal_channel_info;
+
+/* Description of a whole recording. */
+typedef struct quantal_recording_info {
+  char format[32];       /* "WAV", "FLAC", "text", "ABF2", ... */
+  char encoding[32];     /* "float32", "pcm16", "int16", "text", ... */
+  uint64_t frames;       /* samples per channel (all sweeps together) */
+  double rate_hz;        /* samples per second */
+  size_t n_channels;
+  size_t n_sweeps;       /* 1 for a continuous (gap-free) recording */
+  int integer_samples;   /* 1 when stored samples are integers */
+  char protocol[128];    /* acquisition protocol name, or "" */
+} quantal_recording_info;
+
+/* Open a recording for reading. Formats: everything libsndfile reads (WAV,
+ * RF64, W64, FLAC, AIFF, CAF, ...) and plain-text columns (needs
+ * opt->rate_hz). opt may be NULL. On success *out is a new handle to be
+ * closed with quantal_recording_close. */
+quantal_status quantal_recording_open(const char *path,
+                                      const quantal_open_options *opt,
+                                      quantal_recording **out,
+                                      quantal_diag *diag);
+
+/* Close and free; NULL is a no-op. */
+void quantal_recording_close(quantal_recording *rec);
+
+/* Copy the recording's description into *info. */
+void quantal_recording_get_info(const quantal_recording *rec,
+                                quantal_recording_info *info);
+
+/* Copy channel ch's description (0-based) into *info. */
+quantal_status quantal_recording_get_channel(const quantal_recording *rec,
+                                             size_t ch,
+                                             quantal_channel_info *info);
+
+/* Sweep i (0-based): first frame and length in frames. A continuous
+ * recording has one sweep covering all frames. */
+quantal_status quantal_recording_get_sweep(const quantal_recording *rec,
+                                           size_t i, uint64_t *first_frame,
+                                           uint64_t *n_frames);
+
+/* Read n frames of channel ch starting at first_frame into buf (n doubles,
+ * physical units). Reading past the end is QUANTAL_ERANGE. Streaming: call
+ * repeatedly with successive blocks; memory use does not grow with the
+ * file. */
+quantal_status quantal_recording_read(quantal_recording *rec, size_t ch,
+                                      uint64_t first_frame, size_t n,
+                                      double *buf, quantal_diag *diag);
+
+/* Read n frames of all channels, interleaved (n * n_channels doubles,
+ * physical units). */
+quantal_status quantal_recording_read_frames(quantal_recording *rec,
+                                             uint64_t first_frame, size_t n,
+                                             double *buf, quantal_diag *diag);
+
+/* Load a whole channel: *out is malloc'ed (caller frees with free()),
+ * *n its length. For files that fit in memory. */
+quantal_status quantal_recording_load(quantal_recording *rec, size_t ch,
+                                      double **out, size_t *n,
+                                      quantal_diag *diag);
+
+/* ---- writing recordings ------------------------------------------------ */
+
+typedef struct quantal_writer quantal_writer;
+
+typedef enum quantal_container {
+  QUANTAL_CONTAINER_AUTO = 0, /* from the file name: .flac -> FLAC, else WAV */
+  QUANTAL_CONTAINER_WAV = 1,  /* float32 WAV (RF64 when it would pass 4 GiB) */
+  QUANTAL_CONTAINER_FLAC = 2  /* 24-bit FLAC with a per-channel stored scale */
+} quantal_container;
+
+/* What to write. names/units have n_channels entries. For FLAC, scales[i]
+ * is the physical value of one 24-bit step (NULL: 1e-6 of the unit). */
+typedef struct quantal_write_options {
+  quantal_container container;
+  double rate_hz;
+  size_t n_channels;
+  const char *const *names;
+  const char *const *units;
+  const double *scales;
+  uint64_t expected_frames; /* hint for choosing RF64; 0 = unknown */
+  const char *comment;      /* free text stored with the metadata, or NULL */
+} quantal_write_options;
+
+/* Create path for writing. Data go to a temporary file in the same folder
+ * and appear under path only after quantal_writer_commit succeeds. */
+quantal_status quantal_writer_open(const char *path,
+                                   const quantal_write_options *opt,
+                                   quantal_writer **out, quantal_diag *diag);
+
+/* Append n interleaved frames (n * n_channels doubles, physical units). */
+quantal_status quantal_writer_write(quantal_writer *w, const double *frames,
+                                    size_t n, quantal_diag *diag);
+
+/* Flush, close, rename into place, free. w is freed even on failure (and
+ * the temporary file removed). */
+quantal_status quantal_writer_commit(quantal_writer *w, quantal_diag *diag);
+
+/* Close and remove the temporary file, free; NULL is a no-op. */
+void quantal_writer_abort(quantal_writer *w);
+
+/* Name of the temporary file being written (so a program can remove it
+ * from a signal handler). */
+const char *quantal_writer_temp_path(const quantal_writer *w);
+
+/* ---- tables (TSV) ------------------------------------------------------ */
+
+typedef struct quantal_table quantal_table;
+
+/* Read a tab-separated table with one header row; lines starting '#' are
+ * comments (kept), empty lines skipped. Cells that are not numbers read as
+ * NaN in the numeric view; the text is kept. path "-" reads stdin. */
+quantal_status quantal_table_read(const char *path, quantal_table **out,
+                                  quantal_diag *diag);
+void quantal_table_free(quantal_table *t);
+size_t quantal_table_rows(const quantal_table *t);
+size_t quantal_table_cols(const quantal_table *t);
+const char *quantal_table_colname(const quantal_table *t, size_t j);
+/* Column index of name, or -1. */
+long quantal_table_find(const quantal_table *t, const char *name);
+/* Column index of the first column whose name starts with prefix, or -1
+ * (e.g. "amplitude_" matches "amplitude_mV"). */
+long quantal_table_find_prefix(const quantal_table *t, const char *prefix);
+/* Numeric values of column j (rows entries; NaN where not a number). */
+const double *quantal_table_column(const quantal_table *t, size_t j);
+/* Text of cell (i, j). */
+const char *quantal_table_cell(const quantal_table *t, size_t i, size_t j);
+/* Comment lines (without the leading '#'). */
+size_t quantal_table_n_comments(const quantal_table *t);
+const char *quantal_table_comment(const quantal_table *t, size_t i);
+
+/* ---- statistics helpers ------------------------------------------------ */
+
+/* Robust noise SD of a trace: 1.4826 * MAD(first differences) / sqrt(2).
+ * Non-finite samples are skipped. Returns QUANTAL_ENODATA for n < 3. */
+quantal_status quantal_noise_sd(const double *x, size_t n, double *sd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* QUANTAL_H */

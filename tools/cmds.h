@@ -1,0 +1,9 @@
+/* cmds.h - the subcommands of the quantal program. SPDX-License-Identifier: GPL-3.0-or-later */
+#ifndef QUANTAL_TOOLS_CMDS_H
+#define QUANTAL_TOOLS_CMDS_H
+
+/* Each takes argv with argv[0] = the subcommand name and returns the exit
+ * code. */
+int cmd_info(int argc, char **argv);
+
+#endif
