@@ -223,6 +223,62 @@ const char *quantal_table_comment(const quantal_table *t, size_t i);
  * Non-finite samples are skipped. Returns QUANTAL_ENODATA for n < 3. */
 quantal_status quantal_noise_sd(const double *x, size_t n, double *sd);
 
+/* ---- randomness ---------------------------------------------------- */
+
+/* Derive an independent 64-bit seed for stream `stream` of a run seeded
+ * with `seed` (SplitMix64 finaliser). Replicate i of a parallel job uses
+ * quantal_seed_mix(seed, i), so results do not depend on thread count. */
+uint64_t quantal_seed_mix(uint64_t seed, uint64_t stream);
+
+/* ---- release models (shared by sim, fit, compare) ---------------------- */
+
+/* How many quanta a stimulus releases. */
+typedef enum quantal_release_model {
+  QUANTAL_RELEASE_POISSON = 0,     /* k ~ Poisson(m) */
+  QUANTAL_RELEASE_BINOMIAL = 1,    /* k ~ Binomial(n, p) */
+  QUANTAL_RELEASE_BETABINOMIAL = 2 /* p_i ~ Beta(mean p, CV cv_p) per site */
+} quantal_release_model;
+
+/* Distribution of one quantum's size. */
+typedef enum quantal_qshape {
+  QUANTAL_QSHAPE_GAUSSIAN = 0,  /* Gaussian truncated at 0 */
+  QUANTAL_QSHAPE_GAMMA = 1,     /* gamma with mean q, CV cv_q */
+  QUANTAL_QSHAPE_LOGNORMAL = 2  /* log-normal with mean q, CV cv_q */
+} quantal_qshape;
+
+/* Amplitude-level release parameters. Amplitudes are in the recording's
+ * unit (mV, pA, ...), signed by q (negative q: inward currents). */
+typedef struct quantal_release_params {
+  quantal_release_model model;
+  double m;            /* Poisson: mean quanta per stimulus */
+  unsigned n;          /* binomial/beta-binomial: release sites */
+  double p;            /* binomial: release probability; beta-binomial: mean */
+  double cv_p;         /* beta-binomial: CV of p across sites (0 = binomial) */
+  double q;            /* mean quantal amplitude */
+  double cv_q;         /* coefficient of variation of quantal size */
+  quantal_qshape shape;
+  double noise_sd;     /* additive Gaussian recording noise (sigma_0) */
+} quantal_release_params;
+
+/* sim module: declarations below this line are owned by src/sim.c */
+/* ---- end sim ---- */
+
+/* detect module: declarations owned by src/detect.c, filter.c, template.c,
+ * measure.c */
+/* ---- end detect ---- */
+
+/* evoked module */
+/* ---- end evoked ---- */
+
+/* fit module: model.c, fit.c, classic.c, mpfa.c, gof.c */
+/* ---- end fit ---- */
+
+/* formats module: abf.c, atf.c, biosig.c, nwb.c */
+/* ---- end formats ---- */
+
+/* compare module */
+/* ---- end compare ---- */
+
 #ifdef __cplusplus
 }
 #endif

@@ -114,3 +114,14 @@ qtl_tmpfile_near(const char *path, char *tmp, size_t size)
     return fd;
   }
 }
+
+uint64_t
+quantal_seed_mix(uint64_t seed, uint64_t stream)
+{
+  /* SplitMix64 (Steele, Lea & Flood 2014): a bijective finaliser, so
+   * distinct streams of one seed never collide. */
+  uint64_t z = seed + (stream + 1) * UINT64_C(0x9E3779B97F4A7C15);
+  z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+  return z ^ (z >> 31);
+}

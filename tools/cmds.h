@@ -5,5 +5,11 @@
 /* Each takes argv with argv[0] = the subcommand name and returns the exit
  * code. */
 int cmd_info(int argc, char **argv);
+/* cmd: simulate */
+/* cmd: detect */
+/* cmd: evoked */
+/* cmd: fit */
+/* cmd: compare */
+/* cmd: formats */
 
 #endif

@@ -16,7 +16,12 @@ struct command {
 
 static const struct command commands[] = {
     {"info", cmd_info, "describe recordings: format, channels, units, noise"},
-    /* subcommands: keep in the order of the data flow */
+    /* command: simulate */
+    /* command: detect */
+    /* command: evoked */
+    /* command: fit */
+    /* command: compare */
+    /* command: formats */
 };
 
 static void
