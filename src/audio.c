@@ -103,6 +103,35 @@ full_scale(int subtype)
   }
 }
 
+/* libsndfile quietly shortens a recording whose data chunk is cut off (a
+ * copy interrupted, a disk that filled up during acquisition) and only says
+ * so in its log ("data : 8000 (should be 4828)"). A shortened recording
+ * read as if complete would bias every rate and count, so refuse it. */
+static quantal_status
+check_truncation(SNDFILE *sf, const char *path, quantal_diag *diag)
+{
+  char log[8192];
+  const char *p = log;
+  if (sf_command(sf, SFC_GET_LOG_INFO, log, sizeof log) <= 0)
+    return QUANTAL_OK;
+  while ((p = strstr(p, "(should be ")) != NULL) {
+    const char *bol = p;
+    while (bol > log && bol[-1] != '\n')
+      bol--;
+    if (strncmp(bol, "data", 4) == 0 || strncmp(bol, "SSND", 4) == 0) {
+      long long declared = 0, present = 0;
+      if (sscanf(bol + 4, " : %lld (should be %lld)", &declared,
+                 &present) == 2 && present < declared)
+        return qtl_fail(diag, QUANTAL_EFORMAT, path, -1, -1,
+                        "truncated data: the header declares %lld bytes of "
+                        "samples but only %lld are present",
+                        declared, present);
+    }
+    p++;
+  }
+  return QUANTAL_OK;
+}
+
 quantal_status
 qtl_sndfile_open(quantal_recording *rec, quantal_diag *diag)
 {
@@ -164,6 +193,9 @@ qtl_sndfile_open(quantal_recording *rec, quantal_diag *diag)
     sf_command(c->sf, SFC_SET_NORM_DOUBLE, NULL, SF_FALSE);
     c->int_factor = 1.0;
   }
+  st = check_truncation(c->sf, rec->path, diag);
+  if (st != QUANTAL_OK)
+    return st;
   comment = sf_get_string(c->sf, SF_STR_COMMENT);
   qtl_metadata_parse(rec, comment);
   return QUANTAL_OK;

@@ -180,9 +180,19 @@ quantal_recording_open(const char *path, const quantal_open_options *opt,
 
   if (qtl_has_suffix(path, ".txt") || qtl_has_suffix(path, ".csv") ||
       qtl_has_suffix(path, ".tsv") || qtl_has_suffix(path, ".dat") ||
-      qtl_has_suffix(path, ".asc") || looks_like_text(head, nhead))
+      qtl_has_suffix(path, ".asc"))
     st = qtl_text_open(rec, opt ? opt->rate_hz : 0.0, diag);
-  else
+  else if (looks_like_text(head, nhead)) {
+    /* Plain text under another name (a .wav that is really a table, or an
+     * export without a known extension): read it as text only when the
+     * caller gave a rate, which shows they meant it. */
+    if (opt != NULL && opt->rate_hz > 0.0)
+      st = qtl_text_open(rec, opt->rate_hz, diag);
+    else
+      st = qtl_fail(diag, QUANTAL_EFORMAT, path, -1, -1,
+                    "not a recording: the file is plain text (give --rate "
+                    "to read it as a text export)");
+  } else
     st = qtl_sndfile_open(rec, diag);
   if (st == QUANTAL_OK && rec->info.frames == 0)
     st = qtl_fail(diag, QUANTAL_ENODATA, path, -1, -1,

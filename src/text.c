@@ -73,6 +73,47 @@ split_fields(char *line, char **fields, size_t max)
   return k;
 }
 
+/* A header row may hold names with blanks ("Vm (mV)"): when it has tabs,
+ * commas or semicolons, only those separate fields, and blanks around a
+ * field are trimmed. */
+static size_t
+split_header(char *line, char **fields, size_t max)
+{
+  size_t k = 0;
+  char *p = line;
+  if (strpbrk(line, "\t,;") == NULL) {
+    /* Blank-separated: "(unit)" joins the name before it. */
+    size_t n = split_fields(line, fields, max), i;
+    for (i = 0; i < n && i < max; i++) {
+      if (k > 0 && (fields[i][0] == '(' || fields[i][0] == '[')) {
+        char *prev = fields[k - 1];
+        size_t l = strlen(prev);
+        while (prev + l < fields[i])
+          prev[l++] = ' ';
+        continue;
+      }
+      fields[k++] = fields[i];
+    }
+    return n > max ? n : k;
+  }
+  for (;;) {
+    char *end = p + strcspn(p, "\t,;"), *last = end;
+    int more = *end != '\0';
+    while (*p == ' ')
+      p++;
+    while (last > p && (last[-1] == ' ' || last[-1] == '\r'))
+      last--;
+    *last = '\0';
+    if (k < max)
+      fields[k] = p;
+    k++;
+    if (!more)
+      break;
+    p = end + 1;
+  }
+  return k;
+}
+
 static int
 parse_number(const char *s, double *v)
 {
@@ -80,6 +121,17 @@ parse_number(const char *s, double *v)
   errno = 0;
   *v = strtod(s, &end);
   return end != s && *end == '\0';
+}
+
+/* Does the line start with a number (a data row rather than a header)? */
+static int
+looks_numeric(const char *line)
+{
+  char *end;
+  while (*line && is_sep((unsigned char)*line))
+    line++;
+  (void)strtod(line, &end);
+  return end != line;
 }
 
 /* "Vm (mV)" or "Vm[mV]" -> name "Vm", unit "mV". */
@@ -97,6 +149,8 @@ set_header(quantal_channel_info *ch, const char *field)
         ch->unit[ul] = '\0';
         ch->unit_source = QUANTAL_UNIT_FILE;
       }
+      while (nl > 0 && field[nl - 1] == ' ')
+        nl--;
       if (nl >= QUANTAL_NAME_MAX)
         nl = QUANTAL_NAME_MAX - 1;
       if (nl > 0) {
@@ -147,7 +201,10 @@ qtl_text_open(quantal_recording *rec, double rate_hz, quantal_diag *diag)
       if (*p == '\0' || *p == '#' || *p == '%')
         continue;
     }
-    k = split_fields(line, fields, QUANTAL_MAX_CHANNELS);
+    if (nc == 0 && !looks_numeric(line))
+      k = split_header(line, fields, QUANTAL_MAX_CHANNELS);
+    else
+      k = split_fields(line, fields, QUANTAL_MAX_CHANNELS);
     if (k > QUANTAL_MAX_CHANNELS) {
       st = qtl_fail(diag, QUANTAL_EFORMAT, rec->path, -1, -1,
                     "line %zu has %zu columns (at most %d supported)", lineno,

@@ -16,7 +16,7 @@ for page in "$top_srcdir"/man/*.1 "$top_srcdir"/man/*.7; do
   lint=$(groff -man -ww -z "$page" 2>&1)
   [ -z "$lint" ] || fail "$(basename "$page"): $lint"
   awk '/^\.SH/ { ex = ($2 == "EXAMPLES") } ex && /^\$ / { sub(/^\$ /, ""); print }' \
-    "$page" | sed 's/\\-/-/g; s/\\\\/\\/g' > examples.txt
+    "$page" | sed 's/\\-/-/g; s/\\e/\\/g' > examples.txt
   while IFS= read -r cmd; do
     checks=$((checks + 1))
     if ! PATH="$T/bin:$PATH" sh -c "$cmd" >ex.out 2>ex.err; then
