@@ -268,6 +268,91 @@ typedef struct quantal_release_params {
 /* ---- end detect ---- */
 
 /* evoked module */
+
+/* Rising edges of a trigger channel ch: threshold NAN = half-way between
+ * the channel's minimum and maximum (returned in *lo, *hi, may be NULL);
+ * edges closer than min_interval_s to the previous one are ignored.
+ * *times_s (seconds, malloc'ed, caller frees) may be empty (n = 0). */
+quantal_status quantal_stimuli_from_ttl(quantal_recording *rec, size_t ch,
+                                        double threshold,
+                                        double min_interval_s,
+                                        double **times_s, size_t *n,
+                                        double *lo, double *hi,
+                                        quantal_diag *diag);
+/* Stimulus artefacts on channel ch: a sample-to-sample step larger than
+ * k_sd robust SDs of ordinary steps marks a stimulus. */
+quantal_status quantal_stimuli_from_artefact(quantal_recording *rec,
+                                             size_t ch, double k_sd,
+                                             double min_interval_s,
+                                             double **times_s, size_t *n,
+                                             quantal_diag *diag);
+/* A regular protocol: count stimuli (0 = as many as fit in duration_s)
+ * every period_s from first_s, each a train of train_n pulses at
+ * train_hz (train_n 0 or 1: single pulses). *pulse gets the 1-based
+ * index within the train. Both arrays malloc'ed; caller frees. */
+quantal_status quantal_stimuli_protocol(double first_s, double period_s,
+                                        size_t count, unsigned train_n,
+                                        double train_hz, double duration_s,
+                                        double **times_s, unsigned **pulse,
+                                        size_t *n, quantal_diag *diag);
+/* Pulse index within trains for sorted stimulus times: a stimulus less
+ * than gap_s after the previous one continues its train. */
+quantal_status quantal_stimuli_pulse_index(const double *times_s, size_t n,
+                                           double gap_s, unsigned *pulse);
+
+/* How stimulus-locked responses are measured (all times in seconds). */
+typedef struct quantal_evoked_options {
+  double baseline_s; /* baseline window before each stimulus (5 ms) */
+  double blank_s;    /* artefact blanking after the stimulus (1 ms) */
+  double window_s;   /* response window, from the stimulus (30 ms) */
+  double jitter_s;   /* latency search around the template's (1 ms) */
+  int polarity;      /* +1, -1, or 0 = from the average response (0) */
+  double alpha;      /* false-response rate of the failure test (0.001) */
+} quantal_evoked_options;
+
+quantal_evoked_options quantal_evoked_options_default(void);
+
+/* One stimulus's response. amplitude and baseline in the recording's
+ * unit, signed; area in unit x seconds; latencies from the stimulus. */
+typedef struct quantal_evoked_response {
+  double stim_s;
+  double amplitude;       /* template-equivalent peak above baseline */
+  double baseline;        /* median of the baseline window */
+  double noise_sd;        /* robust SD of the baseline window */
+  double latency_s;       /* to the 10 % point of the rise; NAN if failure */
+  double peak_latency_s;  /* to the peak; NAN for a failure */
+  double area;            /* integral over the response window */
+  double z;               /* (scale - null mean) / null SD */
+  int failure;            /* 1 when z < z_crit */
+} quantal_evoked_response;
+
+/* What the measurement learned about the whole recording. */
+typedef struct quantal_evoked_summary {
+  int polarity;             /* +1 or -1 */
+  size_t n_failures;
+  double template_peak;     /* peak of the average response (unit) */
+  double template_onset_s;  /* its 10 % rise point after the stimulus */
+  double template_peak_s;   /* its peak after the stimulus */
+  double null_mean, null_sd; /* of the amplitude under no response */
+  size_t n_shams;           /* sham windows behind the null */
+  int null_from_shams;      /* 0: white-noise formula used instead */
+  double white_noise_sd;    /* the same under white noise, for comparison */
+  double tail_tau_s;        /* decay used to extrapolate tails (NAN) */
+  double z_crit;            /* one-sided threshold for alpha */
+} quantal_evoked_summary;
+
+/* Measure the response to each of n_stim stimuli (sorted, seconds) on
+ * channel ch, filling out[n_stim] and *sum. pulse (NULL: all single) is
+ * the 1-based index within a train: later pulses have the tails of the
+ * earlier ones of their train removed. Streams: memory does not grow with
+ * the recording's length. */
+quantal_status quantal_evoked_measure(quantal_recording *rec, size_t ch,
+                                      const double *stim_s,
+                                      const unsigned *pulse, size_t n_stim,
+                                      const quantal_evoked_options *opt,
+                                      quantal_evoked_response *out,
+                                      quantal_evoked_summary *sum,
+                                      quantal_diag *diag);
 /* ---- end evoked ---- */
 
 /* fit module: model.c, fit.c, classic.c, mpfa.c, gof.c */

@@ -265,7 +265,7 @@ cmd_info(int argc, char **argv)
   memset(&ro, 0, sizeof ro);
   optind = 1;
   opterr = 0;
-  while ((opt = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
     switch (opt) {
     case 'j': json = 1; break;
     case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);

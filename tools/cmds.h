@@ -8,6 +8,7 @@ int cmd_info(int argc, char **argv);
 /* cmd: simulate */
 /* cmd: detect */
 /* cmd: evoked */
+int cmd_evoked(int argc, char **argv);
 /* cmd: fit */
 /* cmd: compare */
 /* cmd: formats */

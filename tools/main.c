@@ -19,6 +19,7 @@ static const struct command commands[] = {
     /* command: simulate */
     /* command: detect */
     /* command: evoked */
+    {"evoked", cmd_evoked, "per-stimulus response amplitudes, failures"},
     /* command: fit */
     /* command: compare */
     /* command: formats */

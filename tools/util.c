@@ -314,8 +314,13 @@ int
 qt_out_commit(qt_out *o)
 {
   int failed;
-  if (o->is_stdout)
-    return fflush(stdout) != 0 || ferror(stdout) ? QT_EXIT_IO : 0;
+  if (o->is_stdout) {
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+      qt_error("write error: %s", strerror(errno ? errno : EIO));
+      return QT_EXIT_IO;
+    }
+    return 0;
+  }
   failed = fflush(o->fp) != 0 || ferror(o->fp);
   if (!failed && fsync(fileno(o->fp)) != 0 && errno != EINVAL)
     failed = 1;

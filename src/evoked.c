@@ -1,0 +1,748 @@
+/* evoked.c - stimulus times and stimulus-locked response amplitudes. SPDX-License-Identifier: GPL-3.0-or-later */
+#include <config.h>
+
+#include "internal.h"
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_statistics_double.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOCK_FRAMES 65536
+
+/* ---- stimulus times --------------------------------------------------- */
+
+static quantal_status
+push_time(double **t, size_t *n, size_t *cap, double v)
+{
+  if (*n == *cap) {
+    size_t nc = *cap ? 2 * *cap : 256;
+    double *nt = realloc(*t, nc * sizeof *nt);
+    if (nt == NULL)
+      return QUANTAL_ENOMEM;
+    *t = nt;
+    *cap = nc;
+  }
+  (*t)[(*n)++] = v;
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_stimuli_from_ttl(quantal_recording *rec, size_t ch, double threshold,
+                         double min_interval_s, double **times_s, size_t *n,
+                         double *lo, double *hi, quantal_diag *diag)
+{
+  quantal_recording_info info;
+  double *buf, mn = INFINITY, mx = -INFINITY, last = -INFINITY;
+  double *t = NULL;
+  size_t cap = 0, count = 0;
+  uint64_t pos;
+  int high = 0;
+  quantal_status st = QUANTAL_OK;
+
+  quantal_recording_get_info(rec, &info);
+  *times_s = NULL;
+  *n = 0;
+  if (ch >= info.n_channels)
+    return qtl_fail(diag, QUANTAL_ERANGE, rec->path, (long)ch, -1,
+                    "stimulus channel %zu does not exist (the file has %zu)",
+                    ch + 1, info.n_channels);
+  buf = malloc(BLOCK_FRAMES * sizeof *buf);
+  if (buf == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1, "out of memory");
+  /* Pass 1: the range, for the default threshold half-way up it and for
+   * the caller's message when no edge crosses a given one. */
+  for (pos = 0; pos < info.frames;) {
+    size_t m = info.frames - pos > BLOCK_FRAMES ? BLOCK_FRAMES
+                                                : (size_t)(info.frames - pos);
+    size_t i;
+    st = quantal_recording_read(rec, ch, pos, m, buf, diag);
+    if (st != QUANTAL_OK)
+      goto done;
+    for (i = 0; i < m; i++)
+      if (isfinite(buf[i])) {
+        if (buf[i] < mn)
+          mn = buf[i];
+        if (buf[i] > mx)
+          mx = buf[i];
+      }
+    pos += m;
+  }
+  if (isnan(threshold)) {
+    if (!(mx > mn)) {
+      st = qtl_fail(diag, QUANTAL_EFAILED, rec->path, (long)ch, -1,
+                    "no stimuli found: trigger channel %zu is flat (%g)",
+                    ch + 1, isfinite(mn) ? mn : NAN);
+      goto done;
+    }
+    threshold = 0.5 * (mn + mx);
+  }
+  if (lo)
+    *lo = mn;
+  if (hi)
+    *hi = mx;
+  /* Pass 2: rising edges. */
+  for (pos = 0; pos < info.frames;) {
+    size_t m = info.frames - pos > BLOCK_FRAMES ? BLOCK_FRAMES
+                                                : (size_t)(info.frames - pos);
+    size_t i;
+    st = quantal_recording_read(rec, ch, pos, m, buf, diag);
+    if (st != QUANTAL_OK)
+      goto done;
+    for (i = 0; i < m; i++) {
+      double v = buf[i];
+      if (!isfinite(v))
+        continue;
+      if (!high && v >= threshold) {
+        /* A digital trigger steps within one sample: its time is that of
+         * the first sample at or above the threshold. */
+        double ts = (double)(pos + i) / info.rate_hz;
+        if (ts - last >= min_interval_s) {
+          if (push_time(&t, &count, &cap, ts) != QUANTAL_OK) {
+            st = qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1,
+                          "out of memory");
+            goto done;
+          }
+          last = ts;
+        }
+        high = 1;
+      } else if (high && v < threshold) {
+        high = 0;
+      }
+    }
+    pos += m;
+  }
+done:
+  free(buf);
+  if (st != QUANTAL_OK) {
+    free(t);
+    return st;
+  }
+  *times_s = t;
+  *n = count;
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_stimuli_from_artefact(quantal_recording *rec, size_t ch, double k_sd,
+                              double min_interval_s, double **times_s,
+                              size_t *n, quantal_diag *diag)
+{
+  quantal_recording_info info;
+  double *buf, *d = NULL, sd, prev = NAN, last = -INFINITY, *t = NULL;
+  size_t cap = 0, count = 0, nd = 0, dcap;
+  uint64_t pos;
+  quantal_status st = QUANTAL_OK;
+
+  quantal_recording_get_info(rec, &info);
+  *times_s = NULL;
+  *n = 0;
+  if (ch >= info.n_channels)
+    return qtl_fail(diag, QUANTAL_ERANGE, rec->path, (long)ch, -1,
+                    "channel %zu does not exist (the file has %zu)", ch + 1,
+                    info.n_channels);
+  buf = malloc(BLOCK_FRAMES * sizeof *buf);
+  dcap = info.frames < (1u << 20) ? (size_t)info.frames : (1u << 20);
+  d = malloc(dcap * sizeof *d);
+  if (buf == NULL || d == NULL) {
+    st = qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1, "out of memory");
+    goto done;
+  }
+  /* The scale of ordinary sample-to-sample steps, from the start of the
+   * recording (robust: artefacts are a handful of samples). */
+  st = quantal_recording_read(rec, ch, 0, dcap, d, diag);
+  if (st != QUANTAL_OK)
+    goto done;
+  for (size_t i = 1; i < dcap; i++)
+    if (isfinite(d[i]) && isfinite(d[i - 1]))
+      d[nd++] = d[i] - d[i - 1];
+  if (nd < 16) {
+    st = qtl_fail(diag, QUANTAL_ENODATA, rec->path, (long)ch, -1,
+                  "too few samples to find stimulus artefacts");
+    goto done;
+  }
+  sd = qtl_mad_sd(d, nd);
+  if (!(sd > 0.0)) {
+    st = qtl_fail(diag, QUANTAL_EFAILED, rec->path, (long)ch, -1,
+                  "no stimuli found: the trace has no sample-to-sample noise "
+                  "to compare artefacts with");
+    goto done;
+  }
+  for (pos = 0; pos < info.frames;) {
+    size_t m = info.frames - pos > BLOCK_FRAMES ? BLOCK_FRAMES
+                                                : (size_t)(info.frames - pos);
+    size_t i;
+    st = quantal_recording_read(rec, ch, pos, m, buf, diag);
+    if (st != QUANTAL_OK)
+      goto done;
+    for (i = 0; i < m; i++) {
+      double v = buf[i];
+      if (isfinite(v) && isfinite(prev) && fabs(v - prev) > k_sd * sd) {
+        /* The artefact starts at the sample before the jump. */
+        double ts = ((double)(pos + i) - 1.0) / info.rate_hz;
+        if (ts - last >= min_interval_s) {
+          if (push_time(&t, &count, &cap, ts) != QUANTAL_OK) {
+            st = qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1,
+                          "out of memory");
+            goto done;
+          }
+          last = ts;
+        }
+      }
+      prev = v;
+    }
+    pos += m;
+  }
+done:
+  free(buf);
+  free(d);
+  if (st != QUANTAL_OK) {
+    free(t);
+    return st;
+  }
+  *times_s = t;
+  *n = count;
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_stimuli_protocol(double first_s, double period_s, size_t count,
+                         unsigned train_n, double train_hz, double duration_s,
+                         double **times_s, unsigned **pulse, size_t *n,
+                         quantal_diag *diag)
+{
+  size_t cap, k = 0, i;
+  unsigned j;
+  double *t;
+  unsigned *p;
+  *times_s = NULL;
+  *pulse = NULL;
+  *n = 0;
+  if (train_n == 0)
+    train_n = 1;
+  if (!(first_s >= 0.0) || !(duration_s > 0.0) ||
+      (count != 1 && !(period_s > 0.0)))
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "the protocol needs --first >= 0 and --period > 0");
+  if (train_n > 1 && !(train_hz > 0.0))
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "a train needs --train-hz > 0");
+  if (train_n > 1 && (double)(train_n - 1) / train_hz >= period_s &&
+      count != 1)
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "a train of %u pulses at %g Hz lasts longer than the "
+                    "period (%g s)",
+                    train_n, train_hz, period_s);
+  if (count == 0)
+    count = (size_t)floor((duration_s - first_s) / period_s) + 1;
+  if (count > 100000000u / train_n)
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "the protocol asks for too many stimuli");
+  cap = count * train_n;
+  t = malloc(cap * sizeof *t);
+  p = malloc(cap * sizeof *p);
+  if (t == NULL || p == NULL) {
+    free(t);
+    free(p);
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  }
+  for (i = 0; i < count; i++)
+    for (j = 0; j < train_n; j++) {
+      double ts = first_s + (double)i * period_s +
+                  (train_n > 1 ? (double)j / train_hz : 0.0);
+      if (ts >= duration_s)
+        continue;
+      t[k] = ts;
+      p[k] = j + 1;
+      k++;
+    }
+  *times_s = t;
+  *pulse = p;
+  *n = k;
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_stimuli_pulse_index(const double *times_s, size_t n, double gap_s,
+                            unsigned *pulse)
+{
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (i > 0 && !(times_s[i] > times_s[i - 1]))
+      return QUANTAL_EINVAL;
+    pulse[i] = (i > 0 && times_s[i] - times_s[i - 1] < gap_s)
+                   ? pulse[i - 1] + 1
+                   : 1;
+  }
+  return QUANTAL_OK;
+}
+
+/* ---- measurement ------------------------------------------------------ */
+
+quantal_evoked_options
+quantal_evoked_options_default(void)
+{
+  quantal_evoked_options o;
+  memset(&o, 0, sizeof o);
+  o.baseline_s = 5e-3;
+  o.blank_s = 1e-3;
+  o.window_s = 30e-3;
+  o.jitter_s = 1e-3;
+  o.polarity = 0;
+  o.alpha = 1e-3;
+  return o;
+}
+
+/* One stimulus's stretch of trace: pre-stimulus baseline and response. */
+typedef struct span {
+  size_t n_pre, n_resp;  /* samples */
+  size_t blank;          /* samples from the stimulus to the response */
+  double *pre, *resp;
+} span;
+
+/* Read the baseline window [t - baseline, t) and the response window
+ * [t + blank, t + window) of the stimulus at t (seconds). Returns
+ * QUANTAL_ERANGE when they do not fit inside the recording. */
+static quantal_status
+read_span(quantal_recording *rec, size_t ch, double rate, double t,
+          span *s, quantal_diag *diag)
+{
+  quantal_status st;
+  long long i0 = (long long)floor(t * rate + 0.5);
+  long long a = i0 - (long long)s->n_pre, b = i0 + (long long)s->blank;
+  if (a < 0 || (uint64_t)(b + (long long)s->n_resp) > rec->info.frames)
+    return QUANTAL_ERANGE;
+  st = quantal_recording_read(rec, ch, (uint64_t)a, s->n_pre, s->pre, diag);
+  if (st == QUANTAL_OK)
+    st = quantal_recording_read(rec, ch, (uint64_t)b, s->n_resp, s->resp,
+                                diag);
+  return st;
+}
+
+static double
+median_of(const double *x, size_t n, double *work)
+{
+  size_t i, m = 0;
+  for (i = 0; i < n; i++)
+    if (isfinite(x[i]))
+      work[m++] = x[i];
+  if (m == 0)
+    return NAN;
+  return gsl_stats_median(work, 1, m);
+}
+
+/* Least-squares scale of template T (n samples, shifted by `shift`
+ * samples, zero outside) onto y: a = sum(y T) / sum(T^2). */
+static double
+template_scale(const double *y, const double *T, size_t n, long shift,
+               double *tt_out)
+{
+  double yt = 0.0, tt = 0.0;
+  long i;
+  for (i = 0; i < (long)n; i++) {
+    long j = i - shift;
+    if (j < 0 || j >= (long)n || !isfinite(y[i]))
+      continue;
+    yt += y[i] * T[j];
+    tt += T[j] * T[j];
+  }
+  if (tt_out)
+    *tt_out = tt;
+  return tt > 0.0 ? yt / tt : 0.0;
+}
+
+/* Time constant of the template's decay, for extrapolating a response's
+ * tail past the window: a weighted least-squares line through log T over
+ * the decay from 60 % down to 5 % of the peak (weights T^2, since the
+ * noise of T is about constant on the linear scale). *c0 receives the
+ * intercept: T(k) ~ exp(c0 - k / (tau * rate)). NAN when the window holds
+ * too little of the decay. */
+static double
+tail_tau(const double *T, size_t n, size_t peak_i, double rate, double *c0)
+{
+  double sw = 0.0, sx = 0.0, sy = 0.0, sxx = 0.0, sxy = 0.0, slope;
+  size_t k, m = 0;
+  for (k = peak_i; k < n; k++) {
+    double w;
+    if (T[k] > 0.6)
+      continue;
+    if (T[k] < 0.05)
+      break;
+    w = T[k] * T[k];
+    sw += w;
+    sx += w * (double)k;
+    sy += w * log(T[k]);
+    sxx += w * (double)k * (double)k;
+    sxy += w * (double)k * log(T[k]);
+    m++;
+  }
+  if (m < 5)
+    return NAN;
+  slope = (sw * sxy - sx * sy) / (sw * sxx - sx * sx);
+  if (!(slope < 0.0))
+    return NAN;
+  *c0 = (sy - slope * sx) / sw;
+  return -1.0 / (slope * rate);
+}
+
+/* The template extended in time: u seconds after the stimulus. */
+typedef struct ext_template {
+  const double *T;
+  size_t n;
+  double blank_s, rate, tau, c0;
+} ext_template;
+
+static double
+ext_value(const ext_template *e, double u)
+{
+  double x = (u - e->blank_s) * e->rate;
+  size_t k;
+  if (x < 0.0)
+    return 0.0;
+  if (x < (double)(e->n - 1)) {
+    k = (size_t)x;
+    return e->T[k] + (x - (double)k) * (e->T[k + 1] - e->T[k]);
+  }
+  if (!isfinite(e->tau))
+    return 0.0;
+  return exp(e->c0 - x / (e->tau * e->rate));
+}
+
+/* Remove from y (n samples, the first at time t0) the tails of the earlier
+ * responses of the same train: scale[j] * template(t - stim[j] - shift[j]).
+ * Trains sum linearly to first order in voltage clamp; in current clamp
+ * the driving-force non-linearity is second order for these tails. */
+static void
+subtract_tails(double *y, size_t n, double t0, size_t i,
+               const double *stim_s, const unsigned *pulse,
+               const double *scale, const double *shift_s,
+               const ext_template *e)
+{
+  size_t j = i, k;
+  while (j > 0 && pulse[j] > 1) {
+    j--;
+    for (k = 0; k < n; k++)
+      y[k] -= scale[j] *
+              ext_value(e, t0 + (double)k / e->rate - stim_s[j] - shift_s[j]);
+  }
+}
+
+quantal_status
+quantal_evoked_measure(quantal_recording *rec, size_t ch,
+                       const double *stim_s, const unsigned *pulse,
+                       size_t n_stim, const quantal_evoked_options *opt,
+                       quantal_evoked_response *out,
+                       quantal_evoked_summary *sum, quantal_diag *diag)
+{
+  quantal_recording_info info;
+  quantal_evoked_options o = opt ? *opt : quantal_evoked_options_default();
+  span sp;
+  double rate, *avg = NULL, *T = NULL, *work = NULL, *sham = NULL;
+  double *scale = NULL, *shift_s = NULL, peak = 0.0, tt_full, t_sum, null_sd;
+  double white_gain;
+  double null_mean, z_crit, onset_s = NAN, peak_s = NAN, s2 = 0.0;
+  size_t i, j, n_avg = 0, n_sham = 0, peak_i = 0, n_noise = 0;
+  ext_template ext;
+  long jit;
+  int pol;
+  quantal_status st = QUANTAL_OK;
+
+  quantal_recording_get_info(rec, &info);
+  memset(sum, 0, sizeof *sum);
+  memset(&sp, 0, sizeof sp);
+  rate = info.rate_hz;
+  if (ch >= info.n_channels)
+    return qtl_fail(diag, QUANTAL_ERANGE, rec->path, (long)ch, -1,
+                    "channel %zu does not exist (the file has %zu)", ch + 1,
+                    info.n_channels);
+  if (n_stim == 0)
+    return qtl_fail(diag, QUANTAL_ENODATA, rec->path, -1, -1,
+                    "no stimuli to measure");
+  if (!(o.baseline_s > 0.0) || !(o.window_s > 0.0) || !(o.blank_s >= 0.0) ||
+      !(o.jitter_s >= 0.0) || !(o.alpha > 0.0 && o.alpha < 0.5) ||
+      o.polarity < -1 || o.polarity > 1)
+    return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                    "invalid evoked options");
+  if (o.blank_s >= o.window_s)
+    return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                    "the artefact blanking (%g ms) is not shorter than the "
+                    "response window (%g ms)",
+                    o.blank_s * 1e3, o.window_s * 1e3);
+  for (i = 1; i < n_stim; i++)
+    if (stim_s[i] - stim_s[i - 1] < o.window_s - 1e-12)
+      return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                      "stimuli %zu and %zu are %.3g ms apart, closer than "
+                      "the response window (%.3g ms)",
+                      i, i + 1, (stim_s[i] - stim_s[i - 1]) * 1e3,
+                      o.window_s * 1e3);
+
+  sp.n_pre = (size_t)ceil(o.baseline_s * rate);
+  sp.blank = (size_t)ceil(o.blank_s * rate);
+  sp.n_resp = (size_t)ceil((o.window_s - o.blank_s) * rate);
+  if (sp.n_pre < 2 || sp.n_resp < 4)
+    return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                    "the baseline and response windows hold too few samples "
+                    "at %g Hz",
+                    rate);
+  sp.pre = malloc(sp.n_pre * sizeof(double));
+  sp.resp = malloc(sp.n_resp * sizeof(double));
+  avg = calloc(sp.n_resp, sizeof *avg);
+  T = malloc(sp.n_resp * sizeof *T);
+  {
+    /* work holds a baseline window, a response window or the shams. */
+    size_t nw = sp.n_pre > sp.n_resp ? sp.n_pre : sp.n_resp;
+    work = malloc((nw > n_stim ? nw : n_stim) * sizeof *work);
+  }
+  sham = malloc(n_stim * sizeof *sham);
+  scale = malloc(n_stim * sizeof *scale);
+  shift_s = malloc(n_stim * sizeof *shift_s);
+  if (!sp.pre || !sp.resp || !avg || !T || !work || !sham || !scale ||
+      !shift_s) {
+    st = qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1, "out of memory");
+    goto done;
+  }
+
+  /* Pass 1: the template is the mean baseline-subtracted response to the
+   * first pulse of each train (every stimulus when there are no trains).
+   * Clements & Bekkers (1997) scale a fixed waveform; taking the
+   * preparation's own mean response means no kinetics have to be assumed,
+   * and later pulses, which ride on earlier tails, stay out of it. */
+  for (i = 0; i < n_stim; i++) {
+    double bl;
+    if (pulse != NULL && pulse[i] > 1)
+      continue;
+    st = read_span(rec, ch, rate, stim_s[i], &sp, diag);
+    if (st == QUANTAL_ERANGE) {
+      st = qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                    "stimulus %zu at %.6g s: its baseline or response "
+                    "window lies outside the recording",
+                    i + 1, stim_s[i]);
+      goto done;
+    }
+    if (st != QUANTAL_OK)
+      goto done;
+    bl = median_of(sp.pre, sp.n_pre, work);
+    if (!isfinite(bl)) {
+      st = qtl_fail(diag, QUANTAL_ENUMERIC, rec->path, (long)ch, -1,
+                    "stimulus %zu at %.6g s: the baseline window holds no "
+                    "finite samples",
+                    i + 1, stim_s[i]);
+      goto done;
+    }
+    for (j = 0; j < sp.n_resp; j++)
+      if (isfinite(sp.resp[j]))
+        avg[j] += sp.resp[j] - bl;
+    n_avg++;
+    {
+      size_t m = 0;
+      double sd;
+      for (j = 0; j < sp.n_pre; j++)
+        if (isfinite(sp.pre[j]))
+          work[m++] = sp.pre[j] - bl;
+      sd = m > 1 ? qtl_mad_sd(work, m) : NAN;
+      if (isfinite(sd)) {
+        s2 += sd * sd;
+        n_noise++;
+      }
+    }
+  }
+  if (n_avg == 0) {
+    st = qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                  "no first pulse of a train to build the template from");
+    goto done;
+  }
+  pol = o.polarity;
+  for (j = 0; j < sp.n_resp; j++) {
+    avg[j] /= (double)n_avg;
+    if (pol == 0 ? fabs(avg[j]) > fabs(peak) : avg[j] * pol > peak * pol) {
+      peak = avg[j];
+      peak_i = j;
+    }
+  }
+  if (pol == 0)
+    pol = peak >= 0.0 ? 1 : -1;
+  if (!(fabs(peak) > 0.0)) {
+    st = qtl_fail(diag, QUANTAL_EFAILED, rec->path, (long)ch, -1,
+                  "the average response is flat: nothing to measure");
+    goto done;
+  }
+  /* Normalise so the template peaks at +1 in the response direction:
+   * scales are then positive for responses, and amplitudes read in the
+   * recording's unit once multiplied by the polarity. */
+  tt_full = 0.0;
+  t_sum = 0.0;
+  for (j = 0; j < sp.n_resp; j++) {
+    T[j] = avg[j] * pol / fabs(peak);
+    tt_full += T[j] * T[j];
+    t_sum += T[j];
+  }
+  /* Under white noise of SD sigma the scale a = sum (y - b) T / sum T^2
+   * has SD sigma * white_gain: the response window contributes
+   * 1 / sum T^2 to the variance, and the baseline b, a median of n_pre
+   * samples (variance pi/2 sigma^2 / n_pre), contributes through
+   * sum T / sum T^2. */
+  white_gain = sqrt(1.0 / tt_full + M_PI / 2.0 / (double)sp.n_pre *
+                                        (t_sum / tt_full) * (t_sum / tt_full));
+  peak_s = o.blank_s + (double)peak_i / rate;
+  for (j = 0; j <= peak_i; j++)
+    if (T[j] >= 0.1) {
+      /* Onset: the 10 % point of the rising phase, interpolated. */
+      double f = j > 0 ? (0.1 - T[j - 1]) / (T[j] - T[j - 1]) : 1.0;
+      onset_s = o.blank_s + ((double)j - 1.0 + f) / rate;
+      break;
+    }
+  ext.T = T;
+  ext.n = sp.n_resp;
+  ext.blank_s = o.blank_s;
+  ext.rate = rate;
+  ext.c0 = 0.0;
+  ext.tau = tail_tau(T, sp.n_resp, peak_i, rate, &ext.c0);
+
+  /* Null distribution of the scale: the same estimator applied to sham
+   * stimuli placed where no response can be, earlier in the inter-stimulus
+   * interval. Its spread includes whatever correlation the noise has (1/f,
+   * filtering), which the white-noise formula sigma / sqrt(sum T^2)
+   * ignores. */
+  for (i = 0; i < n_stim; i++) {
+    double shift = o.window_s + o.baseline_s + o.blank_s;
+    double ts = stim_s[i] - shift, floor_s = 0.0, bl;
+    if (i > 0)
+      floor_s = stim_s[i - 1] + o.window_s +
+                (isfinite(ext.tau) ? 3.0 * ext.tau : 0.0);
+    if (ts - o.baseline_s < floor_s)
+      continue;
+    st = read_span(rec, ch, rate, ts, &sp, diag);
+    if (st == QUANTAL_ERANGE) {
+      st = QUANTAL_OK;
+      continue;
+    }
+    if (st != QUANTAL_OK)
+      goto done;
+    bl = median_of(sp.pre, sp.n_pre, work);
+    if (!isfinite(bl))
+      continue;
+    for (j = 0; j < sp.n_resp; j++)
+      sp.resp[j] -= bl;
+    sham[n_sham++] = template_scale(sp.resp, T, sp.n_resp, 0, NULL);
+  }
+
+  if (n_sham >= 10) {
+    /* Robust location and spread: a spontaneous mini in a sham window is
+     * an outlier, not noise. */
+    memcpy(work, sham, n_sham * sizeof *work);
+    null_mean = gsl_stats_median(work, 1, n_sham);
+    memcpy(work, sham, n_sham * sizeof *work);
+    null_sd = qtl_mad_sd(work, n_sham);
+    sum->null_from_shams = 1;
+  } else {
+    null_mean = 0.0;
+    null_sd = n_noise > 0 ? sqrt(s2 / (double)n_noise) * white_gain : NAN;
+    sum->null_from_shams = 0;
+  }
+  if (!(null_sd > 0.0) || !isfinite(null_sd)) {
+    st = qtl_fail(diag, QUANTAL_EFAILED, rec->path, (long)ch, -1,
+                  "cannot estimate the noise of the amplitude estimate (the "
+                  "trace is noiseless or constant)");
+    goto done;
+  }
+  z_crit = gsl_cdf_ugaussian_Qinv(o.alpha);
+
+  /* Pass 2, in time order so each pulse of a train can have the tails of
+   * the earlier ones removed first. */
+  jit = (long)floor(o.jitter_s * rate + 0.5);
+  for (i = 0; i < n_stim; i++) {
+    quantal_evoked_response *r = &out[i];
+    double area = 0.0;
+    memset(r, 0, sizeof *r);
+    r->stim_s = stim_s[i];
+    st = read_span(rec, ch, rate, stim_s[i], &sp, diag);
+    if (st == QUANTAL_ERANGE) {
+      st = qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                    "stimulus %zu at %.6g s: its baseline or response "
+                    "window lies outside the recording",
+                    i + 1, stim_s[i]);
+      goto done;
+    }
+    if (st != QUANTAL_OK)
+      goto done;
+    if (pulse != NULL && pulse[i] > 1) {
+      subtract_tails(sp.pre, sp.n_pre,
+                     stim_s[i] - (double)sp.n_pre / rate, i, stim_s, pulse,
+                     scale, shift_s, &ext);
+      subtract_tails(sp.resp, sp.n_resp,
+                     stim_s[i] + (double)sp.blank / rate, i, stim_s, pulse,
+                     scale, shift_s, &ext);
+    }
+    r->baseline = median_of(sp.pre, sp.n_pre, work);
+    if (!isfinite(r->baseline)) {
+      st = qtl_fail(diag, QUANTAL_ENUMERIC, rec->path, (long)ch, -1,
+                    "stimulus %zu at %.6g s: the baseline window holds no "
+                    "finite samples",
+                    i + 1, stim_s[i]);
+      goto done;
+    }
+    {
+      size_t m = 0;
+      for (j = 0; j < sp.n_pre; j++)
+        if (isfinite(sp.pre[j]))
+          work[m++] = sp.pre[j] - r->baseline;
+      r->noise_sd = m > 1 ? qtl_mad_sd(work, m) : NAN;
+    }
+    for (j = 0; j < sp.n_resp; j++) {
+      sp.resp[j] -= r->baseline;
+      if (isfinite(sp.resp[j]))
+        area += sp.resp[j];
+    }
+    r->area = area / rate;
+    /* Decide: the fixed-latency scale against the sham null (one-sided z
+     * test) says whether there is a response at all; a response then gets
+     * the best scale over latencies within +/- jitter, so asynchronous
+     * release does not shrink it, while a failure keeps the fixed-latency
+     * scale, whose distribution is the unbiased noise distribution that
+     * the quantal fit expects for k = 0. */
+    scale[i] = template_scale(sp.resp, T, sp.n_resp, 0, NULL);
+    shift_s[i] = 0.0;
+    r->z = (scale[i] - null_mean) / null_sd;
+    r->failure = r->z < z_crit;
+    if (r->failure) {
+      r->latency_s = NAN;
+      r->peak_latency_s = NAN;
+      sum->n_failures++;
+    } else {
+      long s, best_s = 0;
+      for (s = -jit; s <= jit; s++) {
+        double a = template_scale(sp.resp, T, sp.n_resp, s, NULL);
+        if (a > scale[i]) {
+          scale[i] = a;
+          best_s = s;
+        }
+      }
+      shift_s[i] = (double)best_s / rate;
+      r->latency_s = onset_s + shift_s[i];
+      r->peak_latency_s = peak_s + shift_s[i];
+    }
+    r->amplitude = scale[i] * pol;
+  }
+  sum->polarity = pol;
+  sum->null_sd = null_sd;
+  sum->null_mean = null_mean;
+  sum->n_shams = n_sham;
+  sum->z_crit = z_crit;
+  sum->template_peak = peak;
+  sum->template_onset_s = onset_s;
+  sum->template_peak_s = peak_s;
+  sum->tail_tau_s = ext.tau;
+  sum->white_noise_sd =
+      n_noise > 0 ? sqrt(s2 / (double)n_noise) * white_gain : NAN;
+done:
+  free(sp.pre);
+  free(sp.resp);
+  free(avg);
+  free(T);
+  free(work);
+  free(sham);
+  free(scale);
+  free(shift_s);
+  return st;
+}
