@@ -83,4 +83,19 @@ double qtl_mad_sd(double *v, size_t n);
  * its name in tmp (size bytes) and its descriptor. */
 int qtl_tmpfile_near(const char *path, char *tmp, size_t size);
 
+/* ---- formats module (abf.c, atf.c) ---- */
+
+/* Axon Binary Format, ABF1 (1.x) and ABF2 (2.x): rec->path starts with
+ * "ABF " or "ABF2". Sweeps, channel names, units and int16 scaling come
+ * from the header; the data are read block by block. */
+quantal_status qtl_abf_open(quantal_recording *rec, quantal_diag *diag);
+
+/* Axon Text File (first line "ATF 1.0"): sweeps from the "Signals="
+ * record, units from the column titles, the rate from the Time column
+ * (else rate_hz, 0 = none). Parsed whole into memory. */
+quantal_status qtl_atf_open(quantal_recording *rec, double rate_hz,
+                            quantal_diag *diag);
+
+/* ---- end formats module ---- */
+
 #endif /* QUANTAL_INTERNAL_H */

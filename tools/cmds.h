@@ -12,5 +12,6 @@ int cmd_evoked(int argc, char **argv);
 /* cmd: fit */
 /* cmd: compare */
 /* cmd: formats */
+int cmd_convert(int argc, char **argv);
 
 #endif

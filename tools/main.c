@@ -23,6 +23,7 @@ static const struct command commands[] = {
     /* command: fit */
     /* command: compare */
     /* command: formats */
+    {"convert", cmd_convert, "write a recording as WAV or FLAC, units kept"},
 };
 
 static void
