@@ -333,10 +333,12 @@ median_of(const double *x, size_t n, double *work)
 }
 
 /* Least-squares scale of template T (n samples, shifted by `shift`
- * samples, zero outside) onto y: a = sum(y T) / sum(T^2). */
+ * samples, zero outside) onto pol * y: a = sum(pol y T) / sum(T^2). T is
+ * positive in the response direction, so a is positive for a response of
+ * either sign. */
 static double
 template_scale(const double *y, const double *T, size_t n, long shift,
-               double *tt_out)
+               int pol)
 {
   double yt = 0.0, tt = 0.0;
   long i;
@@ -347,9 +349,38 @@ template_scale(const double *y, const double *T, size_t n, long shift,
     yt += y[i] * T[j];
     tt += T[j] * T[j];
   }
-  if (tt_out)
-    *tt_out = tt;
-  return tt > 0.0 ? yt / tt : 0.0;
+  return tt > 0.0 ? pol * yt / tt : 0.0;
+}
+
+/* Index of the sweep holding frame f (sweeps are sorted). */
+static size_t
+sweep_of(const quantal_recording *rec, uint64_t f)
+{
+  size_t lo = 0, hi = rec->info.n_sweeps;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (rec->sweep_first[mid] <= f)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Do frames [a, b) lie inside one sweep? Sweeps of an episodic recording
+ * are concatenated, and a window that straddles two would compare samples
+ * recorded seconds apart. */
+static int
+within_one_sweep(const quantal_recording *rec, double a_s, double b_s)
+{
+  double rate = rec->info.rate_hz;
+  long long a = (long long)floor(a_s * rate + 0.5);
+  long long b = (long long)floor(b_s * rate + 0.5);
+  size_t k;
+  if (a < 0 || b <= a)
+    return 0;
+  k = sweep_of(rec, (uint64_t)a);
+  return (uint64_t)b <= rec->sweep_first[k] + rec->sweep_frames[k];
 }
 
 /* Time constant of the template's decay, for extrapolating a response's
@@ -477,6 +508,14 @@ quantal_evoked_measure(quantal_recording *rec, size_t ch,
                       i, i + 1, (stim_s[i] - stim_s[i - 1]) * 1e3,
                       o.window_s * 1e3);
 
+  for (i = 0; i < n_stim; i++)
+    if (stim_s[i] - o.baseline_s >= 0.0 &&
+        !within_one_sweep(rec, stim_s[i] - o.baseline_s,
+                          stim_s[i] + o.window_s))
+      return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                      "stimulus %zu at %.6g s: its baseline and response "
+                      "windows span two sweeps",
+                      i + 1, stim_s[i]);
   sp.n_pre = (size_t)ceil(o.baseline_s * rate);
   sp.blank = (size_t)ceil(o.blank_s * rate);
   sp.n_resp = (size_t)ceil((o.window_s - o.blank_s) * rate);
@@ -492,9 +531,9 @@ quantal_evoked_measure(quantal_recording *rec, size_t ch,
   {
     /* work holds a baseline window, a response window or the shams. */
     size_t nw = sp.n_pre > sp.n_resp ? sp.n_pre : sp.n_resp;
-    work = malloc((nw > n_stim ? nw : n_stim) * sizeof *work);
+    work = malloc((nw > 2 * n_stim ? nw : 2 * n_stim) * sizeof *work);
   }
-  sham = malloc(n_stim * sizeof *sham);
+  sham = malloc(2 * n_stim * sizeof *sham);
   scale = malloc(n_stim * sizeof *scale);
   shift_s = malloc(n_stim * sizeof *shift_s);
   if (!sp.pre || !sp.resp || !avg || !T || !work || !sham || !scale ||
@@ -600,31 +639,48 @@ quantal_evoked_measure(quantal_recording *rec, size_t ch,
   ext.tau = tail_tau(T, sp.n_resp, peak_i, rate, &ext.c0);
 
   /* Null distribution of the scale: the same estimator applied to sham
-   * stimuli placed where no response can be, earlier in the inter-stimulus
-   * interval. Its spread includes whatever correlation the noise has (1/f,
-   * filtering), which the white-noise formula sigma / sqrt(sum T^2)
-   * ignores. */
-  for (i = 0; i < n_stim; i++) {
-    double shift = o.window_s + o.baseline_s + o.blank_s;
-    double ts = stim_s[i] - shift, floor_s = 0.0, bl;
-    if (i > 0)
-      floor_s = stim_s[i - 1] + o.window_s +
-                (isfinite(ext.tau) ? 3.0 * ext.tau : 0.0);
-    if (ts - o.baseline_s < floor_s)
-      continue;
-    st = read_span(rec, ch, rate, ts, &sp, diag);
-    if (st == QUANTAL_ERANGE) {
-      st = QUANTAL_OK;
-      continue;
+   * stimuli placed where no response can be, in the quiet stretch before
+   * each stimulus and the one after its response (where the sweep or the
+   * interval has room). Its spread includes whatever correlation the noise
+   * has (1/f, filtering), which the white-noise formula ignores. */
+  {
+    double tail = isfinite(ext.tau) ? 3.0 * ext.tau : 0.0;
+    double span_s = o.baseline_s + o.window_s; /* a sham's whole extent */
+    for (i = 0; i < n_stim; i++) {
+      double quiet_from = i > 0 ? stim_s[i - 1] + o.window_s + tail : 0.0;
+      double quiet_to = i + 1 < n_stim ? stim_s[i + 1] - o.baseline_s
+                                       : (double)info.frames / rate;
+      double cand[2];
+      int c;
+      /* Before: ending where this stimulus's baseline window starts. */
+      cand[0] = stim_s[i] - o.baseline_s - o.window_s;
+      /* After: starting once this response has decayed. */
+      cand[1] = stim_s[i] + o.window_s + tail + o.baseline_s;
+      for (c = 0; c < 2; c++) {
+        double ts = cand[c], bl;
+        double lo = ts - o.baseline_s, hi = ts + o.window_s;
+        if (c == 0 && lo < quiet_from)
+          continue;
+        if (c == 1 && hi > quiet_to)
+          continue;
+        if (!within_one_sweep(rec, lo, hi) ||
+            !within_one_sweep(rec, lo, c == 0 ? stim_s[i] : lo + span_s))
+          continue;
+        st = read_span(rec, ch, rate, ts, &sp, diag);
+        if (st == QUANTAL_ERANGE) {
+          st = QUANTAL_OK;
+          continue;
+        }
+        if (st != QUANTAL_OK)
+          goto done;
+        bl = median_of(sp.pre, sp.n_pre, work);
+        if (!isfinite(bl))
+          continue;
+        for (j = 0; j < sp.n_resp; j++)
+          sp.resp[j] -= bl;
+        sham[n_sham++] = template_scale(sp.resp, T, sp.n_resp, 0, pol);
+      }
     }
-    if (st != QUANTAL_OK)
-      goto done;
-    bl = median_of(sp.pre, sp.n_pre, work);
-    if (!isfinite(bl))
-      continue;
-    for (j = 0; j < sp.n_resp; j++)
-      sp.resp[j] -= bl;
-    sham[n_sham++] = template_scale(sp.resp, T, sp.n_resp, 0, NULL);
   }
 
   if (n_sham >= 10) {
@@ -701,7 +757,7 @@ quantal_evoked_measure(quantal_recording *rec, size_t ch,
      * release does not shrink it, while a failure keeps the fixed-latency
      * scale, whose distribution is the unbiased noise distribution that
      * the quantal fit expects for k = 0. */
-    scale[i] = template_scale(sp.resp, T, sp.n_resp, 0, NULL);
+    scale[i] = template_scale(sp.resp, T, sp.n_resp, 0, pol);
     shift_s[i] = 0.0;
     r->z = (scale[i] - null_mean) / null_sd;
     r->failure = r->z < z_crit;
@@ -712,7 +768,7 @@ quantal_evoked_measure(quantal_recording *rec, size_t ch,
     } else {
       long s, best_s = 0;
       for (s = -jit; s <= jit; s++) {
-        double a = template_scale(sp.resp, T, sp.n_resp, s, NULL);
+        double a = template_scale(sp.resp, T, sp.n_resp, s, pol);
         if (a > scale[i]) {
           scale[i] = a;
           best_s = s;

@@ -254,7 +254,7 @@ print_summary(const char *path, const char *unit,
           "%.3g (alpha %.3g, one-sided), noise SD of the amplitude %.4g %s "
           "(%s)\n",
           path, s->z_crit, alpha, s->null_sd, unit,
-          s->null_from_shams ? "from sham windows before the stimuli"
+          s->null_from_shams ? "from sham windows between the responses"
                              : "white-noise formula: no room for shams");
 }
 

@@ -358,3 +358,39 @@ Test(evoked, bad_windows_are_refused)
             d.reason);
   quantal_recording_close(rec);
 }
+
+Test(evoked, inward_currents_give_negative_amplitudes)
+{
+  /* EPSCs are negative: the template follows the mean response's sign,
+   * amplitudes keep the recording's sign, and z is positive for a
+   * response. Sweeps: the stimulus sits 35 ms into each 0.5 s sweep, so
+   * shams must be found after the responses. */
+  size_t n_stim = 40, i;
+  double stim[40], amp[40], mean = 0.0;
+  quantal_evoked_options o = quantal_evoked_options_default();
+  quantal_evoked_response r[40];
+  quantal_evoked_summary s;
+  quantal_recording *rec;
+  quantal_diag d;
+  const char *p;
+  for (i = 0; i < n_stim; i++) {
+    stim[i] = 0.035 + 0.5 * (double)i;
+    amp[i] = -18.0;
+  }
+  p = make_recording("epsc.wav", stim, amp, n_stim, 0.5 * (double)n_stim,
+                     -5.0, 0.2, 5);
+  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK);
+  cr_assert_eq(quantal_evoked_measure(rec, 0, stim, NULL, n_stim, &o, r, &s,
+                                      &d),
+               QUANTAL_OK, "%s", d.reason);
+  cr_assert_eq(s.polarity, -1);
+  cr_assert(s.null_from_shams, "shams after the responses");
+  for (i = 0; i < n_stim; i++) {
+    cr_assert_eq(r[i].failure, 0);
+    cr_assert_gt(r[i].z, 0.0);
+    mean += r[i].amplitude / (double)n_stim;
+  }
+  cr_assert_leq(fabs(mean + 18.0), 3 * 0.2 * amplitude_sd(&o) + 0.05,
+                "mean amplitude %g", mean);
+  quantal_recording_close(rec);
+}
