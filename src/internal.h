@@ -83,6 +83,9 @@ double qtl_mad_sd(double *v, size_t n);
  * its name in tmp (size bytes) and its descriptor. */
 int qtl_tmpfile_near(const char *path, char *tmp, size_t size);
 
+/* ---- fit module (model.c, fit.c, gof.c) ---- */
+/* ---- end fit module ---- */
+
 /* ---- formats module (abf.c, atf.c) ---- */
 
 /* Axon Binary Format, ABF1 (1.x) and ABF2 (2.x): rec->path starts with
@@ -97,5 +100,8 @@ quantal_status qtl_atf_open(quantal_recording *rec, double rate_hz,
                             quantal_diag *diag);
 
 /* ---- end formats module ---- */
+
+/* ---- detect module (filter.c, template.c, detect.c, measure.c) ---- */
+/* ---- end detect module ---- */
 
 #endif /* QUANTAL_INTERNAL_H */

@@ -860,3 +860,38 @@ Test(formats, atf_malformed_files_are_rejected)
     quantal_recording_close(rec);
   }
 }
+
+/* With QUANTAL_FUZZ_SEEDS set to a folder, write small ABF files made by
+ * the builders above there: the seed corpus of the recording fuzz target
+ * (scripts/fuzz) is made from our own generated files. */
+Test(formats, writes_fuzz_seeds)
+{
+  const char *out = getenv("QUANTAL_FUZZ_SEEDS");
+  abf1_spec s1 = minimal_abf1();
+  abf2_spec s2 = default_abf2();
+  unsigned char *b1, *b2;
+  size_t n1, n2;
+  b1 = build_abf1(&s1, &n1);
+  b2 = build_abf2(&s2, &n2);
+  cr_assert_gt(n1, 2048);
+  cr_assert_gt(n2, 512);
+  if (out != NULL) {
+    char path[1024];
+    unsigned char sel = 3; /* fuzz_recording: ".abf" */
+    FILE *f;
+    snprintf(path, sizeof path, "%s/abf1-minimal", out);
+    f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fwrite(&sel, 1, 1, f);
+    fwrite(b1, 1, n1, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/abf2-two-channels", out);
+    f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fwrite(&sel, 1, 1, f);
+    fwrite(b2, 1, n2, f);
+    fclose(f);
+  }
+  free(b1);
+  free(b2);
+}
