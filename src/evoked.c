@@ -510,6 +510,7 @@ quantal_evoked_measure(quantal_recording *rec, size_t ch,
 
   for (i = 0; i < n_stim; i++)
     if (stim_s[i] - o.baseline_s >= 0.0 &&
+        (stim_s[i] + o.window_s) * rate <= (double)info.frames &&
         !within_one_sweep(rec, stim_s[i] - o.baseline_s,
                           stim_s[i] + o.window_s))
       return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
