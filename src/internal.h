@@ -104,4 +104,32 @@ quantal_status qtl_atf_open(quantal_recording *rec, double rate_hz,
 /* ---- detect module (filter.c, template.c, detect.c, measure.c) ---- */
 /* ---- end detect module ---- */
 
+/* ---- detect module (filter.c, template.c, detect.c, measure.c) ---- */
+
+/* Median of v[0..n) by quickselect (v reordered); NaN for n = 0. */
+double qtl_median(double *v, size_t n);
+
+/* Single-precision FFT overlap-save correlation with a fixed kernel k:
+ * out[i] = sum_j k[j] (x[i + j] - c_b), i = 0..n-klen, c_b the mean of
+ * the FFT block that computes out[i] (written to block_shift[i] when not
+ * NULL). Plans are made once, under a lock, at allocation. */
+typedef struct qtl_xcorr qtl_xcorr;
+quantal_status qtl_xcorr_alloc(const double *k, size_t klen, qtl_xcorr **out,
+                               quantal_diag *diag);
+void qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
+                   double *block_shift);
+size_t qtl_xcorr_klen(const qtl_xcorr *c);
+void qtl_xcorr_free(qtl_xcorr *c);
+
+/* Lock around FFTW plan creation and destruction (not thread-safe). */
+void qtl_plan_lock(void);
+void qtl_plan_unlock(void);
+
+/* Peak time and 10-90 % rise time of the unit-peak bi-exponential
+ * (1 - exp(-t / rise)) exp(-t / decay). */
+double qtl_biexp_tpeak(double rise_s, double decay_s);
+double qtl_biexp_rise_10_90(double rise_s, double decay_s);
+
+/* ---- end detect module ---- */
+
 #endif /* QUANTAL_INTERNAL_H */

@@ -265,6 +265,306 @@ typedef struct quantal_release_params {
 
 /* detect module: declarations owned by src/detect.c, filter.c, template.c,
  * measure.c */
+/* -- filter (src/filter.c): pre-processing of one block of a trace ------ */
+
+/* Pre-processing options. Blocks are described by the absolute index of
+ * their first frame so that every statistic is computed on a grid fixed
+ * to the recording (frame 0), never to the block: the same sample gets the
+ * same value whatever the block size, as long as the block holds
+ * quantal_filter_context() frames of context on each side. */
+typedef struct quantal_filter_options {
+  double baseline_window_s;  /* running-median window; 0 = no baseline
+                                removal. Default 0.5 s */
+  double baseline_segment_s; /* grid step of the running median. Default
+                                0.02 s (one 50 Hz cycle) */
+  double mains_hz;           /* 50 or 60 removes that hum and harmonics,
+                                0 = off. Default 50 */
+  unsigned mains_harmonics;  /* harmonics removed (1 = fundamental only).
+                                Default 5 */
+  double mains_window_s;     /* grid step of the hum fit. Default 1 s */
+  double lowpass_hz;         /* Gaussian low-pass -3 dB corner, 0 = off.
+                                Default 0 */
+} quantal_filter_options;
+
+quantal_filter_options quantal_filter_options_default(void);
+
+/* Frames of context a block needs on each side for its inner samples to
+ * be independent of the block boundaries. */
+size_t quantal_filter_context(const quantal_filter_options *opt,
+                              double rate_hz);
+
+/* Robust baseline of x[0..n) (first frame first_frame of the recording):
+ * the median of each grid segment (every second sample), then the running
+ * median of those over window_s, linearly interpolated between segment
+ * centres. Robust to drift and to events occupying less than half of a
+ * window. NaN samples are ignored. baseline[] receives n values. */
+quantal_status quantal_filter_baseline(const double *x, size_t n,
+                                       uint64_t first_frame, double rate_hz,
+                                       double window_s, double segment_s,
+                                       double *baseline, quantal_diag *diag);
+
+/* Remove mains hum in place: per grid window of window_s a least-squares
+ * fit of cos/sin at mains_hz * h (h = 1..harmonics) with phase referenced
+ * to frame 0, coefficients linearly interpolated between window centres
+ * and subtracted. x should already be baseline-free. */
+quantal_status quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
+                                    double rate_hz, double mains_hz,
+                                    unsigned harmonics, double window_s,
+                                    quantal_diag *diag);
+
+/* Gaussian low-pass (FIR, sigma = 0.1325 / fc, kernel to +-4 sigma; edges
+ * repeat the end samples): y may equal x only when n is 0; y gets n
+ * values. */
+quantal_status quantal_filter_lowpass(const double *x, double *y, size_t n,
+                                      double rate_hz, double fc_hz,
+                                      quantal_diag *diag);
+
+/* The whole chain in place: subtract the baseline (written to baseline[]
+ * when not NULL), remove hum, low-pass. */
+quantal_status quantal_filter_block(double *x, size_t n, uint64_t first_frame,
+                                    double rate_hz,
+                                    const quantal_filter_options *opt,
+                                    double *baseline, quantal_diag *diag);
+
+/* Robust SD of x: 1.4826 * MAD about the median, NaN skipped (x is not
+ * changed). QUANTAL_ENODATA for fewer than 3 finite samples. */
+quantal_status quantal_filter_noise_sd(const double *x, size_t n, double *sd);
+
+/* -- template (src/template.c): optimally scaled template --------------- */
+
+/* A sampled event waveform. y has n samples at rate_hz, scaled so that its
+ * extreme is +1 at peak_index; onset_index is the event onset (samples
+ * before it are the template's own pre-event baseline). rise_s/decay_s are
+ * the bi-exponential time constants, NaN for a waveform from a table. */
+typedef struct quantal_template {
+  double rate_hz;
+  size_t n;
+  double *y;
+  size_t onset_index;
+  size_t peak_index;
+  double rise_s;
+  double decay_s;
+} quantal_template;
+
+/* Bi-exponential (Clements & Bekkers 1997, eq. 1) f(t) = (1 - exp(-t /
+ * rise)) * exp(-t / decay) rescaled to peak 1, with a pre-onset baseline
+ * of max(1 ms, 2 t_peak) and a tail to t_peak + 3 decay. Needs 0 < rise <
+ * decay. *out is malloc'ed; free with quantal_template_free. */
+quantal_status quantal_template_biexp(double rise_s, double decay_s,
+                                      double rate_hz, quantal_template **out,
+                                      quantal_diag *diag);
+
+/* A template from n samples of a waveform (any sign, any scale): rescaled
+ * so its largest |value| is +1, onset taken where it first passes 5 % of
+ * the peak. */
+quantal_status quantal_template_from_samples(const double *w, size_t n,
+                                             double rate_hz,
+                                             quantal_template **out,
+                                             quantal_diag *diag);
+
+void quantal_template_free(quantal_template *t);
+
+/* Value of the unit-peak bi-exponential at t seconds after onset. */
+double quantal_template_biexp_value(double t_s, double rise_s,
+                                    double decay_s);
+
+/* The optimally scaled template fitted at one latency: data x[i + k] ~
+ * scale * T[k] + offset, k = 0..L-1 (Clements & Bekkers 1997, eqs. 2-4),
+ * sse its sum of squared residuals, se = sqrt(sse / (L - 1)) and criterion
+ * = scale / se (their detection criterion). scale_se is the standard
+ * error of scale under white noise, se / sqrt(sum (T - mean T)^2). */
+typedef struct quantal_template_fit {
+  size_t index;      /* latency: the template starts at x[index] */
+  double scale;      /* in the unit of x, = event amplitude (T peaks at 1) */
+  double offset;     /* in the unit of x */
+  double sse;
+  double se;
+  double scale_se;
+  double criterion;
+} quantal_template_fit;
+
+/* Fit at latency index (double precision, direct sum). x must hold
+ * index + t->n samples. */
+quantal_status quantal_template_fit_at(const quantal_template *t,
+                                       const double *x, size_t n,
+                                       size_t index,
+                                       quantal_template_fit *fit,
+                                       quantal_diag *diag);
+
+/* Free latency: the fit in [lo, hi] with the largest polarity * criterion
+ * (polarity +1 or -1). */
+quantal_status quantal_template_fit_best(const quantal_template *t,
+                                         const double *x, size_t n,
+                                         size_t lo, size_t hi, int polarity,
+                                         quantal_template_fit *fit,
+                                         quantal_diag *diag);
+
+/* Detection criterion at every latency with FFT overlap-save (single
+ * precision FFTW for the cross-correlation, double running sums for
+ * sum x and sum x^2, a per-block constant removed first so that large
+ * offsets do not cancel). A reusable workspace; allocation creates the
+ * FFTW plans (under a mutex: plan creation is not thread-safe). */
+typedef struct quantal_matcher quantal_matcher;
+
+quantal_status quantal_template_matcher_alloc(const quantal_template *t,
+                                              quantal_matcher **out,
+                                              quantal_diag *diag);
+void quantal_template_matcher_free(quantal_matcher *m);
+
+/* crit[i] (and scale[i] when scale is not NULL) for i = 0..n-L, L the
+ * template length: n - L + 1 values. n must be at least L. */
+quantal_status quantal_template_criterion(quantal_matcher *m, const double *x,
+                                          size_t n, double *crit,
+                                          double *scale, quantal_diag *diag);
+
+/* Direct O(n L) double-precision criterion, the reference for tests and
+ * benchmarks (what Stimfit computes). */
+quantal_status quantal_template_criterion_direct(const quantal_template *t,
+                                                 const double *x, size_t n,
+                                                 double *crit,
+                                                 quantal_diag *diag);
+
+/* Kinetics of an (averaged) event by non-linear least squares (GSL
+ * multifit_nlinear, trust region): y[k] = base + amp * f(k / rate - t0)
+ * with f the unit-peak bi-exponential, f = 0 before onset. rise_s and
+ * decay_s on input are the starting guesses. */
+typedef struct quantal_kinetics {
+  double baseline;
+  double amplitude;
+  double onset_s;   /* from y[0] */
+  double rise_s;
+  double decay_s;
+  double rise_10_90_s;
+  double sse;
+  size_t iterations;
+} quantal_kinetics;
+
+quantal_status quantal_template_fit_kinetics(const double *y, size_t n,
+                                             double rate_hz, double rise_s,
+                                             double decay_s, double onset_s,
+                                             quantal_kinetics *out,
+                                             quantal_diag *diag);
+
+/* -- measure (src/measure.c): one event --------------------------------- */
+
+/* One detected event. Amplitudes, baselines and areas are in the
+ * recording's unit; times in seconds from the start of the recording. */
+typedef struct quantal_event {
+  double onset_s;
+  double peak_s;
+  double amplitude;     /* signed: peak minus local baseline */
+  double baseline;      /* the local baseline under the peak */
+  double rise_10_90_s;
+  double decay_tau_s;   /* exponential fit of the decay, NaN if it failed */
+  double half_width_s;
+  double area;          /* unit * s, of the baseline-subtracted event */
+  double criterion;     /* detection score of the method */
+  int overlap;          /* 1 when on the decay of the previous event */
+} quantal_event;
+
+typedef struct quantal_measure_options {
+  double lowpass_hz;     /* smoothing for peak/rise/half-width; default
+                            2000 Hz (0 = none) */
+  double baseline_s;     /* pre-onset window for the local baseline;
+                            default 0.002 s */
+  double peak_window_s;  /* onset-to-peak search window; default: from
+                            the template, else 0.01 s */
+  double decay_window_s; /* decay fit window after the peak; default: 3
+                            decay taus of the template, else 0.03 s */
+} quantal_measure_options;
+
+quantal_measure_options quantal_measure_options_default(void);
+
+/* Measure one event in x[0..n) (baseline-free trace, frame 0 of x at
+ * first_s seconds) whose onset is at sample onset. polarity +1/-1.
+ * end (> onset, <= n) bounds the event (the next event's onset); a
+ * previous event's tail must already be subtracted from x. The template
+ * (may be NULL) gives amplitude and baseline by the optimally scaled fit
+ * near onset (Clements & Bekkers 1997); without it they come from the
+ * smoothed peak and the pre-onset mean. */
+quantal_status quantal_measure_event(const double *x, size_t n,
+                                     double rate_hz, double first_s,
+                                     size_t onset, size_t end, int polarity,
+                                     const quantal_template *t,
+                                     const quantal_measure_options *opt,
+                                     quantal_event *ev, quantal_diag *diag);
+
+/* -- detect (src/detect.c): streaming detection ------------------------- */
+
+typedef enum quantal_detect_method {
+  QUANTAL_DETECT_TEMPLATE = 0,  /* Clements & Bekkers 1997 criterion */
+  QUANTAL_DETECT_DECONV = 1,    /* Pernia-Andrade et al. 2012 */
+  QUANTAL_DETECT_THRESHOLD = 2, /* amplitude on the filtered trace */
+  QUANTAL_DETECT_SLOPE = 3      /* slope on the filtered trace */
+} quantal_detect_method;
+
+struct quantal_detect_summary;
+
+typedef struct quantal_detect_options {
+  quantal_detect_method method;  /* default QUANTAL_DETECT_TEMPLATE */
+  int polarity;                  /* +1, -1, 0 = decide from the data */
+  double threshold;              /* in SDs of the method's score; NaN =
+                                    the method's default */
+  double rise_s, decay_s;        /* template guess; default 0.5, 5 ms */
+  const double *waveform;        /* user template samples, or NULL */
+  size_t waveform_n;
+  int refine;                    /* refit kinetics from the data (1) */
+  double from_s, to_s;           /* analysed span; to_s <= 0 = the end */
+  size_t block_frames;           /* frames per block; 0 = 2^20 */
+  quantal_filter_options filter;
+  quantal_measure_options measure;
+  /* Called for every event in time order, once each; a non-zero return
+   * stops the run with QUANTAL_EFAILED. */
+  int (*on_event)(const quantal_event *ev, void *user);
+  /* Called once, after calibration and before the first event, with the
+   * method, polarity, threshold and kinetics that will be used (the
+   * counts are still 0); a non-zero return stops the run. May be NULL. */
+  int (*on_ready)(const struct quantal_detect_summary *s, void *user);
+  /* Called after each block with frames done and total; may be NULL. */
+  void (*on_progress)(uint64_t done, uint64_t total, void *user);
+  void *user;
+} quantal_detect_options;
+
+quantal_detect_options quantal_detect_options_default(void);
+
+/* What a run found besides the events. */
+typedef struct quantal_detect_summary {
+  uint64_t n_events;
+  double duration_s;        /* analysed, excluding gaps */
+  double rate_hz;           /* n_events / duration_s */
+  double noise_sd;          /* robust SD of the pre-processed trace */
+  double score_sd;          /* robust SD of the detection score */
+  double threshold;         /* used, in score SDs */
+  int polarity;             /* used: +1 or -1 */
+  quantal_detect_method method;
+  double rise_s, decay_s;   /* template kinetics used (NaN: waveform) */
+  int refined;              /* 1 when the kinetics came from the data */
+  uint64_t n_gaps;          /* stretches of NaN/Inf samples skipped */
+  double gap_s;             /* their total length */
+  double first_gap_s;       /* start of the first one, or NaN */
+} quantal_detect_summary;
+
+/* Detect, measure and report events of channel ch of rec through
+ * opt->on_event, streaming in blocks (memory does not grow with the
+ * file). Events are attributed to the block holding their onset, so each
+ * is reported exactly once and the result does not depend on
+ * block_frames. */
+quantal_status quantal_detect_run(quantal_recording *rec, size_t ch,
+                                  const quantal_detect_options *opt,
+                                  quantal_detect_summary *summary,
+                                  quantal_diag *diag);
+
+/* The same on an array in memory (first sample at time 0). */
+quantal_status quantal_detect_array(const double *x, size_t n,
+                                    double rate_hz,
+                                    const quantal_detect_options *opt,
+                                    quantal_detect_summary *summary,
+                                    quantal_diag *diag);
+
+/* Name of a method ("template", ...) and the reverse (-1 if unknown). */
+const char *quantal_detect_method_name(quantal_detect_method m);
+int quantal_detect_method_parse(const char *name);
+
 /* ---- end detect ---- */
 
 /* evoked module */
@@ -362,6 +662,37 @@ quantal_status quantal_evoked_measure(quantal_recording *rec, size_t ch,
 /* ---- end formats ---- */
 
 /* compare module */
+
+/* Detections scored against true events (times in seconds, amplitudes in
+ * any one unit). */
+typedef struct quantal_match_result {
+  size_t n_true, n_detected;
+  size_t true_positives, false_positives, false_negatives;
+  double precision, recall, f1;  /* NAN when undefined (no events) */
+  double onset_error_mean_s;     /* detected - true, over matches */
+  double onset_error_sd_s;
+  double onset_error_median_abs_s;
+  size_t n_amplitudes;           /* matches with both amplitudes finite */
+  double amplitude_error_mean;   /* detected - true */
+  double amplitude_error_rms;
+  double amplitude_error_median_rel; /* median |error / true| */
+} quantal_match_result;
+
+/* Match n_det detections to n_true true events: a pair matches when the
+ * times differ by at most tolerance_s, each used at most once; the
+ * matching has the largest possible number of pairs (true events in time
+ * order each take the earliest unused detection within reach, so a
+ * detection equidistant from two events goes to the earlier one and a
+ * second detection of an event is a false positive). Inputs need not be
+ * sorted. Amplitude arrays may be NULL. match (n_det entries, may be
+ * NULL) receives the index of the matched true event or (size_t)-1. */
+quantal_status quantal_compare_events(const double *det_s,
+                                      const double *det_amp, size_t n_det,
+                                      const double *true_s,
+                                      const double *true_amp, size_t n_true,
+                                      double tolerance_s, size_t *match,
+                                      quantal_match_result *r,
+                                      quantal_diag *diag);
 /* ---- end compare ---- */
 
 #ifdef __cplusplus

@@ -7,10 +7,12 @@
 int cmd_info(int argc, char **argv);
 /* cmd: simulate */
 /* cmd: detect */
+int cmd_detect(int argc, char **argv);
 /* cmd: evoked */
 int cmd_evoked(int argc, char **argv);
 /* cmd: fit */
 /* cmd: compare */
+int cmd_compare(int argc, char **argv);
 /* cmd: formats */
 int cmd_convert(int argc, char **argv);
 

@@ -18,10 +18,12 @@ static const struct command commands[] = {
     {"info", cmd_info, "describe recordings: format, channels, units, noise"},
     /* command: simulate */
     /* command: detect */
+    {"detect", cmd_detect, "find and measure spontaneous events (minis)"},
     /* command: evoked */
     {"evoked", cmd_evoked, "per-stimulus response amplitudes, failures"},
     /* command: fit */
     /* command: compare */
+    {"compare", cmd_compare, "check results against the simulator and truth"},
     /* command: formats */
     {"convert", cmd_convert, "write a recording as WAV or FLAC, units kept"},
 };

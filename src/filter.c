@@ -1,0 +1,506 @@
+/* filter.c - baseline, mains hum and low-pass of a block. SPDX-License-Identifier: GPL-3.0-or-later */
+#include <config.h>
+
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Samples per grid segment that enter a segment median: enough for a
+ * robust value, few enough that the selection stays cheap. */
+#define SEG_MEDIAN_MAX 96
+
+quantal_filter_options
+quantal_filter_options_default(void)
+{
+  quantal_filter_options o;
+  o.baseline_window_s = 0.5;
+  o.baseline_segment_s = 0.02;
+  o.mains_hz = 50.0;
+  o.mains_harmonics = 5;
+  o.mains_window_s = 0.5;
+  o.lowpass_hz = 0.0;
+  return o;
+}
+
+static size_t
+frames_of(double s, double rate_hz)
+{
+  double v = floor(s * rate_hz + 0.5);
+  return v < 1.0 ? 1 : (size_t)v;
+}
+
+size_t
+quantal_filter_context(const quantal_filter_options *o, double rate_hz)
+{
+  size_t c = 0, seg, half;
+  if (o->baseline_window_s > 0.0) {
+    seg = frames_of(o->baseline_segment_s, rate_hz);
+    half = frames_of(o->baseline_window_s, rate_hz) / seg / 2;
+    c += (half + 3) * seg;
+  }
+  if (o->mains_hz > 0.0)
+    c += 2 * frames_of(o->mains_window_s, rate_hz) + 1;
+  if (o->lowpass_hz > 0.0)
+    c += (size_t)ceil(4.0 * 0.1325 * rate_hz / o->lowpass_hz) + 1;
+  return c;
+}
+
+/* Quickselect (Hoare) of the k-th smallest of v[0..n): v is reordered. */
+static double
+select_kth(double *v, size_t n, size_t k)
+{
+  size_t lo = 0, hi = n - 1;
+  while (hi > lo) {
+    double pivot = v[lo + (hi - lo) / 2];
+    size_t i = lo, j = hi;
+    while (i <= j) {
+      while (v[i] < pivot)
+        i++;
+      while (v[j] > pivot)
+        j--;
+      if (i <= j) {
+        double t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+        i++;
+        if (j == 0)
+          break;
+        j--;
+      }
+    }
+    if (k <= j)
+      hi = j;
+    else if (k >= i)
+      lo = i;
+    else
+      break;
+  }
+  return v[k];
+}
+
+/* Median of v[0..n) (n > 0), v reordered: the mean of the two middle
+ * values for even n. */
+static double
+median_inplace(double *v, size_t n)
+{
+  double a = select_kth(v, n, n / 2), b;
+  size_t i;
+  if (n % 2)
+    return a;
+  /* the lower middle is the largest of the elements left of n/2 */
+  b = v[0];
+  for (i = 1; i < n / 2; i++)
+    if (v[i] > b)
+      b = v[i];
+  return 0.5 * (a + b);
+}
+
+double
+qtl_median(double *v, size_t n)
+{
+  return n == 0 ? NAN : median_inplace(v, n);
+}
+
+quantal_status
+quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
+                        double rate_hz, double window_s, double segment_s,
+                        double *baseline, quantal_diag *diag)
+{
+  size_t seg, half, g0, g1, ng, g, i, stride;
+  double *med = NULL, *run = NULL, tmp[SEG_MEDIAN_MAX + 1], *win = NULL;
+  uint64_t last;
+
+  if (n == 0)
+    return QUANTAL_OK;
+  if (!(rate_hz > 0.0) || !(window_s > 0.0) || !(segment_s > 0.0))
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "baseline: rate, window and segment must be positive");
+  seg = frames_of(segment_s, rate_hz);
+  half = frames_of(window_s, rate_hz) / seg / 2;
+  /* Segments of the absolute grid [g * seg, (g + 1) * seg) that the block
+   * touches: the grid, not the block, decides which samples are pooled,
+   * so a sample far from the block ends gets the same baseline whatever
+   * the block. */
+  last = first_frame + n - 1;
+  g0 = (size_t)(first_frame / seg);
+  g1 = (size_t)(last / seg);
+  ng = g1 - g0 + 1;
+  med = malloc(ng * sizeof *med);
+  run = malloc(ng * sizeof *run);
+  win = malloc((2 * half + 1) * sizeof *win);
+  if (med == NULL || run == NULL || win == NULL) {
+    free(med);
+    free(run);
+    free(win);
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  }
+  stride = (seg + SEG_MEDIAN_MAX - 1) / SEG_MEDIAN_MAX;
+  for (g = 0; g < ng; g++) {
+    uint64_t a = (uint64_t)(g0 + g) * seg, b = a + seg, f;
+    size_t m = 0;
+    if (a < first_frame)
+      a = first_frame;
+    if (b > last + 1)
+      b = last + 1;
+    /* Pool the samples at grid positions (multiples of stride from the
+     * segment start), again so the choice does not depend on the block. */
+    f = (uint64_t)(g0 + g) * seg;
+    if (f < a)
+      f += ((a - f + stride - 1) / stride) * stride;
+    for (; f < b && m < SEG_MEDIAN_MAX + 1; f += stride) {
+      double v = x[f - first_frame];
+      if (isfinite(v))
+        tmp[m++] = v;
+    }
+    med[g] = m ? median_inplace(tmp, m) : NAN;
+  }
+  /* Running median of the segment medians (Tukey's running median): a
+   * segment hit by an event, or two, does not move it. */
+  for (g = 0; g < ng; g++) {
+    size_t hw = half, lo, hi, k, m = 0;
+    /* Near the block ends the window shrinks symmetrically (Tukey's end
+     * rule), so a drifting baseline is not pulled towards the inside. */
+    if (hw > g)
+      hw = g;
+    if (hw > ng - 1 - g)
+      hw = ng - 1 - g;
+    lo = g - hw;
+    hi = g + hw;
+    for (k = lo; k <= hi; k++)
+      if (isfinite(med[k]))
+        win[m++] = med[k];
+    run[g] = m ? median_inplace(win, m) : NAN;
+  }
+  /* Fill segments without finite samples from their neighbours. */
+  for (g = 1; g < ng; g++)
+    if (!isfinite(run[g]))
+      run[g] = run[g - 1];
+  for (g = ng - 1; g-- > 0;)
+    if (!isfinite(run[g]))
+      run[g] = run[g + 1];
+  /* Linear interpolation between segment centres (g + 1/2) * seg. */
+  for (i = 0; i < n; i++) {
+    uint64_t f = first_frame + i;
+    double pos = ((double)f + 0.5) / (double)seg - 0.5 - (double)g0, u;
+    size_t k;
+    if (pos <= 0.0) {
+      baseline[i] = run[0];
+      continue;
+    }
+    k = (size_t)pos;
+    if (k + 1 >= ng) {
+      baseline[i] = run[ng - 1];
+      continue;
+    }
+    u = pos - (double)k;
+    baseline[i] = run[k] + u * (run[k + 1] - run[k]);
+  }
+  free(med);
+  free(run);
+  free(win);
+  return QUANTAL_OK;
+}
+
+/* Hum of one grid window: cos/sin coefficients of each harmonic. */
+typedef struct hum_coef {
+  double a[16], b[16];
+} hum_coef;
+
+quantal_status
+quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
+                     double rate_hz, double mains_hz, unsigned harmonics,
+                     double window_s, quantal_diag *diag)
+{
+  size_t w, g0, g1, ng, g, i;
+  unsigned h;
+  hum_coef *c;
+  uint64_t last;
+  double period;
+  int integer_period;
+  double *prof = NULL, *cnt = NULL, *hp = NULL;
+  size_t P = 0;
+
+  if (n == 0 || mains_hz <= 0.0)
+    return QUANTAL_OK;
+  if (!(rate_hz > 0.0) || !(window_s > 0.0) || harmonics == 0 ||
+      harmonics > 16)
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "mains: bad rate, window or harmonics (1 to 16)");
+  if (mains_hz * harmonics >= rate_hz / 2.0)
+    harmonics = (unsigned)floor((rate_hz / 2.0 - 1e-9) / mains_hz);
+  if (harmonics == 0)
+    return QUANTAL_OK;
+  w = frames_of(window_s, rate_hz);
+  last = first_frame + n - 1;
+  g0 = (size_t)(first_frame / w);
+  g1 = (size_t)(last / w);
+  ng = g1 - g0 + 1;
+  period = rate_hz / mains_hz;
+  integer_period = fabs(period - floor(period + 0.5)) < 1e-9;
+  c = calloc(ng, sizeof *c);
+  if (c == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  if (integer_period) {
+    P = (size_t)floor(period + 0.5);
+    prof = malloc(P * sizeof *prof);
+    cnt = malloc(P * sizeof *cnt);
+    hp = malloc(2 * 16 * sizeof *hp);
+    if (prof == NULL || cnt == NULL || hp == NULL) {
+      free(c);
+      free(prof);
+      free(cnt);
+      free(hp);
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    }
+  }
+  /* Coefficients per window by projection onto cos/sin with the phase
+   * of the absolute time f / rate. When the mains period is a whole
+   * number of samples, the window is first folded into one cycle (the
+   * mean waveform of the hum), which makes the projection cost P per
+   * harmonic instead of a multiply-add per sample and harmonic. */
+  for (g = 0; g < ng; g++) {
+    uint64_t a = (uint64_t)(g0 + g) * w, b = a + w, f;
+    double nused = 0.0;
+    if (a < first_frame)
+      a = first_frame;
+    if (b > last + 1)
+      b = last + 1;
+    if (integer_period) {
+      size_t p = (size_t)(a % P);
+      memset(prof, 0, P * sizeof *prof);
+      memset(cnt, 0, P * sizeof *cnt);
+      for (f = a; f < b; f++) {
+        double v = x[f - first_frame];
+        if (isfinite(v)) {
+          prof[p] += v;
+          cnt[p] += 1.0;
+        }
+        if (++p == P)
+          p = 0;
+      }
+      for (p = 0; p < P; p++) {
+        nused += cnt[p];
+        for (h = 0; h < harmonics; h++) {
+          double ph = 2.0 * M_PI * (double)((h + 1) * p % P) / (double)P;
+          c[g].a[h] += prof[p] * cos(ph);
+          c[g].b[h] += prof[p] * sin(ph);
+        }
+      }
+    } else {
+      for (f = a; f < b; f++) {
+        double v = x[f - first_frame], t;
+        if (!isfinite(v))
+          continue;
+        nused += 1.0;
+        t = (double)f / period;
+        t -= floor(t);
+        for (h = 0; h < harmonics; h++) {
+          double ph = 2.0 * M_PI * t * (h + 1);
+          c[g].a[h] += v * cos(ph);
+          c[g].b[h] += v * sin(ph);
+        }
+      }
+    }
+    /* Over whole cycles cos and sin are orthogonal with mean square 1/2,
+     * so the least-squares coefficient is 2/N times the projection. */
+    for (h = 0; h < harmonics; h++) {
+      c[g].a[h] = nused > 0 ? 2.0 * c[g].a[h] / nused : 0.0;
+      c[g].b[h] = nused > 0 ? 2.0 * c[g].b[h] / nused : 0.0;
+    }
+  }
+  /* Subtract, interpolating the coefficients linearly between window
+   * centres so that slow changes of hum amplitude and phase follow. */
+  if (integer_period) {
+    /* The hum waveform of each window over one cycle. */
+    double *hw = malloc(ng * P * sizeof *hw);
+    size_t p;
+    if (hw == NULL) {
+      free(c);
+      free(prof);
+      free(cnt);
+      free(hp);
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    }
+    for (p = 0; p < P; p++) {
+      for (h = 0; h < harmonics; h++) {
+        double ph = 2.0 * M_PI * (double)((h + 1) * p % P) / (double)P;
+        hp[2 * h] = cos(ph);
+        hp[2 * h + 1] = sin(ph);
+      }
+      for (g = 0; g < ng; g++) {
+        double v = 0.0;
+        for (h = 0; h < harmonics; h++)
+          v += c[g].a[h] * hp[2 * h] + c[g].b[h] * hp[2 * h + 1];
+        hw[g * P + p] = v;
+      }
+    }
+    p = (size_t)(first_frame % P);
+    for (i = 0; i < n; i++) {
+      double pos = ((double)(first_frame + i) + 0.5) / (double)w - 0.5 -
+                   (double)g0, u;
+      size_t k;
+      if (pos <= 0.0) {
+        x[i] -= hw[p];
+      } else if ((k = (size_t)pos) + 1 >= ng) {
+        x[i] -= hw[(ng - 1) * P + p];
+      } else {
+        u = pos - (double)k;
+        x[i] -= hw[k * P + p] + u * (hw[(k + 1) * P + p] - hw[k * P + p]);
+      }
+      if (++p == P)
+        p = 0;
+    }
+    free(hw);
+  } else {
+    for (i = 0; i < n; i++) {
+      double pos = ((double)(first_frame + i) + 0.5) / (double)w - 0.5 -
+                   (double)g0, u = 0.0, t, hum = 0.0;
+      size_t k = 0, k1 = 0;
+      if (pos > 0.0) {
+        k = (size_t)pos;
+        if (k + 1 >= ng)
+          k = k1 = ng - 1;
+        else {
+          k1 = k + 1;
+          u = pos - (double)k;
+        }
+      }
+      t = (double)(first_frame + i) / period;
+      t -= floor(t);
+      for (h = 0; h < harmonics; h++) {
+        double ph = 2.0 * M_PI * t * (h + 1);
+        double ca = c[k].a[h] + u * (c[k1].a[h] - c[k].a[h]);
+        double cb = c[k].b[h] + u * (c[k1].b[h] - c[k].b[h]);
+        hum += ca * cos(ph) + cb * sin(ph);
+      }
+      x[i] -= hum;
+    }
+  }
+  free(c);
+  free(prof);
+  free(cnt);
+  free(hp);
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_filter_lowpass(const double *x, double *y, size_t n, double rate_hz,
+                       double fc_hz, quantal_diag *diag)
+{
+  double sigma, *k, sum = 0.0;
+  long half, j;
+  size_t i;
+  if (n == 0)
+    return QUANTAL_OK;
+  if (!(rate_hz > 0.0) || !(fc_hz > 0.0))
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "low-pass: rate and corner frequency must be positive");
+  if (x == y)
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "low-pass: input and output must differ");
+  /* The Gaussian filter's -3 dB corner fc and the SD of its impulse
+   * response are related by sigma = 0.1325 / fc (Colquhoun & Sigworth
+   * 1995, in Single-Channel Recording, eq. A3.5). */
+  sigma = 0.1325 * rate_hz / fc_hz;
+  if (sigma < 0.25) {
+    memcpy(y, x, n * sizeof *y);
+    return QUANTAL_OK;
+  }
+  half = (long)ceil(4.0 * sigma);
+  k = malloc((size_t)(2 * half + 1) * sizeof *k);
+  if (k == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  for (j = -half; j <= half; j++) {
+    k[j + half] = exp(-0.5 * (double)(j * j) / (sigma * sigma));
+    sum += k[j + half];
+  }
+  for (j = 0; j <= 2 * half; j++)
+    k[j] /= sum;
+  for (i = 0; i < n; i++) {
+    double acc = 0.0;
+    if (i >= (size_t)half && i + (size_t)half < n) {
+      const double *xp = x + i - half;
+      for (j = 0; j <= 2 * half; j++)
+        acc += k[j] * xp[j];
+    } else {
+      for (j = -half; j <= half; j++) {
+        long idx = (long)i + j;
+        if (idx < 0)
+          idx = 0;
+        if (idx >= (long)n)
+          idx = (long)n - 1;
+        acc += k[j + half] * x[idx];
+      }
+    }
+    y[i] = acc;
+  }
+  free(k);
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_filter_block(double *x, size_t n, uint64_t first_frame,
+                     double rate_hz, const quantal_filter_options *o,
+                     double *baseline, quantal_diag *diag)
+{
+  quantal_status st;
+  double *b = baseline, *tmp;
+  size_t i;
+  if (n == 0)
+    return QUANTAL_OK;
+  if (o->baseline_window_s > 0.0) {
+    if (b == NULL) {
+      b = malloc(n * sizeof *b);
+      if (b == NULL)
+        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    }
+    st = quantal_filter_baseline(x, n, first_frame, rate_hz,
+                                 o->baseline_window_s, o->baseline_segment_s,
+                                 b, diag);
+    if (st == QUANTAL_OK)
+      for (i = 0; i < n; i++)
+        x[i] -= b[i];
+    if (b != baseline)
+      free(b);
+    if (st != QUANTAL_OK)
+      return st;
+  } else if (baseline != NULL) {
+    memset(baseline, 0, n * sizeof *baseline);
+  }
+  st = quantal_filter_mains(x, n, first_frame, rate_hz, o->mains_hz,
+                            o->mains_harmonics, o->mains_window_s, diag);
+  if (st != QUANTAL_OK)
+    return st;
+  if (o->lowpass_hz > 0.0) {
+    tmp = malloc(n * sizeof *tmp);
+    if (tmp == NULL)
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    st = quantal_filter_lowpass(x, tmp, n, rate_hz, o->lowpass_hz, diag);
+    if (st == QUANTAL_OK)
+      memcpy(x, tmp, n * sizeof *x);
+    free(tmp);
+  }
+  return st;
+}
+
+quantal_status
+quantal_filter_noise_sd(const double *x, size_t n, double *sd)
+{
+  double *v;
+  size_t i, m = 0;
+  v = malloc((n ? n : 1) * sizeof *v);
+  if (v == NULL)
+    return QUANTAL_ENOMEM;
+  for (i = 0; i < n; i++)
+    if (isfinite(x[i]))
+      v[m++] = x[i];
+  if (m < 3) {
+    free(v);
+    return QUANTAL_ENODATA;
+  }
+  *sd = qtl_mad_sd(v, m);
+  free(v);
+  return QUANTAL_OK;
+}
