@@ -102,9 +102,6 @@ quantal_status qtl_atf_open(quantal_recording *rec, double rate_hz,
 /* ---- end formats module ---- */
 
 /* ---- detect module (filter.c, template.c, detect.c, measure.c) ---- */
-/* ---- end detect module ---- */
-
-/* ---- detect module (filter.c, template.c, detect.c, measure.c) ---- */
 
 /* Median of v[0..n) by quickselect (v reordered); NaN for n = 0. */
 double qtl_median(double *v, size_t n);

@@ -1,0 +1,50 @@
+#!/bin/sh
+# compare.sh - quantal compare: detection scoring on hand-made tables.
+# SPDX-License-Identifier: GPL-3.0-or-later
+. "$top_srcdir/tests/cli/lib.sh"
+q=$QUANTAL
+
+printf '# truth\nonset_s\tkind\tamplitude_mV\n1.0\tspontaneous\t1.0\n2.0\tspontaneous\t2.0\n3.0\tevoked\t3.0\n' > truth.tsv
+printf 'onset_s\tamplitude_mV\n1.001\t1.1\n1.0015\t5\n2.5\t1\n' > det.tsv
+run 0 "$q" compare --events det.tsv --truth truth.tsv
+expect_err ''
+expect_out_match '^true events +3$'
+expect_out_match '^matched +1$'
+expect_out_match '^false positives +2$'
+expect_out_match '^missed +2$'
+expect_out_match '^F1 +0.3333$'
+expect_out_match '^amplitude error +mean 0.1 mV, RMS 0.1 mV, median relative 10 % \(1 matches\)$'
+
+# Only the spontaneous events of the truth.
+run 0 "$q" compare --events det.tsv --truth truth.tsv --kind spontaneous --json
+checks=$((checks + 1))
+python3 -c 'import json; d = json.load(open("out")); assert d["true_events"] == 2 and d["matched"] == 1 and d["missed"] == 1, d' ||
+  fail "--kind/--json"
+
+# A wider tolerance matches the detection at 2.5 s to the event at 2 s...
+run 0 "$q" compare --events det.tsv --truth truth.tsv --tolerance-ms 600 -o rep.txt
+expect_no_out
+checks=$((checks + 1))
+grep -Eq '^matched +2$' rep.txt || fail "tolerance 600 ms: $(cat rep.txt)"
+
+# Bad input.
+printf 'peak\tamplitude_mV\n1\t2\n' > notime.tsv
+run 3 "$q" compare --events notime.tsv --truth truth.tsv -o rep2.txt
+expect_err "quantal: compare: notime.tsv: no time column (onset_s, peak_s, time_s or stim_s)"
+no_file rep2.txt
+printf 'onset_s\tamplitude_pA\n1\t2\n' > pa.tsv
+run 3 "$q" compare --events pa.tsv --truth truth.tsv
+expect_err "quantal: compare: pa.tsv: amplitudes are in pA but truth.tsv has mV"
+printf 'onset_s\nsoon\n' > text.tsv
+run 3 "$q" compare --events text.tsv --truth truth.tsv
+expect_err "quantal: compare: text.tsv: row 1: 'soon' is not a time in seconds"
+run 3 "$q" compare --events nope.tsv --truth truth.tsv
+expect_err "quantal: compare: nope.tsv: No such file or directory"
+run 3 "$q" compare --events det.tsv --truth det.tsv --kind evoked
+expect_err "quantal: compare: det.tsv: --kind given but the table has no 'kind' column"
+run 2 "$q" compare --events det.tsv
+expect_err "quantal: compare: --events and --truth go together
+Try 'quantal compare --help' for more information."
+run 2 "$q" compare --events det.tsv --truth truth.tsv --tolerance-ms -1
+expect_err_match "tolerance-ms: -1 is outside"
+finish
