@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include "cmds.h"
+#include "events.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -28,7 +29,8 @@ enum {
   OPT_JITTER,
   OPT_POLARITY,
   OPT_ALPHA,
-  OPT_MIN_INTERVAL
+  OPT_MIN_INTERVAL,
+  OPT_MINIS
 };
 
 static void
@@ -59,6 +61,8 @@ usage(FILE *fp)
       "                         (0.001)\n"
       "Output:\n"
       "  -o, --output FILE      write the table to FILE (default stdout)\n"
+      "  --minis FILE           also detect the spontaneous minis between\n"
+      "                         the responses and write them to FILE\n"
       "  --json                 JSON instead of TSV\n"
       "  --rate HZ, --units U, --scale S   as in quantal info\n"
       "  -h, --help             show this help and exit\n\n"
@@ -150,6 +154,34 @@ infer_pulses(const double *t, size_t n, double gap_s, unsigned *pulse)
     return;
   }
   quantal_stimuli_pulse_index(t, n, gap_s, pulse);
+}
+
+/* Spontaneous events between the evoked responses, for the table that
+ * quantal fit takes as its quantal-size reference. */
+typedef struct minis_state {
+  FILE *fp;
+  const double *stim_s;
+  size_t n_stim, next;   /* first stimulus whose exclusion may still come */
+  double before_s, after_s;
+  size_t n;
+  double sum;
+} minis_state;
+
+static int
+on_mini(const quantal_event *ev, void *user)
+{
+  minis_state *m = user;
+  /* Events arrive in time order: skip stimuli whose exclusion window has
+   * passed, then drop the event if it falls in the current one (the
+   * evoked response and its artefact are not minis). */
+  while (m->next < m->n_stim && m->stim_s[m->next] + m->after_s < ev->onset_s)
+    m->next++;
+  if (m->next < m->n_stim && ev->onset_s >= m->stim_s[m->next] - m->before_s)
+    return 0;
+  qt_event_tsv_row(m->fp, ev);
+  m->n++;
+  m->sum += ev->amplitude;
+  return ferror(m->fp) ? -1 : 0;
 }
 
 static void
@@ -283,6 +315,7 @@ cmd_evoked(int argc, char **argv)
       {"jitter", required_argument, NULL, OPT_JITTER},
       {"polarity", required_argument, NULL, OPT_POLARITY},
       {"alpha", required_argument, NULL, OPT_ALPHA},
+      {"minis", required_argument, NULL, OPT_MINIS},
       {"help", no_argument, NULL, 'h'},
       QT_RECORDING_LONGOPTS,
       {NULL, 0, NULL, 0}};
@@ -297,7 +330,9 @@ cmd_evoked(int argc, char **argv)
   quantal_diag diag;
   quantal_status st;
   qt_out out;
-  const char *output = "-", *stim_file = NULL, *path;
+  const char *output = "-", *stim_file = NULL, *path, *minis_path = NULL;
+  minis_state ms;
+  qt_out mout;
   double stim_threshold = NAN, first = NAN, period = NAN, train_hz = NAN;
   double artefact_k = NAN, sweep_stim = NAN, min_interval_ms = 1.0;
   double train_gap_ms = 0.0, v, *times = NULL;
@@ -409,6 +444,7 @@ cmd_evoked(int argc, char **argv)
       if (qt_parse_double("--alpha", optarg, 1e-12, 0.4, &eo.alpha) != 0)
         return QT_EXIT_USAGE;
       break;
+    case OPT_MINIS: minis_path = optarg; break;
     case QT_OPT_RATE:
     case QT_OPT_UNITS:
     case QT_OPT_SCALE:
@@ -574,9 +610,51 @@ cmd_evoked(int argc, char **argv)
                                     : "white-noise null");
     print_tsv(out.fp, resp, pulse, n, chinfo.unit, summary.null_sd);
   }
+  if (minis_path != NULL) {
+    quantal_detect_options dopt = quantal_detect_options_default();
+    quantal_detect_summary dsum;
+    if ((code = qt_out_open(&mout, minis_path)) != 0) {
+      qt_out_abort(&out);
+      goto done;
+    }
+    memset(&ms, 0, sizeof ms);
+    ms.fp = mout.fp;
+    ms.stim_s = times;
+    ms.n_stim = n;
+    ms.before_s = 1e-3;
+    ms.after_s = eo.window_s;
+    dopt.polarity = summary.polarity;
+    dopt.on_event = on_mini;
+    dopt.user = &ms;
+    qt_print_provenance(mout.fp, argc, argv);
+    fprintf(mout.fp,
+            "# input: %s\n# channel: %ld (%s, %s)\n# minis: events "
+            "detected between the evoked responses (excluded: %g ms before "
+            "to %g ms after each stimulus)\n",
+            path, channel, chinfo.name, chinfo.unit, ms.before_s * 1e3,
+            ms.after_s * 1e3);
+    qt_event_tsv_header(mout.fp, chinfo.unit);
+    st = quantal_detect_run(rec, (size_t)channel - 1, &dopt, &dsum, &diag);
+    if (st != QUANTAL_OK) {
+      qt_diag_error(&diag, st);
+      code = qt_exit_code(st);
+      qt_out_abort(&mout);
+      qt_out_abort(&out);
+      goto done;
+    }
+    if ((code = qt_out_commit(&mout)) != 0) {
+      qt_out_abort(&out);
+      goto done;
+    }
+  }
   if ((code = qt_out_commit(&out)) != 0)
     goto done;
   print_summary(path, chinfo.unit, resp, n, &summary, eo.alpha);
+  if (minis_path != NULL)
+    fprintf(stderr,
+            "quantal: evoked: %s: %zu minis between the responses, mean "
+            "amplitude %.4g %s\n",
+            path, ms.n, ms.n ? ms.sum / (double)ms.n : NAN, chinfo.unit);
 
 done:
   if (st == QUANTAL_ENOMEM) {

@@ -54,6 +54,15 @@ checks=$((checks + 1))
 python3 -c 'import json; d = json.load(open("out")); assert len(d["responses"]) == 20; assert d["summary"]["failures"] == 10' ||
   fail "--json output"
 
+# Minis between the responses go to their own table.
+run 0 "$q" evoked --rate 10000 --stim-channel 2 rec.txt -o ev2.tsv --minis minis.tsv
+expect_err_match '^quantal: evoked: rec.txt: [0-9]+ minis between the responses, mean amplitude '
+checks=$((checks + 1))
+grep -q '^onset_s	peak_s	amplitude_mV	baseline_mV	rise_10_90_ms	decay_tau_ms	half_width_ms	area_mV_ms	criterion	overlap$' minis.tsv ||
+  fail "minis table header"
+checks=$((checks + 1))
+[ "$(grep -v '^#' ev2.tsv)" = "$(grep -v '^#' ev.tsv)" ] || fail "--minis changed the evoked table"
+
 # Bad input.
 run 2 "$q" evoked --rate 10000 rec.txt
 expect_err "quantal: evoked: say where the stimuli are: --stim-channel, --stimuli, --first/--period, --stim-from-artefact or --sweep-stim
