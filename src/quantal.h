@@ -261,6 +261,173 @@ typedef struct quantal_release_params {
 } quantal_release_params;
 
 /* sim module: declarations below this line are owned by src/sim.c */
+
+/* Simulate n_trials evoked amplitudes (recording unit): k quanta per
+ * stimulus from p->model, each of size drawn from p->shape with mean
+ * p->q and CV p->cv_q, plus Gaussian noise SD p->noise_sd. quanta
+ * (may be NULL) receives k per trial. Deterministic for a given seed.
+ * Thread-safe (no shared state).
+ * Beta-binomial: each stimulus draws its p from Beta(a, b) with
+ * a + b = (1 - p) / (cv_p^2 p) - 1 and a = p (a + b), then
+ * k ~ Binomial(n, p). Gaussian sizes are truncated at 0, so with a large
+ * cv_q the realised mean is above q (0.7 % at CV 0.4, 29 % at CV 1).
+ * Sizes sum linearly (no driving-force non-linearity at this level). */
+quantal_status quantal_sim_amplitudes(const quantal_release_params *p,
+                                      uint64_t seed, size_t n_trials,
+                                      double *amplitudes, unsigned *quanta,
+                                      quantal_diag *diag);
+/* Check p for impossible values (p outside [0,1], n = 0 for binomial,
+ * m < 0, cv < 0, noise_sd < 0, beta-binomial cv_p too large for p,...);
+ * QUANTAL_EINVAL with a reason naming the parameter. */
+quantal_status quantal_release_params_check(const quantal_release_params *p,
+                                            quantal_diag *diag);
+
+/* Whole-recording simulation (quantal-simulate(1) documents the model). */
+
+typedef enum quantal_sim_clamp {
+  QUANTAL_SIM_CURRENT_CLAMP = 0, /* membrane potential in mV */
+  QUANTAL_SIM_VOLTAGE_CLAMP = 1  /* clamp current in pA */
+} quantal_sim_clamp;
+
+/* Every parameter of a simulated recording. Times in s, rates in Hz,
+ * potentials in V, conductances in S, resistance in ohm; amplitudes and
+ * noise in the recording's unit (mV in current clamp, pA in voltage
+ * clamp). Start from quantal_sim_options_default(). */
+typedef struct quantal_sim_options {
+  uint64_t seed;
+  double rate_hz;          /* sample rate; 20000 */
+  double duration_s;       /* continuous recording length; 10 */
+  quantal_sim_clamp clamp; /* current clamp */
+  /* Episodic protocol when n_sweeps > 0: n_sweeps sweeps of sweep_s,
+   * written end to end, one stimulus (train) sweep_stim_s after each sweep
+   * start; the TTL channel marks sweep starts; duration_s is ignored. */
+  size_t n_sweeps;         /* 0 */
+  double sweep_s;          /* 0.5 */
+  double sweep_stim_s;     /* 0.1 */
+  /* Continuous stimulation: a stimulus every stim_period_s from
+   * stim_start_s (stim_count of them, 0 = until the end), or the sorted
+   * times stim_times_s[n_stim_times] when n_stim_times > 0 (borrowed for
+   * the call). Each stimulus is a train of train_pulses pulses
+   * train_interval_s apart. */
+  double stim_period_s;    /* 1; 0 = no stimulation */
+  double stim_start_s;     /* 0.5 */
+  size_t stim_count;       /* 0 */
+  const double *stim_times_s;
+  size_t n_stim_times;
+  unsigned train_pulses;   /* 1 */
+  double train_interval_s; /* 0.02 */
+  double delay_s;          /* synaptic delay from pulse to release; 0.0005 */
+  double latency_s;        /* mean exponential release latency; 0 */
+  /* Release: model, n, p, m, cv_p, q, cv_q, shape as in
+   * quantal_release_params, with q > 0 the magnitude of a mean quantum's
+   * peak response at rest in the recording's unit, or its peak
+   * conductance in S when q_is_conductance; release.noise_sd is the SD of
+   * the white recording noise. */
+  quantal_release_params release;
+  int q_is_conductance;    /* 0 */
+  double tau_d_s;          /* vesicle recovery time constant; 0 = none */
+  double tau_f_s;          /* facilitation time constant; 0 = none */
+  double mini_rate_hz;     /* spontaneous release rate; 1 */
+  double mini_gap_s;       /* no spontaneous release this long after each
+                            * pulse; 0 */
+  double rise_s;           /* conductance rise time constant; 0.0003 */
+  double decay_s;          /* conductance decay time constant; 0.0015 */
+  double kinetics_cv;      /* CV of each event's rise and decay; 0 */
+  double tau_m_s;          /* membrane time constant; 0.01 */
+  double r_in_ohm;         /* input resistance; 1e6 */
+  double e_rest_v;         /* resting potential; -0.080 */
+  double e_syn_v;          /* synaptic reversal potential; 0 */
+  double v_hold_v;         /* holding potential (voltage clamp); -0.080 */
+  double pink_sd;          /* SD of the 1/f noise; 0 */
+  double pink_fmin_hz;     /* where the 1/f spectrum flattens; 0.1 */
+  double hum_amp;          /* amplitude of the mains fundamental; 0 */
+  double hum_hz;           /* mains frequency; 50 */
+  unsigned hum_harmonics;  /* components h = 1..this at h hum_hz, each of
+                            * amplitude hum_amp / h; 3 */
+  double drift_sd;         /* SD of the baseline drift; 0 */
+  double drift_tau_s;      /* its correlation time; 10 */
+  double artefact_amp;     /* stimulus artefact peak; 0 */
+  double artefact_tau_s;   /* its decay time constant; 0.0002 */
+  unsigned adc_bits;       /* quantise to this many bits; 0 = off */
+  double adc_range;        /* +- full scale of the digitiser; 100 */
+  double ttl_v;            /* TTL pulse height (V); 5 */
+  double ttl_width_s;      /* TTL pulse width; 0.001 */
+  size_t block_frames;     /* frames generated per block; 65536 */
+} quantal_sim_options;
+
+quantal_sim_options quantal_sim_options_default(void);
+
+/* What the options imply, from quantal_sim_prepare. */
+typedef struct quantal_sim_derived {
+  const char *unit;        /* "mV" or "pA" */
+  const char *channel;     /* "Vm" or "Im" */
+  double m;                /* mean quanta per stimulus without plasticity */
+  double q_conductance_s;  /* peak conductance of a mean quantum */
+  double q_amplitude;      /* its isolated peak at rest, signed, in unit */
+  double baseline;         /* noise-free resting level, in unit */
+  uint64_t frames;         /* frames of the recording */
+  double duration_s;
+  size_t n_pulses;         /* stimulus pulses inside the recording */
+  double flac_scale;       /* suggested 24-bit step for the signal */
+} quantal_sim_derived;
+
+/* Check o (every field, with a reason naming the first bad one) and
+ * derive *d. */
+quantal_status quantal_sim_prepare(const quantal_sim_options *o,
+                                   quantal_sim_derived *d,
+                                   quantal_diag *diag);
+
+typedef enum quantal_sim_kind {
+  QUANTAL_SIM_EVOKED = 0,
+  QUANTAL_SIM_SPONTANEOUS = 1
+} quantal_sim_kind;
+
+/* One release event of the ground truth. */
+typedef struct quantal_sim_event {
+  quantal_sim_kind kind;
+  double onset_s;    /* first quantum's release (failures: pulse + delay) */
+  double peak_s;     /* time of the peak of its isolated response */
+  long stimulus;     /* 0-based stimulus (sweep) index; -1 spontaneous */
+  long pulse;        /* 0-based pulse within the train; -1 spontaneous */
+  double stim_s;     /* pulse time; NaN for spontaneous events */
+  unsigned quanta;   /* quanta released (0: a failure) */
+  double amplitude;  /* peak of its own noise-free response, signed */
+  double linear;     /* the same for a linear membrane (no driving-force
+                      * change); equals amplitude in voltage clamp */
+  double rise_s, decay_s; /* its conductance kinetics */
+} quantal_sim_event;
+
+/* Receives n interleaved frames of 2 channels (signal in unit, TTL in V);
+ * the pointer is valid during the call only. */
+typedef quantal_status (*quantal_sim_frames_fn)(void *ctx,
+                                                const double *frames,
+                                                size_t n, quantal_diag *diag);
+/* Receives one event; events arrive in order of onset_s. */
+typedef quantal_status (*quantal_sim_event_fn)(void *ctx,
+                                               const quantal_sim_event *ev,
+                                               quantal_diag *diag);
+
+/* Simulate the recording of o, streaming: on_frames gets successive
+ * blocks of o->block_frames, on_events (may be NULL) each release event
+ * with onset inside the recording. Memory does not grow with duration.
+ * A callback's non-OK status stops the run and is returned. Deterministic
+ * for a given o->seed; thread-safe. */
+quantal_status quantal_sim_run(const quantal_sim_options *o,
+                               quantal_sim_frames_fn on_frames,
+                               quantal_sim_event_fn on_event, void *ctx,
+                               quantal_diag *diag);
+
+/* The same release process without waveforms: on_event receives every
+ * evoked pulse (failures included) and spontaneous event, with amplitude
+ * = the linear sum of its quantal sizes (q taken as an amplitude; a
+ * conductance q is converted at rest) plus Gaussian noise of SD
+ * release.noise_sd; peak_s = onset_s. Amplitudes carry the sign of the
+ * response (negative for inward currents). Without plasticity the evoked
+ * amplitudes equal quantal_sim_amplitudes(&o->release, o->seed, ...)
+ * with release.q given that sign. */
+quantal_status quantal_sim_run_amplitudes(const quantal_sim_options *o,
+                                          quantal_sim_event_fn on_event,
+                                          void *ctx, quantal_diag *diag);
 /* ---- end sim ---- */
 
 /* detect module: declarations owned by src/detect.c, filter.c, template.c,
@@ -495,13 +662,17 @@ typedef enum quantal_detect_method {
   QUANTAL_DETECT_TEMPLATE = 0,  /* Clements & Bekkers 1997 criterion */
   QUANTAL_DETECT_DECONV = 1,    /* Pernia-Andrade et al. 2012 */
   QUANTAL_DETECT_THRESHOLD = 2, /* amplitude on the filtered trace */
-  QUANTAL_DETECT_SLOPE = 3      /* slope on the filtered trace */
+  QUANTAL_DETECT_SLOPE = 3,     /* slope on the filtered trace */
+  /* Template-criterion candidates at a permissive threshold, each
+   * confirmed by its criterion once the fitted neighbours are subtracted
+   * (so both events of a close pair are kept); the default. */
+  QUANTAL_DETECT_COMBINED = 4
 } quantal_detect_method;
 
 struct quantal_detect_summary;
 
 typedef struct quantal_detect_options {
-  quantal_detect_method method;  /* default QUANTAL_DETECT_TEMPLATE */
+  quantal_detect_method method;  /* default QUANTAL_DETECT_COMBINED */
   int polarity;                  /* +1, -1, 0 = decide from the data */
   double threshold;              /* in SDs of the method's score; NaN =
                                     the method's default */
@@ -693,7 +864,56 @@ quantal_status quantal_compare_events(const double *det_s,
                                       double tolerance_s, size_t *match,
                                       quantal_match_result *r,
                                       quantal_diag *diag);
+
+/* Recovery and calibration (Gontier & Pfister 2020's question: could these
+ * numbers have been recovered?): simulate replicates of an experiment with
+ * known release parameters at the amplitude level (quantal_sim_amplitudes),
+ * analyse each exactly like the data (quantal_fit_run) and compare the
+ * estimates and intervals with the truth. */
+typedef struct quantal_recovery_options {
+  quantal_release_params truth; /* the parameters simulated */
+  size_t n_trials;              /* stimuli per experiment (300) */
+  size_t n_minis;               /* minis per experiment (0) */
+  quantal_fit_options fit;      /* the analysis (fit defaults) */
+  quantal_fit_model score_model; /* whose estimates are scored (binomial) */
+  size_t replicates;            /* experiments simulated (200) */
+  unsigned threads;             /* 0 = online processors */
+  uint64_t seed;                /* replicate i uses quantal_seed_mix(seed,
+                                   i): results do not depend on threads */
+  void (*on_progress)(size_t done, size_t total, void *user);
+  void *user;
+} quantal_recovery_options;
+
+quantal_recovery_options quantal_recovery_options_default(void);
+
+/* One parameter over the replicates whose fit converged. */
+typedef struct quantal_recovery_param {
+  double truth;               /* NaN: the simulated model has none */
+  size_t n_estimates;         /* finite estimates */
+  double mean, sd, bias, rmse;
+  size_t n_intervals;         /* replicates with an interval */
+  size_t n_covered;           /* ... containing the truth */
+  size_t n_unbounded;         /* ... whose upper bound is infinite */
+  double coverage;            /* n_covered / n_intervals */
+} quantal_recovery_param;
+
+typedef struct quantal_recovery_result {
+  size_t replicates, n_ok;    /* simulated; fits that converged */
+  double truth[QUANTAL_PAR_COUNT];
+  quantal_recovery_param par[QUANTAL_PAR_COUNT];
+  /* Per replicate i and parameter k at [i * QUANTAL_PAR_COUNT + k]. */
+  double *estimates, *lower, *upper;
+  unsigned char *ok;          /* replicates entries */
+} quantal_recovery_result;
+
+quantal_status quantal_compare_recovery(const quantal_recovery_options *opt,
+                                        quantal_recovery_result **out,
+                                        quantal_diag *diag);
+void quantal_recovery_result_free(quantal_recovery_result *r);
 /* ---- end compare ---- */
+
+/* plot module */
+/* ---- end plot ---- */
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
  * code. */
 int cmd_info(int argc, char **argv);
 /* cmd: simulate */
+int cmd_simulate(int argc, char **argv);
 /* cmd: detect */
 int cmd_detect(int argc, char **argv);
 /* cmd: evoked */
@@ -13,6 +14,7 @@ int cmd_evoked(int argc, char **argv);
 /* cmd: fit */
 /* cmd: compare */
 int cmd_compare(int argc, char **argv);
+/* cmd: plot */
 /* cmd: formats */
 int cmd_convert(int argc, char **argv);
 

@@ -17,6 +17,7 @@ struct command {
 static const struct command commands[] = {
     {"info", cmd_info, "describe recordings: format, channels, units, noise"},
     /* command: simulate */
+    {"simulate", cmd_simulate, "simulate release and response, with truth"},
     /* command: detect */
     {"detect", cmd_detect, "find and measure spontaneous events (minis)"},
     /* command: evoked */
@@ -24,6 +25,7 @@ static const struct command commands[] = {
     /* command: fit */
     /* command: compare */
     {"compare", cmd_compare, "check results against the simulator and truth"},
+    /* command: plot */
     /* command: formats */
     {"convert", cmd_convert, "write a recording as WAV or FLAC, units kept"},
 };
