@@ -129,4 +129,42 @@ double qtl_biexp_rise_10_90(double rise_s, double decay_s);
 
 /* ---- end detect module ---- */
 
+/* ---- json module (json.c) ---- */
+
+/* A parsed JSON value (a small reader for quantal's own result files). */
+typedef struct qtl_json qtl_json;
+typedef enum qtl_json_type {
+  QTL_JSON_NONE = 0,
+  QTL_JSON_NULL,
+  QTL_JSON_BOOL,
+  QTL_JSON_NUMBER,
+  QTL_JSON_STRING,
+  QTL_JSON_ARRAY,
+  QTL_JSON_OBJECT
+} qtl_json_type;
+
+/* Parse len bytes of text (name is used in messages). */
+quantal_status qtl_json_parse(const char *text, size_t len, const char *name,
+                              qtl_json **out, quantal_diag *diag);
+/* Read and parse a file (at most 64 MiB). */
+quantal_status qtl_json_read_file(const char *path, qtl_json **out,
+                                  quantal_diag *diag);
+void qtl_json_free(qtl_json *j);
+qtl_json_type qtl_json_kind(const qtl_json *j);
+/* Member of an object, or NULL. */
+const qtl_json *qtl_json_get(const qtl_json *j, const char *key);
+/* Nested members by a dotted path ("settings.n_max"), or NULL. */
+const qtl_json *qtl_json_path(const qtl_json *j, const char *path);
+/* Elements of an array or members of an object. */
+size_t qtl_json_size(const qtl_json *j);
+const qtl_json *qtl_json_at(const qtl_json *j, size_t i);
+/* The member name of an object's member. */
+const char *qtl_json_key(const qtl_json *j);
+/* A number (true = 1, false = 0), else NaN; null is NaN. */
+double qtl_json_number(const qtl_json *j);
+/* A string, else NULL. */
+const char *qtl_json_string(const qtl_json *j);
+
+/* ---- end json module ---- */
+
 #endif /* QUANTAL_INTERNAL_H */
