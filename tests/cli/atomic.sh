@@ -31,7 +31,7 @@ interrupt() {
 }
 
 interrupt INT
-no_file long.wav long.wav.truth.tsv long.wav.truth.json
+no_file long.wav long.truth.tsv long.truth.json
 interrupt TERM
 no_file long.wav
 
@@ -50,7 +50,7 @@ checks=$((checks + 1))
 cmp -s s1.wav s2.wav || fail "simulate --seed 7 gave different recordings"
 checks=$((checks + 1))
 # (the comment lines name the output file, which differs)
-[ "$(grep -v '^#' s1.wav.truth.tsv)" = "$(grep -v '^#' s2.wav.truth.tsv)" ] ||
+[ "$(grep -v '^#' s1.truth.tsv)" = "$(grep -v '^#' s2.truth.tsv)" ] ||
   fail "different truth tables"
 checks=$((checks + 1))
 cmp -s e1.tsv e2.tsv || fail "evoked gave different tables"
