@@ -49,6 +49,8 @@ done
 checks=$((checks + 1))
 cmp -s s1.wav s2.wav || fail "simulate --seed 7 gave different recordings"
 checks=$((checks + 1))
+checks=$((checks + 1))
+grep -q spontaneous s1.truth.tsv || fail "no truth table written"
 # (the comment lines name the output file, which differs)
 [ "$(grep -v '^#' s1.truth.tsv)" = "$(grep -v '^#' s2.truth.tsv)" ] ||
   fail "different truth tables"
