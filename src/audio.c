@@ -7,7 +7,9 @@
 #include <math.h>
 #include <sndfile.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef struct sf_ctx {
@@ -212,6 +214,7 @@ struct quantal_writer {
   double *inv_scale; /* FLAC: 1 / scale per channel */
   int *ibuf;
   size_t ibuf_frames;
+  int direct; /* writing an existing device in place: nothing to rename */
 };
 
 void
@@ -293,13 +296,29 @@ quantal_writer_open(const char *path, const quantal_write_options *opt,
   }
   free(scales);
 
-  fd = qtl_tmpfile_near(path, w->tmp, sizeof w->tmp);
+  {
+    /* An existing device (/dev/null) is written in place: renaming a
+     * temporary file over it would replace the device node. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+      quantal_writer_abort(w);
+      return qtl_fail(diag, QUANTAL_EIO, path, -1, -1, "is a directory");
+    }
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+      fd = open(path, O_WRONLY);
+      w->tmp[0] = '\0';
+      w->direct = 1;
+    } else {
+      fd = qtl_tmpfile_near(path, w->tmp, sizeof w->tmp);
+    }
+  }
   if (fd < 0) {
-    int e = errno;
+    int e = errno, direct = w->direct;
     w->tmp[0] = '\0';
     quantal_writer_abort(w);
     return qtl_fail(diag, QUANTAL_EIO, path, -1, -1,
-                    "cannot create a file in its folder: %s", strerror(e));
+                    direct ? "%s" : "cannot create a file in its folder: %s",
+                    strerror(e));
   }
   memset(&info, 0, sizeof info);
   info.samplerate = (int)opt->rate_hz;
@@ -394,7 +413,7 @@ quantal_writer_commit(quantal_writer *w, quantal_diag *diag)
     quantal_writer_abort(w);
     return QUANTAL_EIO;
   }
-  if (rename(w->tmp, w->path) != 0) {
+  if (!w->direct && rename(w->tmp, w->path) != 0) {
     int e = errno;
     qtl_fail(diag, QUANTAL_EIO, w->path, -1, -1, "cannot rename into place: %s",
              strerror(e));

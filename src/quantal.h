@@ -638,6 +638,9 @@ typedef struct quantal_measure_options {
                             the template, else 0.01 s */
   double decay_window_s; /* decay fit window after the peak; default: 3
                             decay taus of the template, else 0.03 s */
+  int fixed_onset;       /* 1: fit the template at the given onset only
+                            (it is already a fitted latency); default 0:
+                            search +-(t_peak / 2 + 2 samples) */
 } quantal_measure_options;
 
 quantal_measure_options quantal_measure_options_default(void);
@@ -904,7 +907,29 @@ typedef struct quantal_recovery_result {
   /* Per replicate i and parameter k at [i * QUANTAL_PAR_COUNT + k]. */
   double *estimates, *lower, *upper;
   unsigned char *ok;          /* replicates entries */
+  /* Per replicate i, statistic j at [i * QUANTAL_STAT_COUNT + j]: the
+   * simulated data's summary statistics, for predictive checks. */
+  double *stats;
 } quantal_recovery_result;
+
+/* Summary statistics of an amplitude sample (sign-corrected so that
+ * responses are positive), compared between data and simulations. */
+typedef enum quantal_stat {
+  QUANTAL_STAT_MEAN = 0,
+  QUANTAL_STAT_CV = 1,
+  QUANTAL_STAT_SKEW = 2,
+  QUANTAL_STAT_LOW = 3,  /* fraction below half the quantal size */
+  QUANTAL_STAT_KS = 4,   /* KS statistic of the scored model's own fit */
+  QUANTAL_STAT_COUNT = 5
+} quantal_stat;
+
+/* Name of a statistic ("mean", "cv", "skew", "low_fraction", "ks"). */
+const char *quantal_stat_name(quantal_stat s);
+
+/* The statistics of amplitudes x (n values, in the sign of q) given the
+ * quantal size q; the KS entry is left NaN. */
+void quantal_amplitude_stats(const double *x, size_t n, double q,
+                             double *stats);
 
 quantal_status quantal_compare_recovery(const quantal_recovery_options *opt,
                                         quantal_recovery_result **out,

@@ -266,6 +266,24 @@ qt_out_open(qt_out *o, const char *path)
     return 0;
   }
   snprintf(o->path, sizeof o->path, "%s", path);
+  {
+    /* A device or a pipe (/dev/null, a FIFO) is written directly: renaming
+     * a temporary file over it would replace the device node itself. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+      qt_error("%s: is a directory", path);
+      return QT_EXIT_IO;
+    }
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+      o->fp = fopen(path, "w");
+      if (o->fp == NULL) {
+        qt_error("%s: %s", path, strerror(errno));
+        return QT_EXIT_IO;
+      }
+      o->is_direct = 1;
+      return 0;
+    }
+  }
   slash = strrchr(path, '/');
   dirlen = slash ? (size_t)(slash - path + 1) : 0;
   n = snprintf(o->tmp, sizeof o->tmp, "%.*s.%s.tmpXXXXXX", (int)dirlen, path,
@@ -300,6 +318,12 @@ qt_out_abort(qt_out *o)
 {
   if (o->is_stdout)
     return;
+  if (o->is_direct) {
+    if (o->fp != NULL)
+      fclose(o->fp);
+    o->fp = NULL;
+    return;
+  }
   if (o->fp != NULL)
     fclose(o->fp);
   o->fp = NULL;
@@ -317,6 +341,17 @@ qt_out_commit(qt_out *o)
   if (o->is_stdout) {
     if (fflush(stdout) != 0 || ferror(stdout)) {
       qt_error("write error: %s", strerror(errno ? errno : EIO));
+      return QT_EXIT_IO;
+    }
+    return 0;
+  }
+  if (o->is_direct) {
+    failed = fflush(o->fp) != 0 || ferror(o->fp);
+    if (fclose(o->fp) != 0)
+      failed = 1;
+    o->fp = NULL;
+    if (failed) {
+      qt_error("%s: write error: %s", o->path, strerror(errno));
       return QT_EXIT_IO;
     }
     return 0;

@@ -67,14 +67,16 @@ int qt_recopts_parse(qt_recopts *ro, int opt, const char *arg);
 /* Fill library open options from ro (pointers into ro). */
 quantal_open_options qt_recopts_get(const qt_recopts *ro);
 
-/* Output that appears whole or not at all: "-" is stdout, anything else
- * is written to a temporary file in the same folder and renamed by
+/* Output that appears whole or not at all: "-" is stdout, an existing
+ * device or pipe (/dev/null) is written in place, anything else is
+ * written to a temporary file in the same folder and renamed by
  * qt_out_commit. SIGINT/SIGTERM remove pending temporary files. */
 typedef struct qt_out {
   FILE *fp;
   char path[1024];
   char tmp[1100];
   int is_stdout;
+  int is_direct; /* an existing device or pipe, written in place */
 } qt_out;
 
 int qt_out_open(qt_out *o, const char *path);

@@ -102,6 +102,15 @@ expect_err "quantal: evoked: text.tsv: row 1: 'soon' is not a time in seconds"
 run 2 "$q" evoked --rate 10000 --sweep-stim 30 rec.txt
 expect_err_match "beyond sweep 1"
 
+# A device is written in place, never replaced by a renamed file (as root,
+# renaming over /dev/null would turn it into a regular file).
+run 0 "$q" evoked --rate 10000 --stim-channel 2 rec.txt -o /dev/null
+checks=$((checks + 1))
+[ -c /dev/null ] || fail "/dev/null is no longer a device"
+run 0 "$q" convert --rate 10000 rec.txt /dev/null
+checks=$((checks + 1))
+[ -c /dev/null ] || fail "/dev/null is no longer a device after convert"
+
 # An existing output is replaced only by a complete new one.
 echo previous > keep.tsv
 run 2 "$q" evoked --rate 10000 --first 0.5 --period 0.02 rec.txt -o keep.tsv
