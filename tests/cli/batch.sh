@@ -1,0 +1,59 @@
+#!/bin/sh
+# batch.sh - scripts/batch: failure isolation, resumption, Slurm script.
+# SPDX-License-Identifier: GPL-3.0-or-later
+. "$top_srcdir/tests/cli/lib.sh"
+command -v parallel > /dev/null || { echo "GNU parallel missing: skipped"; exit 77; }
+b="$top_srcdir/scripts/batch"
+q=$QUANTAL
+"$q" --help | grep -q '^  detect ' || { echo "no detect: skipped"; exit 77; }
+
+cp "$top_srcdir/data/minis.flac" a.flac
+cp "$top_srcdir/data/minis.flac" b.flac
+echo 'not a recording' > broken.wav
+printf 'file\tcell\tcondition\na.flac\tc1\tctrl\nb.flac\tc2\tdrug\nbroken.wav\tc3\tctrl\nmissing.flac\tc4\tctrl\n' > m.tsv
+
+run 1 "$b" --quantal "$q" -j 2 m.tsv -o out
+expect_out_match '^done: a_c1_ctrl$'
+expect_out_match '^done: b_c2_drug$'
+expect_out_match '^batch: 4 recordings: 2 done, 0 up to date, 2 failed$'
+expect_err_match 'FAILED \(3\): broken_c3_ctrl: quantal: info: .*broken.wav: not a recording'
+expect_err_match 'FAILED \(3\): missing_c4_ctrl: quantal: info: .*missing.flac: No such file or directory'
+for f in out/a_c1_ctrl/events.tsv out/a_c1_ctrl/info.json out/a_c1_ctrl/done.stamp \
+    out/b_c2_drug/events.tsv out/broken_c3_ctrl/error.log; do
+  checks=$((checks + 1))
+  [ -s "$f" ] || fail "$f missing"
+done
+checks=$((checks + 1))
+[ ! -e out/broken_c3_ctrl/done.stamp ] || fail "a failed recording got a stamp"
+
+# Rerun: the good ones are up to date, the failures are tried again.
+run 1 "$b" --quantal "$q" m.tsv -o out
+expect_out_match '^skipped \(up to date\): a_c1_ctrl$'
+expect_out_match '^batch: 4 recordings: 0 done, 2 up to date, 2 failed$'
+# A newer input is redone; so is everything with --force.
+touch -d '+2 seconds' a.flac 2> /dev/null || { sleep 1; touch a.flac; }
+run 1 "$b" --quantal "$q" m.tsv -o out
+expect_out_match '^done: a_c1_ctrl$'
+expect_out_match '^skipped \(up to date\): b_c2_drug$'
+
+# Two rows that would share an output folder are refused before anything.
+printf 'file\tid\na.flac\tsame\nb.flac\tsame\n' > dup.tsv
+run 2 "$b" --quantal "$q" dup.tsv -o out2
+expect_err "batch: two rows would write the same output folder: same"
+checks=$((checks + 1))
+[ ! -e out2/same ] || fail "work started despite duplicate folders"
+
+# Slurm: a valid script whose task i runs row i.
+run 0 "$b" --quantal "$q" --slurm m.tsv -o out3
+checks=$((checks + 1))
+bash -n out3/batch.slurm || fail "batch.slurm has a syntax error"
+expect_out_match 'wrote .*batch.slurm \(4 array tasks\)'
+checks=$((checks + 1))
+grep -q '^#SBATCH --array=1-4$' out3/batch.slurm || fail "array range"
+run 0 env SLURM_ARRAY_TASK_ID=2 bash out3/batch.slurm
+expect_out_match '^done: b_c2_drug$'
+checks=$((checks + 1))
+[ ! -e out3/a_c1_ctrl ] || fail "task 2 ran row 1"
+run 2 "$b" --quantal "$q" --one 9 out3/manifest.tsv -o out3
+expect_err "batch: --one 9: the manifest has rows 1 to 4"
+finish
