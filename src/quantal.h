@@ -938,6 +938,171 @@ void quantal_recovery_result_free(quantal_recovery_result *r);
 /* ---- end compare ---- */
 
 /* plot module */
+
+/* Figures drawn with PLplot's cairo and SVG devices into a file, never a
+ * window. Every call is self-contained (its own PLplot stream, begun and
+ * ended inside the call), prints nothing, and checks the file it wrote.
+ * PLplot itself is not thread-safe: call from one thread at a time. The
+ * file is written in place; callers wanting atomicity draw to a temporary
+ * name and rename. Amplitudes are in the recording's unit (unit string). */
+
+typedef enum quantal_plot_format {
+  QUANTAL_PLOT_AUTO = 0, /* from the file name's extension */
+  QUANTAL_PLOT_PNG = 1,  /* pngcairo */
+  QUANTAL_PLOT_SVG = 2,  /* svg (text as <text>, one file per figure) */
+  QUANTAL_PLOT_PDF = 3   /* pdfcairo */
+} quantal_plot_format;
+
+typedef struct quantal_plot_options {
+  quantal_plot_format format; /* AUTO */
+  double width_px;            /* 0 = the figure's default (1200) */
+  double height_px;           /* 0 = the figure's default */
+  const char *title;          /* figure title, or NULL */
+} quantal_plot_options;
+
+quantal_plot_options quantal_plot_options_default(void);
+
+/* The drawing library and its version ("PLplot 5.15.0") into buf. */
+void quantal_plot_backend(char *buf, size_t size);
+
+/* Format from a path's extension (.png, .svg, .pdf, any case); EINVAL
+ * naming the path otherwise. */
+quantal_status quantal_plot_format_from_path(const char *path,
+                                             quantal_plot_format *format,
+                                             quantal_diag *diag);
+
+/* Min/max decimation for long traces: column c of n_cols covers frames
+ * [c T / n_cols, (c + 1) T / n_cols) of a trace of T = total_frames.
+ * Feed successive blocks x[0..n) starting at first_frame; lo/hi (n_cols
+ * each) must start at +INFINITY/-INFINITY. NaN samples are skipped. */
+void quantal_plot_minmax(const double *x, size_t n, uint64_t first_frame,
+                         uint64_t total_frames, size_t n_cols, double *lo,
+                         double *hi);
+
+/* Histogram bin width by the Freedman-Diaconis rule, 2 IQR n^(-1/3)
+ * (Freedman & Diaconis 1981), falling back to range / sqrt(n) when the
+ * IQR is 0; NaN values are skipped. Returns NaN for fewer than 2 finite
+ * values, 1 when they are all equal. */
+double quantal_plot_bin_width(const double *x, size_t n);
+
+/* The detection figure: overview, zoomed strip, average event, amplitude
+ * and inter-event-interval histograms. Arrays may be NULL with a zero
+ * count; panels without data are left out. */
+typedef struct quantal_plot_detect_data {
+  const char *unit;          /* "mV", "pA" */
+  /* Overview: n_cols min/max columns from env_t0_s, env_dt_s wide. */
+  const double *env_lo, *env_hi;
+  size_t n_cols;
+  double env_t0_s, env_dt_s;
+  /* Zoomed strip: n_strip samples at rate_hz from strip_t0_s. */
+  const double *strip;
+  size_t n_strip;
+  double strip_t0_s, rate_hz;
+  /* Events: onset and peak (s), amplitude above baseline (signed), level
+   * at the peak (baseline + amplitude, where the markers go). */
+  const double *onset_s, *peak_s, *amplitude, *peak_level;
+  size_t n_events;
+  /* Average event, baseline-subtracted, sampled at rate_hz, avg[0] at
+   * avg_t0_s from the onset (negative); n_averaged events went in. */
+  const double *avg;
+  size_t n_avg, n_averaged;
+  double avg_t0_s;
+  /* Template kinetics (bi-exponential time constants, s; NaN = none),
+   * drawn over the average with its least-squares amplitude. */
+  double rise_s, decay_s;
+} quantal_plot_detect_data;
+
+quantal_status quantal_plot_detect(const quantal_plot_detect_data *d,
+                                   const char *path,
+                                   const quantal_plot_options *opt,
+                                   quantal_diag *diag);
+
+/* The evoked figure: responses aligned on the stimulus (failures in
+ * another colour), amplitude against stimulus number, histogram. */
+typedef struct quantal_plot_evoked_data {
+  const char *unit;
+  /* Traces: n_traces x n_samples, row-major, baseline-subtracted, sample
+   * 0 at t0_s from the stimulus (all responses or a subset of them). At
+   * most 400 are drawn; the mean of the successes uses them all. */
+  size_t n_traces, n_samples;
+  const double *traces;      /* NULL = no panel */
+  const int *trace_failure;  /* n_traces, 1 = failure; may be NULL */
+  double rate_hz, t0_s;
+  /* Every response: */
+  size_t n_resp;
+  const double *amplitude;   /* n_resp (NaN allowed) */
+  const int *failure;        /* n_resp, 1 = failure; may be NULL */
+  const double *stimulus;    /* n_resp stimulus numbers; NULL = 1.. */
+} quantal_plot_evoked_data;
+
+quantal_status quantal_plot_evoked(const quantal_plot_evoked_data *d,
+                                   const char *path,
+                                   const quantal_plot_options *opt,
+                                   quantal_diag *diag);
+
+/* The fit figure: amplitude histogram (as a density) with the fitted
+ * mixture and its components, the profile log-likelihood of n, the minis
+ * histogram with its fitted density. The caller computes the curves on
+ * its own grids. */
+typedef struct quantal_plot_fit_data {
+  const char *unit;
+  const char *model;          /* e.g. "binomial" */
+  const char *summary;        /* one line of estimates, or NULL */
+  const double *amplitudes;
+  size_t n_amplitudes;
+  const double *grid;         /* n_grid abscissae (unit) */
+  size_t n_grid;
+  const double *density;      /* n_grid: the mixture density (1/unit) */
+  size_t n_components;        /* component j holds k = component_k[j] */
+  const unsigned *component_k;
+  const double *components;   /* n_components x n_grid, weighted */
+  const unsigned *profile_n;  /* profile of n: n_profile points */
+  const double *profile_loglik;
+  size_t n_profile;
+  const double *minis;
+  size_t n_minis;
+  const double *minis_grid, *minis_density; /* n_minis_grid each */
+  size_t n_minis_grid;
+} quantal_plot_fit_data;
+
+quantal_status quantal_plot_fit(const quantal_plot_fit_data *d,
+                                const char *path,
+                                const quantal_plot_options *opt,
+                                quantal_diag *diag);
+
+/* The detection-scoring figure of compare: true and detected events on
+ * a time line (matched, missed, false), detected against true amplitude,
+ * onset errors. match[i] is the true event of detection i or (size_t)-1,
+ * as from quantal_compare_events. */
+typedef struct quantal_plot_score_data {
+  const char *unit;
+  const double *det_s, *det_amp;   /* n_det; det_amp may be NULL */
+  size_t n_det;
+  const double *true_s, *true_amp; /* n_true; true_amp may be NULL */
+  size_t n_true;
+  const size_t *match;             /* n_det */
+  const quantal_match_result *result;
+} quantal_plot_score_data;
+
+quantal_status quantal_plot_score(const quantal_plot_score_data *d,
+                                  const char *path,
+                                  const quantal_plot_options *opt,
+                                  quantal_diag *diag);
+
+/* Estimates against truth across replicates, one panel per parameter:
+ * each replicate's estimate with its interval, the true value, and the
+ * coverage (fraction of intervals holding the truth). */
+typedef struct quantal_plot_recovery_param {
+  const char *name;              /* "p", "q (mV)" */
+  double truth;
+  size_t n;                      /* replicates */
+  const double *value, *lo, *hi; /* lo/hi may be NULL; NaN = none */
+} quantal_plot_recovery_param;
+
+quantal_status quantal_plot_recovery(const quantal_plot_recovery_param *par,
+                                     size_t n_par, const char *path,
+                                     const quantal_plot_options *opt,
+                                     quantal_diag *diag);
 /* ---- end plot ---- */
 
 #ifdef __cplusplus

@@ -15,6 +15,8 @@ int cmd_evoked(int argc, char **argv);
 /* cmd: compare */
 int cmd_compare(int argc, char **argv);
 /* cmd: plot */
+int cmd_plot(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 /* cmd: formats */
 int cmd_convert(int argc, char **argv);
 

@@ -26,6 +26,8 @@ static const struct command commands[] = {
     /* command: compare */
     {"compare", cmd_compare, "check results against the simulator and truth"},
     /* command: plot */
+    {"plot", cmd_plot, "figures of events, responses, fits (PNG/SVG/PDF)"},
+    {"report", cmd_report, "run the pipeline, write an HTML report"},
     /* command: formats */
     {"convert", cmd_convert, "write a recording as WAV or FLAC, units kept"},
 };
