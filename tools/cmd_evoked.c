@@ -3,6 +3,7 @@
 
 #include "cmds.h"
 #include "events.h"
+#include "plot.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -30,7 +31,8 @@ enum {
   OPT_POLARITY,
   OPT_ALPHA,
   OPT_MIN_INTERVAL,
-  OPT_MINIS
+  OPT_MINIS,
+  OPT_PLOT
 };
 
 static void
@@ -64,6 +66,8 @@ usage(FILE *fp)
       "  --minis FILE           also detect the spontaneous minis between\n"
       "                         the responses and write them to FILE\n"
       "  --json                 JSON instead of TSV\n"
+      "  --plot FIG             also draw the responses (.png .svg .pdf);\n"
+      "                         needs -o FILE\n"
       "  --rate HZ, --units U, --scale S   as in quantal info\n"
       "  -h, --help             show this help and exit\n\n"
       "Exit status: 0 ok, 1 no stimuli or nothing measurable, 2 usage,\n"
@@ -316,6 +320,7 @@ cmd_evoked(int argc, char **argv)
       {"polarity", required_argument, NULL, OPT_POLARITY},
       {"alpha", required_argument, NULL, OPT_ALPHA},
       {"minis", required_argument, NULL, OPT_MINIS},
+      {"plot", required_argument, NULL, OPT_PLOT},
       {"help", no_argument, NULL, 'h'},
       QT_RECORDING_LONGOPTS,
       {NULL, 0, NULL, 0}};
@@ -331,6 +336,7 @@ cmd_evoked(int argc, char **argv)
   quantal_status st;
   qt_out out;
   const char *output = "-", *stim_file = NULL, *path, *minis_path = NULL;
+  const char *plot_path = NULL;
   minis_state ms;
   qt_out mout;
   double stim_threshold = NAN, first = NAN, period = NAN, train_hz = NAN;
@@ -445,6 +451,7 @@ cmd_evoked(int argc, char **argv)
         return QT_EXIT_USAGE;
       break;
     case OPT_MINIS: minis_path = optarg; break;
+    case OPT_PLOT: plot_path = optarg; break;
     case QT_OPT_RATE:
     case QT_OPT_UNITS:
     case QT_OPT_SCALE:
@@ -471,6 +478,9 @@ cmd_evoked(int argc, char **argv)
     return qt_usage_error("--first needs --period (or --count 1)");
   if (train > 1 && isnan(train_hz))
     return qt_usage_error("--train needs --train-hz");
+  if (plot_path != NULL && (strcmp(output, "-") == 0 || json))
+    return qt_usage_error("--plot draws from the TSV table: give -o FILE "
+                          "(and no --json)");
   path = argv[optind];
   oo = qt_recopts_get(&ro);
   quantal_diag_clear(&diag);
@@ -655,6 +665,9 @@ cmd_evoked(int argc, char **argv)
             "quantal: evoked: %s: %zu minis between the responses, mean "
             "amplitude %.4g %s\n",
             path, ms.n, ms.n ? ms.sum / (double)ms.n : NAN, chinfo.unit);
+  if (plot_path != NULL)
+    code = qt_plot_evoked(path, &oo, (size_t)channel - 1, output, plot_path,
+                          NULL);
 
 done:
   if (st == QUANTAL_ENOMEM) {

@@ -63,6 +63,16 @@ grep -q '^onset_s	peak_s	amplitude_mV	baseline_mV	rise_10_90_ms	decay_tau_ms	hal
 checks=$((checks + 1))
 [ "$(grep -v '^#' ev2.tsv)" = "$(grep -v '^#' ev.tsv)" ] || fail "--minis changed the evoked table"
 
+# A figure next to the table.
+if "$q" --help | grep -q '^  plot '; then
+  run 0 "$q" evoked --rate 10000 --stim-channel 2 rec.txt -o ev3.tsv --plot ev.svg
+  checks=$((checks + 1))
+  grep -q '<svg' ev.svg || fail "--plot wrote no SVG"
+  run 2 "$q" evoked --rate 10000 --stim-channel 2 rec.txt --plot ev.png
+  expect_err_match 'give -o FILE'
+  no_file ev.png
+fi
+
 # Bad input.
 run 2 "$q" evoked --rate 10000 rec.txt
 expect_err "quantal: evoked: say where the stimuli are: --stim-channel, --stimuli, --first/--period, --stim-from-artefact or --sweep-stim
