@@ -15,13 +15,23 @@
 #define CAL_STRETCHES 4
 /* Default frames per block of the main pass. */
 #define BLOCK_DEFAULT ((size_t)1 << 19)
+/* The combined method: its threshold, the fraction of it at which the
+ * template criterion proposes candidates, the most Gauss-Seidel sweeps
+ * of the neighbour fit and the most candidates fitted together (chosen
+ * on scripts/bench/detect-accuracy). */
+#define COMBINED_THRESHOLD 4.0
+#define COMBINED_CANDIDATES 0.8
+#define COMBINED_DECONV 0.75
+#define COMBINED_SIGMA 0.2
+#define BACKFIT_SWEEPS 12
+#define CLUSTER_MAX 24
 
 quantal_detect_options
 quantal_detect_options_default(void)
 {
   quantal_detect_options o;
   memset(&o, 0, sizeof o);
-  o.method = QUANTAL_DETECT_TEMPLATE;
+  o.method = QUANTAL_DETECT_COMBINED;
   o.polarity = 0;
   o.threshold = NAN;
   o.rise_s = 0.0005;
@@ -35,7 +45,8 @@ quantal_detect_options_default(void)
 }
 
 static const char *const method_names[] = {"template", "deconvolution",
-                                           "threshold", "slope"};
+                                           "threshold", "slope",
+                                           "combined"};
 
 const char *
 quantal_detect_method_name(quantal_detect_method m)
@@ -67,6 +78,7 @@ default_threshold(quantal_detect_method m)
   case QUANTAL_DETECT_DECONV: return 4.0;
   case QUANTAL_DETECT_THRESHOLD: return 4.0;
   case QUANTAL_DETECT_SLOPE: return 4.0;
+  case QUANTAL_DETECT_COMBINED: return COMBINED_THRESHOLD;
   }
   return 4.0;
 }
@@ -101,32 +113,24 @@ typedef struct detector {
   quantal_matcher *mt;
   qtl_xcorr *dec;        /* deconvolution filter as a correlation */
   size_t dec_off;        /* D[i + dec_off] = out[i] */
+  double *dec_g;         /* its taps, for the exact value at a candidate */
   size_t sep;            /* local-maximum half-window, samples */
   size_t ctx;            /* context frames each side of a block */
   double lp_hz;          /* low-pass of the threshold/slope methods */
   int refined;
+  double *te;            /* template extended by its exponential tail */
+  size_t te_n;
+  double *tc;            /* template minus its mean (fast_fit_best) */
+  double t_mean, t_stt;  /* its mean and sum of squares */
+  double cand_thr;       /* candidate threshold of the combined method */
+  double dec_sd;         /* SD of the deconvolution score (combined) */
+  size_t dec_sep;        /* local-maximum half-window of its candidates */
   /* gaps */
   uint64_t n_gaps, gap_frames;
   int in_gap;
   double first_gap_s;
   uint64_t n_events;
-  /* scratch */
-  double *crit;
-  size_t crit_cap;
 } detector;
-
-static quantal_status
-scratch(double **p, size_t *cap, size_t n, quantal_diag *diag)
-{
-  if (*cap < n) {
-    double *a = realloc(*p, n * sizeof *a);
-    if (a == NULL)
-      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-    *p = a;
-    *cap = n;
-  }
-  return QUANTAL_OK;
-}
 
 /* Pernia-Andrade et al. (2012): deconvolution by the template, band
  * limited by a Gaussian, D = F^-1[G F(x) / F(e)]. Written as one FIR
@@ -164,7 +168,11 @@ deconv_build(detector *d, quantal_diag *diag)
   fftw_execute(pf);
   /* Band limit: a Gaussian in time of SD half the time to peak (at least
    * one sample), i.e. sigma_f = 1 / (2 pi sigma_t). */
-  sigma_t = 0.5 * (double)(t->peak_index - t->onset_index) / d->rate_hz;
+  sigma_t = (d->want == QUANTAL_DETECT_COMBINED ? COMBINED_SIGMA : 0.5) *
+            (double)(t->peak_index - t->onset_index) / d->rate_hz;
+  d->dec_sep = (size_t)(sigma_t * d->rate_hz);
+  if (d->dec_sep < 2)
+    d->dec_sep = 2;
   if (sigma_t < 1.0 / d->rate_hz)
     sigma_t = 1.0 / d->rate_hz;
   sigma_f = 1.0 / (2.0 * M_PI * sigma_t);
@@ -208,11 +216,28 @@ deconv_build(detector *d, quantal_diag *diag)
   }
   st = qtl_xcorr_alloc(g, k1 + k2 + 1, &d->dec, diag);
   d->dec_off = k2;
-  free(g);
+  free(d->dec_g);
+  d->dec_g = g; /* kept for dec_exact */
   fftw_free(e);
   fftw_free(h);
   fftw_free(E);
   return st;
+}
+
+/* The deconvolved trace at sample t in double precision by the direct
+ * sum (the FFT gives it in single precision, with a per-block offset):
+ * decisions at the threshold are taken on this value, so they do not
+ * depend on the block. NaN where the filter runs past the data. */
+static double
+dec_exact(const detector *d, const double *y, size_t n, size_t t)
+{
+  size_t K = qtl_xcorr_klen(d->dec), j;
+  double sum = 0.0;
+  if (t < d->dec_off || t - d->dec_off + K > n)
+    return NAN;
+  for (j = 0; j < K; j++)
+    sum += d->dec_g[j] * y[t - d->dec_off + j];
+  return sum;
 }
 
 /* Score of each sample as an event onset, in the method's raw unit, NaN
@@ -223,37 +248,34 @@ raw_score(detector *d, const double *y, size_t n, double *z,
 {
   size_t i;
   quantal_status st;
-  for (i = 0; i < n; i++)
-    z[i] = NAN;
   switch (d->o.method) {
-  case QUANTAL_DETECT_TEMPLATE: {
+  case QUANTAL_DETECT_TEMPLATE:
+  case QUANTAL_DETECT_COMBINED: {
+    /* written in place: score[i + on] = criterion at latency i */
     size_t L = d->tpl->n, on = d->tpl->onset_index;
+    for (i = 0; i < n && i < on; i++)
+      z[i] = NAN;
+    for (i = n >= L ? n - L + on + 1 : on; i < n; i++)
+      z[i] = NAN;
     if (n < L)
       return QUANTAL_OK;
-    st = scratch(&d->crit, &d->crit_cap, n, diag);
-    if (st != QUANTAL_OK)
-      return st;
-    st = quantal_template_criterion(d->mt, y, n, d->crit, NULL, diag);
-    if (st != QUANTAL_OK)
-      return st;
-    for (i = 0; i + L <= n; i++)
-      z[i + on] = d->crit[i];
-    return QUANTAL_OK;
+    return quantal_template_criterion(d->mt, y, n, z + on, NULL, diag);
   }
   case QUANTAL_DETECT_DECONV: {
-    size_t K = qtl_xcorr_klen(d->dec);
+    size_t K = qtl_xcorr_klen(d->dec), off = d->dec_off;
+    for (i = 0; i < n && i < off; i++)
+      z[i] = NAN;
+    for (i = n >= K ? n - K + off + 1 : off; i < n; i++)
+      z[i] = NAN;
     if (n < K)
       return QUANTAL_OK;
-    st = scratch(&d->crit, &d->crit_cap, n, diag);
-    if (st != QUANTAL_OK)
-      return st;
-    qtl_xcorr_run(d->dec, y, n, d->crit, NULL);
-    for (i = 0; i + K <= n; i++)
-      z[i + d->dec_off] = d->crit[i];
+    qtl_xcorr_run(d->dec, y, n, z + off, NULL);
     return QUANTAL_OK;
   }
   case QUANTAL_DETECT_THRESHOLD:
   case QUANTAL_DETECT_SLOPE: {
+    for (i = 0; i < n; i++)
+      z[i] = NAN;
     size_t half = (size_t)ceil(4.0 * 0.1325 * d->rate_hz / d->lp_hz) + 1;
     if (n < 2 * half + 2)
       return QUANTAL_OK;
@@ -331,8 +353,11 @@ find_candidates(detector *d, const double *y, size_t n, double *z,
   quantal_status st = raw_score(d, y, n, z, diag);
   if (st != QUANTAL_OK)
     return st;
-  for (i = 0; i < n; i++)
-    z[i] /= d->score_sd;
+  {
+    double inv = 1.0 / d->score_sd;
+    for (i = 0; i < n; i++)
+      z[i] *= inv;
+  }
   for (i = 0; i < n; i++) {
     double sc;
     size_t pos;
@@ -370,14 +395,23 @@ find_candidates(detector *d, const double *y, size_t n, double *z,
     /* The float FFT score is screened 1e-3 below the threshold; the
      * template method then decides on the exact double-precision
      * criterion, so block boundaries cannot flip a decision. */
-    double thr = d->o.method == QUANTAL_DETECT_TEMPLATE
-                     ? d->thr * (1.0 - 1e-3)
-                     : d->thr;
-    if (!isfinite(z[i]) || !is_peak(z, n, i, d->sep, pol, thr))
+    double thr = d->o.method == QUANTAL_DETECT_COMBINED
+                     ? d->cand_thr * (1.0 - 1e-3)
+                     : d->thr * (1.0 - 1e-3);
+    if (!(pol * z[i] >= thr) || !is_peak(z, n, i, d->sep, pol, thr))
       continue;
     sc = z[i];
     pos = candidate_onset(d, z, i);
-    if (d->o.method == QUANTAL_DETECT_TEMPLATE) {
+    if (d->o.method == QUANTAL_DETECT_DECONV) {
+      /* the float score screens; the exact value decides */
+      sc = dec_exact(d, y, n, i) / d->score_sd;
+      if (!(pol * sc >= d->thr))
+        continue;
+    }
+    if (d->o.method == QUANTAL_DETECT_TEMPLATE ||
+        d->o.method == QUANTAL_DETECT_COMBINED) {
+      double cthr = d->o.method == QUANTAL_DETECT_TEMPLATE ? d->thr
+                                                           : d->cand_thr;
       quantal_template_fit f;
       size_t on = d->tpl->onset_index, a = pos - on;
       size_t lo = a > 2 ? a - 2 : 0, hi = a + 2;
@@ -390,7 +424,7 @@ find_candidates(detector *d, const double *y, size_t n, double *z,
       }
       sc = f.criterion / d->score_sd;
       pos = f.index + on;
-      if (!(pol * sc >= d->thr))
+      if (!(pol * sc >= cthr))
         continue;
       if (k > 0 && c[k - 1].pos == pos)
         continue;
@@ -427,6 +461,508 @@ preprocess(detector *d, double *x, size_t n, uint64_t f0, double *base,
   return quantal_filter_block(x, n, f0, d->rate_hz, &fo, base, diag);
 }
 
+/* ---- the combined detector -------------------------------------------- */
+
+static int
+cand_cmp(const void *a, const void *b)
+{
+  const cand *x = a, *y = b;
+  return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* Candidates of the deconvolution (Pernia-Andrade et al. 2012) added to
+ * the template's: the deconvolved trace is sharp, so it separates the
+ * first event of a close pair, which the template criterion (smeared over
+ * a whole template window) shows only as a shoulder. Those within sep/2
+ * of a template candidate are dropped. */
+static quantal_status
+add_deconv_candidates(detector *d, const double *y, size_t n, double *z,
+                      cand **c, size_t *nc, quantal_diag *diag)
+{
+  size_t i, k = *nc, cap = *nc, j, L = d->tpl->n, on = d->tpl->onset_index;
+  double pol = (double)d->pol, thr = COMBINED_DECONV * d->thr;
+  cand *cc = *c;
+  quantal_status st;
+  d->o.method = QUANTAL_DETECT_DECONV;
+  st = raw_score(d, y, n, z, diag);
+  d->o.method = QUANTAL_DETECT_COMBINED;
+  if (st != QUANTAL_OK)
+    return st;
+  thr *= d->dec_sd; /* compared with the raw score */
+  j = 0;
+  for (i = on; i + L - on <= n; i++) {
+    double ex;
+    if (!(pol * z[i] >= thr * (1.0 - 1e-3)) ||
+        !is_peak(z, n, i, d->dec_sep, pol, thr * (1.0 - 1e-3)))
+      continue;
+    /* the float score screens; the exact value decides */
+    ex = dec_exact(d, y, n, i);
+    if (!(pol * ex >= thr))
+      continue;
+    while (j < *nc && cc[j].pos + d->dec_sep < i)
+      j++;
+    if (j < *nc && cc[j].pos <= i + d->dec_sep)
+      continue;
+    if (k == cap) {
+      size_t nc2 = cap ? 2 * cap : 256;
+      cand *c2 = realloc(cc, nc2 * sizeof *c2);
+      if (c2 == NULL)
+        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+      cc = c2;
+      *c = cc;
+      cap = nc2;
+    }
+    cc[k].pos = i;
+    cc[k].score = ex / d->dec_sd;
+    k++;
+  }
+  qsort(cc, k, sizeof *cc, cand_cmp);
+  *nc = k;
+  return QUANTAL_OK;
+}
+
+/* A candidate of the combined method. */
+typedef struct fev {
+  size_t a0;    /* candidate latency (index of the template's start) */
+  size_t a;     /* fitted latency, within a0 +- 2 */
+  double amp;   /* fitted scale, in the unit of the trace */
+  double crit;  /* criterion in score SDs, neighbours subtracted */
+  double se;    /* SE of that fit (CB97 eq. 4) */
+  double mcrit; /* marginal criterion, in score SDs (joint_test) */
+  int alive;
+} fev;
+
+/* buf[0..m) = r[lo..lo+m) minus the fitted templates of the live
+ * candidates of e[0..ne) other than skip (skip = ne: all of them). */
+static void
+minus_neighbours(const detector *d, const double *r, size_t lo, size_t m,
+                 const fev *e, size_t ne, size_t skip, double *buf)
+{
+  size_t i, j;
+  memcpy(buf, r + lo, m * sizeof *buf);
+  for (i = 0; i < ne; i++) {
+    size_t j0, j1;
+    if (i == skip || !e[i].alive || e[i].amp == 0.0)
+      continue;
+    /* samples lo + j with 0 <= lo + j - a < te_n */
+    j0 = e[i].a > lo ? e[i].a - lo : 0;
+    j1 = e[i].a + d->te_n > lo ? e[i].a + d->te_n - lo : 0;
+    if (j1 > m)
+      j1 = m;
+    for (j = j0; j < j1; j++)
+      buf[j] -= e[i].amp * d->te[lo + j - e[i].a];
+  }
+}
+
+/* quantal_template_fit_best in one pass per latency: with the centred
+ * template tc (sum tc = 0) the cross term sum tc d needs no centring of
+ * the data, and sum (d - d0)^2 about the first sample gives the data's
+ * sum of squares without cancellation (the trace is already
+ * baseline-free). Four partial sums for instruction-level parallelism.
+ * The CB97 criterion (eqs. 2-4), as in quantal_template_fit_at. */
+static void
+fast_fit_best(const detector *d, const double *x, size_t lo, size_t hi,
+              quantal_template_fit *fit)
+{
+  size_t L = d->tpl->n, i, k, L4 = L & ~(size_t)3;
+  const double *tc = d->tc;
+  double d0 = x[lo], s1 = 0.0, s2 = 0.0;
+  int have = 0;
+  /* sum (d - d0) and sum (d - d0)^2 slide from one latency to the next;
+   * only the cross term is summed afresh */
+  for (k = 0; k < L; k++) {
+    double e0 = x[lo + k] - d0;
+    s1 += e0;
+    s2 += e0 * e0;
+  }
+  for (i = lo; i <= hi; i++) {
+    const double *v = x + i;
+    double c[4] = {0}, std_, md, sdd, sc, sse, se, cr;
+    if (i > lo) {
+      double vo = x[i - 1] - d0, vi = x[i - 1 + L] - d0;
+      s1 += vi - vo;
+      s2 += vi * vi - vo * vo;
+    }
+    for (k = 0; k < L4; k += 4) {
+      c[0] += tc[k] * v[k];
+      c[1] += tc[k + 1] * v[k + 1];
+      c[2] += tc[k + 2] * v[k + 2];
+      c[3] += tc[k + 3] * v[k + 3];
+    }
+    for (; k < L; k++)
+      c[0] += tc[k] * v[k];
+    std_ = (c[0] + c[1]) + (c[2] + c[3]);
+    md = s1 / (double)L;
+    sdd = s2 - s1 * md;
+    sc = std_ / d->t_stt;
+    sse = sdd - sc * std_;
+    if (sse < 0.0)
+      sse = 0.0;
+    se = sqrt(sse / (double)(L - 1));
+    cr = se > 0.0 ? sc / se : (sc > 0 ? HUGE_VAL : -HUGE_VAL);
+    if (!have || d->pol * cr > d->pol * fit->criterion) {
+      fit->index = i;
+      fit->scale = sc;
+      fit->offset = d0 + md - sc * d->t_mean;
+      fit->sse = sse;
+      fit->se = se;
+      fit->scale_se = se / sqrt(d->t_stt);
+      fit->criterion = cr;
+      have = 1;
+    }
+  }
+}
+
+/* Fit the live candidates of a cluster jointly: each one's optimally
+ * scaled template (Clements & Bekkers 1997, eqs. 2-4, with its own
+ * offset and a latency free within +-2 samples of the candidate) on the
+ * trace minus the current fits of all the others, sweep after sweep
+ * (Gauss-Seidel, i.e. backfitting of an additive model: Hastie &
+ * Tibshirani 1990, ch. 4) until nothing moves. Each criterion then
+ * scores an event as if it were alone, so the first of a close pair is
+ * no longer hidden by the second one inflating the SE of its fit. */
+static void
+backfit(const detector *d, const double *r, size_t n, fev *e, size_t ne,
+        double *buf)
+{
+  size_t L = d->tpl->n, k, sweep, live = 0;
+  for (k = 0; k < ne; k++) {
+    e[k].amp = 0.0;
+    e[k].a = e[k].a0;
+    e[k].crit = 0.0;
+    live += e[k].alive != 0;
+  }
+  for (sweep = 0; sweep < BACKFIT_SWEEPS; sweep++) {
+    double dmax = 0.0, amax = 0.0;
+    int moved = 0;
+    for (k = 0; k < ne; k++) {
+      quantal_template_fit f;
+      size_t lo = e[k].a0 > 2 ? e[k].a0 - 2 : 0, hi = e[k].a0 + 2;
+      if (!e[k].alive)
+        continue;
+      if (hi + L > n)
+        hi = n - L;
+      minus_neighbours(d, r, lo, hi - lo + L, e, ne, k, buf);
+      fast_fit_best(d, buf, 0, hi - lo, &f);
+      if (lo + f.index != e[k].a)
+        moved = 1;
+      if (fabs(f.scale - e[k].amp) > dmax)
+        dmax = fabs(f.scale - e[k].amp);
+      if (fabs(f.scale) > amax)
+        amax = fabs(f.scale);
+      e[k].a = lo + f.index;
+      e[k].amp = f.scale;
+      e[k].crit = f.criterion / d->score_sd;
+      e[k].se = f.se;
+    }
+    if (live <= 1 || (!moved && dmax <= 1e-6 * amax))
+      break;
+  }
+}
+
+/* In-place inverse of the symmetric positive definite m x m matrix a by
+ * Gauss-Jordan elimination with diagonal pivots; 0 if it is singular. */
+static int
+spd_invert(double *a, size_t m)
+{
+  size_t i, j, k;
+  for (k = 0; k < m; k++) {
+    double p = a[k * m + k];
+    if (!(p > 1e-12 * (1.0 + fabs(a[0]))))
+      return 0;
+    for (j = 0; j < m; j++)
+      a[k * m + j] /= p;
+    a[k * m + k] = 1.0 / p;
+    for (i = 0; i < m; i++) {
+      double f;
+      if (i == k)
+        continue;
+      f = a[i * m + k];
+      if (f == 0.0)
+        continue;
+      for (j = 0; j < m; j++)
+        if (j != k)
+          a[i * m + j] -= f * a[k * m + j];
+      a[i * m + k] = -f * a[k * m + k];
+    }
+  }
+  return 1;
+}
+
+/* Marginal criterion of each live candidate of a cluster: the joint
+ * least-squares fit of an offset and all the live templates (latencies
+ * from the backfit) over the cluster's span gives amplitude b_k and the
+ * k-th diagonal element of (X'X)^-1; b_k^2 / (X'X)^-1_kk is what the SSE
+ * would grow by without candidate k (e.g. Seber & Lee 2003, Linear
+ * Regression Analysis, sec. 4.3). In units of the CB97 criterion of a
+ * lone event, b_k / (se_k sqrt(stt (X'X)^-1_kk)) with stt = sum (T -
+ * mean T)^2: equal to the criterion for an isolated event, and small for
+ * two candidates splitting one event (each could take the other's
+ * place), so such splits are dropped while a real pair is kept. */
+static quantal_status
+joint_test(const detector *d, const double *r, size_t n, fev *e, size_t ne,
+           double stt, quantal_diag *diag)
+{
+  size_t idx[CLUSTER_MAX], m = 0, p, i, k, j, s0, s1;
+  double *g, *h;
+  for (k = 0; k < ne; k++)
+    if (e[k].alive)
+      idx[m++] = k;
+  if (m == 0)
+    return QUANTAL_OK;
+  if (m == 1) {
+    e[idx[0]].mcrit = e[idx[0]].crit;
+    return QUANTAL_OK;
+  }
+  p = m + 1;
+  s0 = e[idx[0]].a;
+  s1 = e[idx[m - 1]].a + d->tpl->n;
+  if (s1 > n)
+    s1 = n;
+  g = calloc(p * p + p, sizeof *g);
+  if (g == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  h = g + p * p;
+  /* normal equations: column 0 the offset, column i + 1 template i */
+  g[0] = (double)(s1 - s0);
+  for (j = s0; j < s1; j++)
+    h[0] += r[j];
+  for (i = 0; i < m; i++) {
+    size_t ai = e[idx[i]].a, ei = ai + d->te_n < s1 ? ai + d->te_n : s1;
+    double s = 0.0, sr = 0.0;
+    for (j = ai; j < ei; j++) {
+      s += d->te[j - ai];
+      sr += d->te[j - ai] * r[j];
+    }
+    g[i + 1] = g[(i + 1) * p] = s;
+    h[i + 1] = sr;
+    for (k = i; k < m; k++) {
+      size_t ak = e[idx[k]].a, ek = ak + d->te_n < s1 ? ak + d->te_n : s1;
+      size_t lo = ai > ak ? ai : ak, hi = ei < ek ? ei : ek;
+      double c = 0.0;
+      for (j = lo; j < hi; j++)
+        c += d->te[j - ai] * d->te[j - ak];
+      g[(i + 1) * p + k + 1] = g[(k + 1) * p + i + 1] = c;
+    }
+  }
+  if (!spd_invert(g, p)) {
+    /* collinear: no candidate stands on its own */
+    for (i = 0; i < m; i++)
+      e[idx[i]].mcrit = 0.0;
+    free(g);
+    return QUANTAL_OK;
+  }
+  for (i = 0; i < m; i++) {
+    fev *f = &e[idx[i]];
+    double b = 0.0, v = g[(i + 1) * p + i + 1] * stt;
+    for (k = 0; k < p; k++)
+      b += g[(i + 1) * p + k] * h[k];
+    f->mcrit = f->se > 0.0 && v > 0.0
+                   ? b / (f->se * sqrt(v)) / d->score_sd : 0.0;
+    /* never above the leave-one-in criterion */
+    if (d->pol * f->mcrit > d->pol * f->crit)
+      f->mcrit = f->crit;
+  }
+  free(g);
+  return QUANTAL_OK;
+}
+
+/* Amplitude of the event whose template window starts at x[0] (t->n
+ * samples): x ~ scale T + c + b (k - mean k), i.e. the optimally scaled
+ * template of Clements & Bekkers (1997) with a straight local baseline
+ * instead of a constant one, so that the slow (1/f) wander and drift
+ * left in the window, or the error in a subtracted neighbour's tail, do
+ * not move the amplitude. Returns scale (the amplitude: T peaks at 1);
+ * *base_pk is the fitted baseline at sample k_pk of the window. */
+static double
+amp_line_fit(const quantal_template *t, const double *x, size_t k_pk,
+             double *base_pk)
+{
+  size_t L = t->n, k;
+  double mt = 0.0, mx = 0.0, mk = 0.5 * (double)(L - 1);
+  double s00 = 0.0, s01 = 0.0, s11 = 0.0, r0 = 0.0, r1 = 0.0, det, sc, b;
+  for (k = 0; k < L; k++) {
+    mt += t->y[k];
+    mx += x[k];
+  }
+  mt /= (double)L;
+  mx /= (double)L;
+  for (k = 0; k < L; k++) {
+    double u0 = t->y[k] - mt, u1 = (double)k - mk, v = x[k] - mx;
+    s00 += u0 * u0;
+    s01 += u0 * u1;
+    s11 += u1 * u1;
+    r0 += u0 * v;
+    r1 += u1 * v;
+  }
+  /* the 2 x 2 centred normal equations, by Cramer's rule */
+  det = s00 * s11 - s01 * s01;
+  if (!(det > 0.0)) {
+    sc = s00 > 0.0 ? r0 / s00 : 0.0;
+    b = 0.0;
+  } else {
+    sc = (r0 * s11 - r1 * s01) / det;
+    b = (r1 * s00 - r0 * s01) / det;
+  }
+  *base_pk = mx - sc * mt + b * ((double)k_pk - mk);
+  return sc;
+}
+
+/* The combined method on the finite stretch y[0..n): candidates are the
+ * local maxima of the template criterion above a permissive threshold;
+ * candidates whose template windows overlap form a cluster, fitted
+ * jointly (backfit); the weakest candidate under the threshold is
+ * dropped and the rest refitted until all pass. Each event is then
+ * measured on the trace minus every neighbour's fit (earlier ones and
+ * later ones), so its amplitude and baseline are its own. */
+static quantal_status
+process_combined(detector *d, double *y, size_t n, uint64_t f0,
+                 const double *base, uint64_t own_lo, uint64_t own_hi,
+                 quantal_diag *diag)
+{
+  double *z = NULL, *r = NULL, *buf = NULL, *mb = NULL, pol = d->pol;
+  cand *c = NULL;
+  fev *e = NULL;
+  size_t nc = 0, k0, k, L = d->tpl->n, on = d->tpl->onset_index, mcap;
+  quantal_status st;
+  double prev_end = -1.0; /* sample index where the last event's window
+                             ends, for the overlap flag */
+  quantal_measure_options mo = d->o.measure;
+
+  mo.fixed_onset = 1;
+  z = malloc(n * sizeof *z);
+  r = malloc(n * sizeof *r);
+  buf = malloc((L + 8) * sizeof *buf);
+  mcap = 4 * L + d->te_n;
+  mb = malloc(mcap * sizeof *mb);
+  if (z == NULL || r == NULL || buf == NULL || mb == NULL) {
+    st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    goto done;
+  }
+  st = find_candidates(d, y, n, z, &c, &nc, diag);
+  if (st != QUANTAL_OK)
+    goto done;
+  st = add_deconv_candidates(d, y, n, z, &c, &nc, diag);
+  if (st != QUANTAL_OK)
+    goto done;
+  free(z);
+  z = NULL;
+  e = malloc((nc ? nc : 1) * sizeof *e);
+  if (e == NULL) {
+    st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    goto done;
+  }
+  for (k = 0; k < nc; k++) {
+    e[k].a0 = c[k].pos - on;
+    e[k].alive = 1;
+  }
+  /* r: the trace minus the fits of the events of earlier clusters. */
+  memcpy(r, y, n * sizeof *r);
+  for (k0 = 0; k0 < nc;) {
+    size_t k1 = k0 + 1, ne, i;
+    /* A cluster: candidates whose windows (plus the latency slack)
+     * overlap the previous one's. */
+    while (k1 < nc && k1 - k0 < CLUSTER_MAX &&
+           e[k1].a0 < e[k1 - 1].a0 + L + 4)
+      k1++;
+    ne = k1 - k0;
+    for (;;) {
+      size_t worst = ne;
+      backfit(d, r, n, e + k0, ne, buf);
+      st = joint_test(d, r, n, e + k0, ne, d->t_stt, diag);
+      if (st != QUANTAL_OK)
+        goto done;
+      for (i = 0; i < ne; i++)
+        if (e[k0 + i].alive &&
+            (worst == ne ||
+             pol * e[k0 + i].mcrit < pol * e[k0 + worst].mcrit))
+          worst = i;
+      if (worst == ne || pol * e[k0 + worst].mcrit >= d->thr)
+        break;
+      e[k0 + worst].alive = 0;
+    }
+    /* Measure each survivor on r minus its neighbours' fits. */
+    for (i = 0; i < ne; i++) {
+      fev *f = &e[k0 + i];
+      quantal_event ev;
+      size_t lo, hi, end, j, onset, pk;
+      double tail;
+      if (!f->alive)
+        continue;
+      lo = f->a > L ? f->a - L : 0;
+      hi = f->a + 3 * L < n ? f->a + 3 * L : n;
+      if (hi - lo > mcap)
+        hi = lo + mcap;
+      minus_neighbours(d, r, lo, hi - lo, e + k0, ne, i, mb);
+      /* The event ends at the next survivor of its cluster or at the
+       * next cluster's first candidate (not subtracted from mb). */
+      end = hi - lo;
+      for (j = k0 + i + 1; j < nc; j++)
+        if (j >= k1 || e[j].alive) {
+          size_t o2 = (j < k1 ? e[j].a : e[j].a0) + on;
+          if (o2 > f->a + on && o2 < hi)
+            end = o2 - lo;
+          break;
+        }
+      st = quantal_measure_event(mb, hi - lo, d->rate_hz, 0.0,
+                                 f->a + on - lo, end, d->pol, d->tpl, &mo,
+                                 &ev, diag);
+      if (st != QUANTAL_OK)
+        goto done;
+      onset = lo + (size_t)floor(ev.onset_s * d->rate_hz + 0.5);
+      pk = lo + (size_t)floor(ev.peak_s * d->rate_hz + 0.5);
+      if (pk >= n)
+        pk = n - 1;
+      /* The baseline column is the trace's own level under the peak:
+       * the removed drift plus the tails of the earlier events. */
+      tail = y[pk] - r[pk];
+      for (j = 0; j < i; j++) {
+        const fev *g = &e[k0 + j];
+        if (g->alive && pk >= g->a && pk - g->a < d->te_n)
+          tail += g->amp * d->te[pk - g->a];
+      }
+      if (onset >= on + lo && onset - on + L <= hi) {
+        double b_pk;
+        ev.amplitude = amp_line_fit(d->tpl, mb + (onset - on - lo),
+                                    pk - (onset - on), &b_pk);
+        ev.baseline = b_pk;
+      }
+      ev.baseline += base[pk] + tail;
+      ev.overlap = prev_end >= 0.0 && (double)onset < prev_end;
+      ev.criterion = f->mcrit;
+      prev_end = (double)(f->a + L);
+      ev.onset_s = (double)(f0 + onset) / d->rate_hz;
+      ev.peak_s = (double)(f0 + pk) / d->rate_hz;
+      if (f0 + f->a + on >= own_lo && f0 + f->a + on < own_hi) {
+        d->n_events++;
+        if (d->o.on_event && d->o.on_event(&ev, d->o.user) != 0) {
+          st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
+                        "stopped by the caller");
+          goto done;
+        }
+      }
+    }
+    /* Commit the cluster's fits to r for the clusters that follow. */
+    for (i = 0; i < ne; i++) {
+      const fev *f = &e[k0 + i];
+      size_t j;
+      if (!f->alive)
+        continue;
+      for (j = f->a; j < n && j - f->a < d->te_n; j++)
+        r[j] -= f->amp * d->te[j - f->a];
+    }
+    k0 = k1;
+  }
+done:
+  free(c);
+  free(e);
+  free(z);
+  free(r);
+  free(buf);
+  free(mb);
+  return st;
+}
+
 /* Detect and measure the events of the finite stretch y[0..n) (frames
  * f0..f0+n of the recording, already pre-processed; base is the removed
  * baseline) and report those whose onset lies in [own_lo, own_hi). */
@@ -442,6 +978,8 @@ process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
 
   if (n < d->tpl->n + 2)
     return QUANTAL_OK;
+  if (d->o.method == QUANTAL_DETECT_COMBINED)
+    return process_combined(d, y, n, f0, base, own_lo, own_hi, diag);
   z = malloc(n * sizeof *z);
   r = malloc(n * sizeof *r);
   if (z == NULL || r == NULL) {
@@ -742,10 +1280,44 @@ set_template(detector *d, quantal_template *t, quantal_diag *diag)
   st = quantal_template_matcher_alloc(t, &d->mt, diag);
   if (st != QUANTAL_OK)
     return st;
-  if (d->want == QUANTAL_DETECT_DECONV) {
+  if (d->want == QUANTAL_DETECT_DECONV ||
+      d->want == QUANTAL_DETECT_COMBINED) {
     st = deconv_build(d, diag);
     if (st != QUANTAL_OK)
       return st;
+  }
+  /* The template extended to three times its length by the exponential
+   * of its decay: what an event leaves on the samples after its window,
+   * subtracted before the next events are fitted. */
+  free(d->te);
+  d->te_n = isfinite(t->decay_s) ? 3 * t->n : t->n;
+  d->te = malloc(d->te_n * sizeof *d->te);
+  if (d->te == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  {
+    size_t j;
+    double q = isfinite(t->decay_s)
+                   ? exp(-1.0 / (t->decay_s * d->rate_hz)) : 0.0;
+    for (j = 0; j < t->n; j++)
+      d->te[j] = t->y[j];
+    for (; j < d->te_n; j++)
+      d->te[j] = d->te[j - 1] * q;
+  }
+  free(d->tc);
+  d->tc = malloc(t->n * sizeof *d->tc);
+  if (d->tc == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  {
+    size_t j;
+    d->t_mean = 0.0;
+    d->t_stt = 0.0;
+    for (j = 0; j < t->n; j++)
+      d->t_mean += t->y[j];
+    d->t_mean /= (double)t->n;
+    for (j = 0; j < t->n; j++) {
+      d->tc[j] = t->y[j] - d->t_mean;
+      d->t_stt += d->tc[j] * d->tc[j];
+    }
   }
   d->sep = (t->peak_index - t->onset_index);
   if (d->sep < 2)
@@ -801,6 +1373,45 @@ decide_polarity(detector *d, calib *c, quantal_diag *diag)
 done:
   d->o.method = keep;
   return st;
+}
+
+/* Residual sum of squares of the average event avg[0..n) under the
+ * current kinetics: avg ~ b + A f(t - t0), f the unit-peak
+ * bi-exponential, b and A by linear least squares, the onset t0 within
+ * +-2 samples of where the events were aligned (sample pre). A refit is
+ * kept only when it does better than this. */
+static double
+guess_sse(const double *avg, size_t n, double rate_hz, double rise_s,
+          double decay_s, size_t pre)
+{
+  double best = HUGE_VAL;
+  long sh;
+  for (sh = -2; sh <= 2; sh++) {
+    double sf = 0.0, sff = 0.0, sy = 0.0, syy = 0.0, sfy = 0.0, det;
+    double a, b, sse;
+    size_t k;
+    if ((long)pre + sh < 0)
+      continue;
+    for (k = 0; k < n; k++) {
+      double t = ((double)k - (double)((long)pre + sh)) / rate_hz;
+      double f = quantal_template_biexp_value(t, rise_s, decay_s);
+      sf += f;
+      sff += f * f;
+      sy += avg[k];
+      syy += avg[k] * avg[k];
+      sfy += f * avg[k];
+    }
+    det = (double)n * sff - sf * sf;
+    if (!(det > 0.0))
+      continue;
+    a = ((double)n * sfy - sf * sy) / det;
+    b = (sy - a * sf) / (double)n;
+    sse = syy - 2.0 * a * sfy - 2.0 * b * sy + a * a * sff +
+          2.0 * a * b * sf + (double)n * b * b;
+    if (sse < best)
+      best = sse;
+  }
+  return best;
 }
 
 /* Kinetics from the data: detect with a conservative threshold, align the
@@ -878,16 +1489,34 @@ refine_kinetics(detector *d, calib *c, quantal_diag *diag)
     }
     for (i = 0; i < win; i++)
       avg[i] /= (double)navg;
-    st = quantal_template_fit_kinetics(avg, win, d->rate_hz, r0, d0,
-                                       (double)pre / d->rate_hz, &kin, diag);
-    free(avg);
+    /* Non-linear least squares has local minima: start from the guess
+     * and from 3x slower and 3x faster kinetics, keep the best. */
+    {
+      static const double start[3] = {1.0, 3.0, 1.0 / 3.0};
+      int s;
+      memset(&kin, 0, sizeof kin);
+      kin.sse = HUGE_VAL;
+      for (s = 0; s < 3; s++) {
+        quantal_kinetics k2;
+        if (quantal_template_fit_kinetics(avg, win, d->rate_hz,
+                                          r0 * start[s], d0 * start[s],
+                                          (double)pre / d->rate_hz, &k2,
+                                          NULL) == QUANTAL_OK &&
+            k2.amplitude > 0.0 && k2.sse < kin.sse)
+          kin = k2;
+      }
+      st = kin.sse < HUGE_VAL ? QUANTAL_OK : QUANTAL_EFAILED;
+    }
     if (st != QUANTAL_OK || !(kin.amplitude > 0.0) ||
         kin.rise_s < 0.5 / d->rate_hz || kin.decay_s > 2.0 ||
-        kin.rise_s > kin.decay_s) {
+        kin.rise_s > kin.decay_s ||
+        !(kin.sse < guess_sse(avg, win, d->rate_hz, r0, d0, pre))) {
       /* keep the previous template: the guess stands */
+      free(avg);
       st = QUANTAL_OK;
       break;
     }
+    free(avg);
     st = quantal_template_biexp(kin.rise_s, kin.decay_s, d->rate_hz, &nt,
                                 diag);
     if (st != QUANTAL_OK)
@@ -966,6 +1595,18 @@ calibrate(detector *d, source *s, uint64_t a, uint64_t b, quantal_diag *diag)
                                                      : qtl_mad_sd(v, nv);
   free(v);
   v = NULL;
+  if (d->o.method == QUANTAL_DETECT_COMBINED) {
+    /* The combined method also takes candidates from the deconvolution,
+     * scaled like the deconvolution method's own score. */
+    d->o.method = QUANTAL_DETECT_DECONV;
+    st = score_values(d, &c, &v, &nv, diag);
+    d->o.method = QUANTAL_DETECT_COMBINED;
+    if (st != QUANTAL_OK)
+      goto done;
+    d->dec_sd = histogram_sd(v, nv);
+    free(v);
+    v = NULL;
+  }
   if (!(d->score_sd > 0.0))
     st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
                   "the detection score is flat: nothing to detect");
@@ -983,13 +1624,15 @@ detector_free(detector *d)
   quantal_template_matcher_free(d->mt);
   qtl_xcorr_free(d->dec);
   quantal_template_free(d->tpl);
-  free(d->crit);
+  free(d->te);
+  free(d->tc);
+  free(d->dec_g);
 }
 
 static quantal_status
 check_options(const quantal_detect_options *o, quantal_diag *diag)
 {
-  if ((unsigned)o->method > QUANTAL_DETECT_SLOPE)
+  if ((unsigned)o->method > QUANTAL_DETECT_COMBINED)
     return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1, "unknown method");
   if (isfinite(o->threshold) ? !(o->threshold > 0.0 && o->threshold < 1e6)
                              : !isnan(o->threshold))
@@ -1068,6 +1711,7 @@ run(source *s, const quantal_detect_options *opt,
   d.first_gap_s = NAN;
   d.thr = isfinite(opt->threshold) ? opt->threshold
                                    : default_threshold(opt->method);
+  d.cand_thr = COMBINED_CANDIDATES * d.thr;
   d.lp_hz = opt->filter.lowpass_hz > 0.0 ? opt->filter.lowpass_hz : 1000.0;
   if (d.lp_hz > 0.45 * d.rate_hz)
     d.lp_hz = 0.45 * d.rate_hz;
@@ -1104,6 +1748,15 @@ run(source *s, const quantal_detect_options *opt,
   st = calibrate(&d, s, a, b, diag);
   if (st != QUANTAL_OK)
     goto done;
+  /* The main pass needs the criterion only where it may pass the
+   * (candidate) threshold; the float FFT screens 1e-3 below it. */
+  if (d.o.method == QUANTAL_DETECT_TEMPLATE ||
+      d.o.method == QUANTAL_DETECT_COMBINED)
+    qtl_template_matcher_screen(
+        d.mt,
+        (d.o.method == QUANTAL_DETECT_TEMPLATE ? d.thr : d.cand_thr) *
+            (1.0 - 1e-3) * d.score_sd,
+        d.pol);
   fill_summary(&d, a, b, sum);
   if (opt->on_ready && opt->on_ready(sum, opt->user) != 0) {
     st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,

@@ -219,8 +219,9 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
   uint64_t last;
   double period;
   int integer_period;
-  double *prof = NULL, *cnt = NULL, *hp = NULL;
-  size_t P = 0;
+  double *prof = NULL, *cnt = NULL, *hp = NULL, *fold = NULL;
+  double *bcos = NULL, *bsin = NULL, gain[16];
+  size_t P = 0, nbin = 1, bw = 1;
 
   if (n == 0 || mains_hz <= 0.0)
     return QUANTAL_OK;
@@ -243,16 +244,47 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
   if (c == NULL)
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   if (integer_period) {
+    size_t ncyc_max, bn, m;
     P = (size_t)floor(period + 0.5);
-    prof = malloc(P * sizeof *prof);
+    /* bins: the largest divisor of P up to 64, if it still samples the
+     * highest harmonic at least 4 times per period */
+    for (nbin = P < 64 ? P : 64; nbin > 1 && P % nbin != 0; nbin--)
+      ;
+    if (nbin < 4 * harmonics)
+      nbin = P;
+    bw = P / nbin;
+    ncyc_max = w / P + 2;
+    prof = malloc((ncyc_max > P ? ncyc_max : P) * sizeof *prof);
     cnt = malloc(P * sizeof *cnt);
-    hp = malloc(2 * 16 * sizeof *hp);
-    if (prof == NULL || cnt == NULL || hp == NULL) {
+    hp = malloc(2 * P * sizeof *hp);
+    fold = malloc(2 * ncyc_max * nbin * sizeof *fold);
+    bcos = malloc(2 * harmonics * nbin * sizeof *bcos);
+    if (prof == NULL || cnt == NULL || hp == NULL || fold == NULL ||
+        bcos == NULL) {
       free(c);
       free(prof);
       free(cnt);
       free(hp);
+      free(fold);
+      free(bcos);
       return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    }
+    bsin = bcos + harmonics * nbin;
+    /* cos and sin of 2 pi m / P, m = 0..P-1, once */
+    for (m = 0; m < P; m++) {
+      hp[2 * m] = cos(2.0 * M_PI * (double)m / (double)P);
+      hp[2 * m + 1] = sin(2.0 * M_PI * (double)m / (double)P);
+    }
+    for (h = 0; h < harmonics; h++) {
+      double u = M_PI * (double)(h + 1) / (double)P;
+      gain[h] = bw > 1 ? sin(u * (double)bw) / ((double)bw * sin(u)) : 1.0;
+      for (bn = 0; bn < nbin; bn++) {
+        /* a bin's phase: the mean of its samples' phases */
+        double ph = 2.0 * M_PI * (double)(h + 1) *
+                    ((double)(bn * bw) + 0.5 * (double)(bw - 1)) / (double)P;
+        bcos[h * nbin + bn] = cos(ph);
+        bsin[h * nbin + bn] = sin(ph);
+      }
     }
   }
   /* Coefficients per window by projection onto cos/sin with the phase
@@ -268,24 +300,49 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
     if (b > last + 1)
       b = last + 1;
     if (integer_period) {
-      size_t p = (size_t)(a % P);
-      memset(prof, 0, P * sizeof *prof);
-      memset(cnt, 0, P * sizeof *cnt);
-      for (f = a; f < b; f++) {
-        double v = x[f - first_frame];
-        if (isfinite(v)) {
-          prof[p] += v;
-          cnt[p] += 1.0;
+      /* The hum's waveform over one cycle is the median, bin by bin, of
+       * the window's cycles: events (a few cycles of the window) do not
+       * leak into it as they do into a mean, which would subtract a
+       * piece of each event's own 50-250 Hz content from it. Each cycle
+       * is first averaged in nbin bins of bw samples (a cheap pass), so
+       * that only nbin medians are taken per window. */
+      size_t c0 = (size_t)(a / P), ncyc = (size_t)((b - 1) / P) + 1 - c0;
+      size_t k, bn, ph = (size_t)(a % P), in_bin = ph % bw;
+      double *fs = fold, *fc = fold + ncyc * nbin;
+      memset(fold, 0, 2 * ncyc * nbin * sizeof *fold);
+      /* k: the (cycle, bin) cell, one bin's samples summed at a time */
+      k = ph / bw;
+      for (f = a; f < b;) {
+        uint64_t e = f + (bw - in_bin);
+        double sum = 0.0, cn = 0.0;
+        if (e > b)
+          e = b;
+        for (; f < e; f++) {
+          double v = x[f - first_frame];
+          if (isfinite(v)) {
+            sum += v;
+            cn += 1.0;
+          }
         }
-        if (++p == P)
-          p = 0;
+        fs[k] += sum;
+        fc[k] += cn;
+        in_bin = 0;
+        k++;
       }
-      for (p = 0; p < P; p++) {
-        nused += cnt[p];
+      for (bn = 0; bn < nbin; bn++) {
+        size_t m = 0, cy;
+        for (cy = 0; cy < ncyc; cy++) {
+          double cn = fold[ncyc * nbin + cy * nbin + bn];
+          if (cn > 0.0)
+            prof[m++] = fold[cy * nbin + bn] / cn;
+        }
+        if (m == 0)
+          continue;
+        cnt[bn] = qtl_median(prof, m);
+        nused += 1.0;
         for (h = 0; h < harmonics; h++) {
-          double ph = 2.0 * M_PI * (double)((h + 1) * p % P) / (double)P;
-          c[g].a[h] += prof[p] * cos(ph);
-          c[g].b[h] += prof[p] * sin(ph);
+          c[g].a[h] += cnt[bn] * bcos[h * nbin + bn];
+          c[g].b[h] += cnt[bn] * bsin[h * nbin + bn];
         }
       }
     } else {
@@ -304,10 +361,13 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
       }
     }
     /* Over whole cycles cos and sin are orthogonal with mean square 1/2,
-     * so the least-squares coefficient is 2/N times the projection. */
+     * so the least-squares coefficient is 2/N times the projection;
+     * averaging bw samples per bin attenuated harmonic h by the
+     * Dirichlet kernel gain[h], undone here. */
     for (h = 0; h < harmonics; h++) {
-      c[g].a[h] = nused > 0 ? 2.0 * c[g].a[h] / nused : 0.0;
-      c[g].b[h] = nused > 0 ? 2.0 * c[g].b[h] / nused : 0.0;
+      double gh = integer_period ? gain[h] : 1.0;
+      c[g].a[h] = nused > 0 ? 2.0 * c[g].a[h] / nused / gh : 0.0;
+      c[g].b[h] = nused > 0 ? 2.0 * c[g].b[h] / nused / gh : 0.0;
     }
   }
   /* Subtract, interpolating the coefficients linearly between window
@@ -321,24 +381,23 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
       free(prof);
       free(cnt);
       free(hp);
+      free(fold);
+      free(bcos);
       return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     }
-    for (p = 0; p < P; p++) {
-      for (h = 0; h < harmonics; h++) {
-        double ph = 2.0 * M_PI * (double)((h + 1) * p % P) / (double)P;
-        hp[2 * h] = cos(ph);
-        hp[2 * h + 1] = sin(ph);
-      }
+    double inv_w = 1.0 / (double)w;
+    for (p = 0; p < P; p++)
       for (g = 0; g < ng; g++) {
         double v = 0.0;
-        for (h = 0; h < harmonics; h++)
-          v += c[g].a[h] * hp[2 * h] + c[g].b[h] * hp[2 * h + 1];
+        for (h = 0; h < harmonics; h++) {
+          size_t mm = (h + 1) * p % P;
+          v += c[g].a[h] * hp[2 * mm] + c[g].b[h] * hp[2 * mm + 1];
+        }
         hw[g * P + p] = v;
       }
-    }
     p = (size_t)(first_frame % P);
     for (i = 0; i < n; i++) {
-      double pos = ((double)(first_frame + i) + 0.5) / (double)w - 0.5 -
+      double pos = ((double)(first_frame + i) + 0.5) * inv_w - 0.5 -
                    (double)g0, u;
       size_t k;
       if (pos <= 0.0) {
@@ -382,6 +441,8 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
   free(prof);
   free(cnt);
   free(hp);
+  free(fold);
+  free(bcos);
   return QUANTAL_OK;
 }
 

@@ -127,6 +127,14 @@ void qtl_plan_unlock(void);
 double qtl_biexp_tpeak(double rise_s, double decay_s);
 double qtl_biexp_rise_10_90(double rise_s, double decay_s);
 
+/* Make quantal_template_criterion compute the criterion only where
+ * polarity * criterion >= thr (raw criterion units) and write NaN
+ * elsewhere: the test is a comparison of squares, so the division and
+ * square root are skipped for the samples under the threshold (most of
+ * them). thr <= 0 turns the screen off. */
+void qtl_template_matcher_screen(quantal_matcher *m, double thr,
+                                 int polarity);
+
 /* ---- end detect module ---- */
 
 /* ---- json module (json.c) ---- */

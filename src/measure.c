@@ -15,6 +15,7 @@ quantal_measure_options_default(void)
   o.baseline_s = 0.002;
   o.peak_window_s = NAN;
   o.decay_window_s = NAN;
+  o.fixed_onset = 0;
   return o;
 }
 
@@ -128,6 +129,9 @@ quantal_measure_event(const double *x, size_t n, double rate_hz,
                    : 2;
     size_t c = onset >= t->onset_index ? onset - t->onset_index : 0;
     size_t flo = c > w ? c - w : 0, fhi = c + w;
+    /* The caller's onset is already a fitted latency: no search. */
+    if (o.fixed_onset)
+      flo = fhi = c;
     if (flo <= n - t->n) {
       st = quantal_template_fit_best(t, x, n, flo, fhi, polarity, &fit,
                                      diag);

@@ -594,7 +594,8 @@ quantal_status quantal_template_criterion_direct(const quantal_template *t,
 /* Kinetics of an (averaged) event by non-linear least squares (GSL
  * multifit_nlinear, trust region): y[k] = base + amp * f(k / rate - t0)
  * with f the unit-peak bi-exponential, f = 0 before onset. rise_s and
- * decay_s on input are the starting guesses. */
+ * decay_s on input are the starting guesses; the fit keeps decay >
+ * rise. */
 typedef struct quantal_kinetics {
   double baseline;
   double amplitude;

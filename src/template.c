@@ -374,8 +374,10 @@ struct quantal_matcher {
   qtl_xcorr *xc;
   size_t L;
   double sum_t, stt; /* sum T and sum (T - mean T)^2 */
-  double *corr, *shift, *p1, *p2;
-  size_t cap, pcap;
+  double *corr, *shift;
+  size_t cap;
+  double screen; /* > 0: criterion only where pol * crit >= screen */
+  int pol;
 };
 
 quantal_status
@@ -405,6 +407,13 @@ quantal_template_matcher_alloc(const quantal_template *t,
 }
 
 void
+qtl_template_matcher_screen(quantal_matcher *m, double thr, int polarity)
+{
+  m->screen = thr > 0.0 ? thr : 0.0;
+  m->pol = polarity < 0 ? -1 : 1;
+}
+
+void
 quantal_template_matcher_free(quantal_matcher *m)
 {
   if (m == NULL)
@@ -412,8 +421,6 @@ quantal_template_matcher_free(quantal_matcher *m)
   qtl_xcorr_free(m->xc);
   free(m->corr);
   free(m->shift);
-  free(m->p1);
-  free(m->p2);
   free(m);
 }
 
@@ -440,54 +447,52 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
     m->cap = nout;
   }
   qtl_xcorr_run(m->xc, x, n, m->corr, m->shift);
-  /* Prefix sums of (x - shift) and its square, per stretch of equal block
-   * shift, in double precision. With the correlation R = sum T (x - c)
-   * they give the centred sums of the normal equations: S_td = R - sum T
-   * S_1 / L, S_dd = S_2 - S_1^2 / L (CB97 eqs. 2-4 with the data shifted
-   * by c, which leaves scale and SSE unchanged). The loops below have no
-   * carried dependency, so the compiler vectorises them. */
+  /* Running sums of (x - shift) and its square over the template window,
+   * per stretch of equal block shift, in double precision. With the
+   * correlation R = sum T (x - c) they give the centred sums of the normal
+   * equations: S_td = R - sum T S_1 / L, S_dd = S_2 - S_1^2 / L (CB97
+   * eqs. 2-4 with the data shifted by c, which leaves scale and SSE
+   * unchanged). The sums slide by one sample per latency (two dependent
+   * additions), and the per-latency arithmetic has no carried dependency
+   * and one division and one square root. */
   for (i = 0; i < nout;) {
-    double c = m->shift[i];
-    size_t e = i, len;
-    double *p1, *p2;
+    double c = m->shift[i], s1 = 0.0, s2 = 0.0;
+    size_t e = i;
+    const double *xs = x + i;
+    const double *corr = m->corr + i;
+    double *cr = crit + i, *scl = scale ? scale + i : NULL;
+    double st = m->sum_t, inv_stt = 1.0 / m->stt, inv_l = 1.0 / L_d;
+    double inv_dof = 1.0 / (L_d - 1.0);
+    double screen2 = m->screen * m->screen, pol = (double)m->pol;
+    size_t cnt, k;
     while (e < nout && m->shift[e] == c)
       e++;
-    len = e - i + L;
-    if (m->pcap < len + 1) {
-      double *a = realloc(m->p1, (len + 1) * sizeof *a);
-      if (a == NULL)
-        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-      m->p1 = a;
-      a = realloc(m->p2, (len + 1) * sizeof *a);
-      if (a == NULL)
-        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-      m->p2 = a;
-      m->pcap = len + 1;
+    cnt = e - i;
+    for (j = 0; j < L; j++) {
+      double v = xs[j] - c;
+      s1 += v;
+      s2 += v * v;
     }
-    p1 = m->p1;
-    p2 = m->p2;
-    p1[0] = p2[0] = 0.0;
-    for (j = 0; j + 1 < len; j++) {
-      double v = x[i + j] - c;
-      p1[j + 1] = p1[j] + v;
-      p2[j + 1] = p2[j] + v * v;
-    }
-    {
-      const double *corr = m->corr + i;
-      double *cr = crit + i, *scl = scale ? scale + i : NULL;
-      double st = m->sum_t, stt = m->stt, inv_l = 1.0 / L_d;
-      double inv_dof = 1.0 / (L_d - 1.0);
-      size_t cnt = e - i, k;
-      for (k = 0; k < cnt; k++) {
-        double s1 = p1[k + L] - p1[k], s2 = p2[k + L] - p2[k];
-        double std_ = corr[k] - st * s1 * inv_l;
-        double sdd = s2 - s1 * s1 * inv_l;
-        double sc = std_ / stt;
-        double sse = sdd - sc * std_;
-        sse = sse > 1e-300 ? sse : 1e-300;
+    for (k = 0; k < cnt; k++) {
+      double std_ = corr[k] - st * s1 * inv_l;
+      double sdd = s2 - s1 * s1 * inv_l;
+      double sc = std_ * inv_stt;
+      double sse = sdd - sc * std_, vo, vi;
+      sse = sse > 1e-300 ? sse : 1e-300;
+      /* pol sc / sqrt(sse / dof) >= screen  <=>  pol sc >= 0 and
+       * sc^2 >= screen^2 sse / dof */
+      if (screen2 > 0.0 &&
+          !(pol * sc >= 0.0 && sc * sc >= screen2 * sse * inv_dof))
+        cr[k] = NAN;
+      else
         cr[k] = sc / sqrt(sse * inv_dof);
-        if (scl)
-          scl[k] = sc;
+      if (scl)
+        scl[k] = sc;
+      if (k + 1 < cnt) {
+        vo = xs[k] - c;
+        vi = xs[k + L] - c;
+        s1 += vi - vo;
+        s2 += vi * vi - vo * vo;
       }
     }
     i = e;
@@ -503,7 +508,11 @@ typedef struct kin_data {
   double rate_hz;
 } kin_data;
 
-/* Parameters: baseline, amplitude, onset (s), ln rise, ln decay. The logs
+/* Parameters: baseline, amplitude, onset (s), ln rise, ln (decay - rise).
+ * Writing decay as rise plus a positive excess keeps decay > rise: with
+ * rise free to pass decay, an alpha-like event (rise close to decay) is
+ * fitted as well by rise -> infinity, (1 - e^{-t/r}) ~ t / r, a
+ * degenerate solution the fit then drifts into. The logs
  * keep the time constants positive without constraints. */
 static int
 kin_f(const gsl_vector *p, void *data, gsl_vector *f)
@@ -511,7 +520,7 @@ kin_f(const gsl_vector *p, void *data, gsl_vector *f)
   const kin_data *d = data;
   double b = gsl_vector_get(p, 0), a = gsl_vector_get(p, 1);
   double t0 = gsl_vector_get(p, 2), r = exp(gsl_vector_get(p, 3));
-  double dc = exp(gsl_vector_get(p, 4)), norm;
+  double dc = r + exp(gsl_vector_get(p, 4)), norm;
   size_t k;
   if (!isfinite(r) || !isfinite(dc) || r <= 0.0 || dc <= 0.0)
     return GSL_EDOM;
@@ -559,7 +568,8 @@ quantal_template_fit_kinetics(const double *y, size_t n, double rate_hz,
                               quantal_kinetics *out, quantal_diag *diag)
 {
   const gsl_multifit_nlinear_type *T = gsl_multifit_nlinear_trust;
-  gsl_multifit_nlinear_parameters par = gsl_multifit_nlinear_default_parameters();
+  gsl_multifit_nlinear_parameters par =
+      gsl_multifit_nlinear_default_parameters();
   gsl_multifit_nlinear_workspace *w;
   gsl_multifit_nlinear_fdf fdf;
   gsl_vector *p0;
@@ -613,7 +623,8 @@ quantal_template_fit_kinetics(const double *y, size_t n, double rate_hz,
   gsl_vector_set(p0, 1, ext);
   gsl_vector_set(p0, 2, onset_s);
   gsl_vector_set(p0, 3, log(rise_s));
-  gsl_vector_set(p0, 4, log(decay_s));
+  gsl_vector_set(p0, 4, log(decay_s > rise_s ? decay_s - rise_s
+                                             : 0.5 * rise_s));
   status = gsl_multifit_nlinear_init(p0, &fdf, w);
   if (status == GSL_SUCCESS)
     status = gsl_multifit_nlinear_driver(400, 1e-10, 1e-10, 1e-12, NULL,
@@ -624,7 +635,7 @@ quantal_template_fit_kinetics(const double *y, size_t n, double rate_hz,
     double r, dc;
     status = gsl_blas_ddot(f, f, &chisq);
     r = exp(gsl_vector_get(p, 3));
-    dc = exp(gsl_vector_get(p, 4));
+    dc = r + exp(gsl_vector_get(p, 4));
     out->baseline = gsl_vector_get(p, 0);
     out->amplitude = gsl_vector_get(p, 1);
     out->onset_s = gsl_vector_get(p, 2);

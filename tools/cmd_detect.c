@@ -24,8 +24,8 @@ usage(FILE *fp)
           "Find and measure spontaneous synaptic events (MEPPs, mEPSCs):\n"
           "one row per event with onset, peak, amplitude, baseline, 10-90 %%\n"
           "rise, decay tau, half-width, area, detection score and overlap.\n\n"
-          "  -m, --method M       template (default), deconvolution,\n"
-          "                       threshold, slope\n"
+          "  -m, --method M       combined (default), template,\n"
+          "                       deconvolution, threshold, slope\n"
           "  -t, --threshold SD   detection threshold in SDs of the score\n"
           "                       (default 4)\n"
           "  -p, --polarity P     auto (default), positive, negative\n"
@@ -308,7 +308,7 @@ cmd_detect(int argc, char **argv)
     case 'm': {
       int m = quantal_detect_method_parse(optarg);
       if (m < 0)
-        return qt_usage_error("--method: '%s' is not template, "
+        return qt_usage_error("--method: '%s' is not combined, template, "
                               "deconvolution, threshold or slope",
                               optarg);
       o.method = (quantal_detect_method)m;

@@ -5,6 +5,7 @@
 /* Each takes argv with argv[0] = the subcommand name and returns the exit
  * code. */
 int cmd_info(int argc, char **argv);
+int cmd_summarize(int argc, char **argv);
 /* cmd: simulate */
 int cmd_simulate(int argc, char **argv);
 /* cmd: detect */

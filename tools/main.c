@@ -16,6 +16,7 @@ struct command {
 
 static const struct command commands[] = {
     {"info", cmd_info, "describe recordings: format, channels, units, noise"},
+    {"summarize", cmd_summarize, "one table of many recordings' results"},
     /* command: simulate */
     {"simulate", cmd_simulate, "simulate release and response, with truth"},
     /* command: detect */

@@ -25,7 +25,7 @@ expect_out_match '^Usage: quantal detect'
 # The seven events, at the right times, as TSV with units in the header.
 run 0 "$Q" detect --rate 10000 --units mV tr.txt
 expect_out_match '^onset_s	peak_s	amplitude_mV	baseline_mV	rise_10_90_ms	decay_tau_ms	half_width_ms	area_mV_ms	criterion	overlap$'
-expect_out_match '^# method: template, polarity: positive, threshold: 4 SD'
+expect_out_match '^# method: combined, polarity: positive, threshold: 4 SD'
 expect_out_match '^# template: rise .* ms \(refined from the data\)$'
 checks=$((checks + 1))
 got=$(grep -v '^#' out | awk 'NR > 1 { printf "%s ", $1 }')
@@ -46,7 +46,7 @@ grep -q '"summary": {"events": 7,' ev.json || fail "bad JSON: $(head -c 300 ev.j
 
 # Every method runs and finds the seven (deconvolution may add a small
 # event on a decay: its side lobe is not re-tested).
-for m in template deconvolution threshold slope; do
+for m in combined template deconvolution threshold slope; do
   run 0 "$Q" detect -q -m "$m" --rate 10000 tr.txt
   checks=$((checks + 1))
   n=$(grep -v '^#' out | awk 'NR > 1 && $3 > 0.5' | wc -l)
@@ -56,7 +56,7 @@ done
 # Same events with the polarity flipped and a negative trace.
 awk '{ print -$1 }' tr.txt > neg.txt
 run 0 "$Q" detect -q --rate 10000 neg.txt
-expect_out_match '^# method: template, polarity: negative'
+expect_out_match '^# method: combined, polarity: negative'
 checks=$((checks + 1))
 grep -v '^#' out | awk 'NR > 1 && $3 >= 0 { bad = 1 } END { exit bad }' ||
   fail "negative events with positive amplitudes"
@@ -79,7 +79,7 @@ run 2 "$Q" detect --rise 6 --decay 5 tr.txt
 expect_err "quantal: detect: --rise (6 ms) must be shorter than --decay (5 ms)
 Try 'quantal detect --help' for more information."
 run 2 "$Q" detect --method magic tr.txt
-expect_err "quantal: detect: --method: 'magic' is not template, deconvolution, threshold or slope
+expect_err "quantal: detect: --method: 'magic' is not combined, template, deconvolution, threshold or slope
 Try 'quantal detect --help' for more information."
 run 2 "$Q" detect --from 2 --to 1 tr.txt
 expect_err "quantal: detect: --to (1 s) must be after --from (2 s)
@@ -113,7 +113,7 @@ expect_err_match 'write error'
 real="$top_srcdir/../shared/real-recordings/19911002-2.abf"
 if [ -r "$real" ] && "$Q" info "$real" >/dev/null 2>&1; then
   run 0 "$Q" detect -q -c 2 "$real"
-  expect_out_match '^# method: template, polarity: negative'
+  expect_out_match '^# method: combined, polarity: negative'
   checks=$((checks + 1))
   n=$(grep -v '^#' out | awk 'NR > 1' | wc -l)
   [ "$n" -ge 30 ] || fail "only $n events in 19911002-2.abf"

@@ -319,7 +319,7 @@ Test(detect, same_events_for_any_block_size)
   int method;
   synth_make(&s, 10000.0, 25.0, -70.0, 0.05, 0.1, 0.5, 0.0005, 0.005, 8.0,
              1, 3);
-  for (method = 0; method <= QUANTAL_DETECT_SLOPE; method++) {
+  for (method = 0; method <= QUANTAL_DETECT_COMBINED; method++) {
     for (b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
       quantal_detect_options o = quantal_detect_options_default();
       quantal_detect_summary sum;
