@@ -12,27 +12,46 @@ cp "$top_srcdir/data/minis.flac" b.flac
 echo 'not a recording' > broken.wav
 printf 'file\tcell\tcondition\na.flac\tc1\tctrl\nb.flac\tc2\tdrug\nbroken.wav\tc3\tctrl\nmissing.flac\tc4\tctrl\n' > m.tsv
 
-run 1 "$b" --quantal "$q" -j 2 m.tsv -o out
+run 1 "$b" --quantal "$q" -j 2 m.tsv -o res
 expect_out_match '^done: a_c1_ctrl$'
 expect_out_match '^done: b_c2_drug$'
 expect_out_match '^batch: 4 recordings: 2 done, 0 up to date, 2 failed$'
 expect_err_match 'FAILED \(3\): broken_c3_ctrl: quantal: info: .*broken.wav: not a recording'
 expect_err_match 'FAILED \(3\): missing_c4_ctrl: quantal: info: .*missing.flac: No such file or directory'
-for f in out/a_c1_ctrl/events.tsv out/a_c1_ctrl/info.json out/a_c1_ctrl/done.stamp \
-    out/b_c2_drug/events.tsv out/broken_c3_ctrl/error.log; do
+for f in res/a_c1_ctrl/events.tsv res/a_c1_ctrl/info.json res/a_c1_ctrl/done.stamp \
+    res/b_c2_drug/events.tsv res/broken_c3_ctrl/error.log; do
   checks=$((checks + 1))
   [ -s "$f" ] || fail "$f missing"
 done
 checks=$((checks + 1))
-[ ! -e out/broken_c3_ctrl/done.stamp ] || fail "a failed recording got a stamp"
+[ ! -e res/broken_c3_ctrl/done.stamp ] || fail "a failed recording got a stamp"
+
+# The summary table: one row per recording, failures flagged.
+if "$q" --help | grep -q '^  summarize '; then
+  checks=$((checks + 1))
+  [ "$(wc -l < res/summary.tsv)" = 5 ] || fail "summary.tsv: $(cat res/summary.tsv)"
+  checks=$((checks + 1))
+  awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    $c["id"] == "a_c1_ctrl" && ($c["status"] != "ok" || $c["cell"] != "c1" ||
+      $c["condition"] != "ctrl" || $c["unit"] != "mV" || $c["events"] < 10) { bad = 1 }
+    $c["id"] == "broken_c3_ctrl" && ($c["status"] != "failed" ||
+      $c["qc"] !~ /failed/ || $c["message"] !~ /not a recording/) { bad = 1 }
+    END { exit bad }' res/summary.tsv || fail "summary rows: $(cat res/summary.tsv)"
+  run 0 "$q" summarize --json res
+  checks=$((checks + 1))
+  python3 -c 'import json; d = json.load(open("out")); assert len(d) == 4 and d[0]["id"] == "a_c1_ctrl", d' ||
+    fail "summarize --json"
+  run 3 "$q" summarize nowhere
+  expect_err "quantal: summarize: nowhere: No such file or directory"
+fi
 
 # Rerun: the good ones are up to date, the failures are tried again.
-run 1 "$b" --quantal "$q" m.tsv -o out
+run 1 "$b" --quantal "$q" m.tsv -o res
 expect_out_match '^skipped \(up to date\): a_c1_ctrl$'
 expect_out_match '^batch: 4 recordings: 0 done, 2 up to date, 2 failed$'
 # A newer input is redone; so is everything with --force.
 touch -d '+2 seconds' a.flac 2> /dev/null || { sleep 1; touch a.flac; }
-run 1 "$b" --quantal "$q" m.tsv -o out
+run 1 "$b" --quantal "$q" m.tsv -o res
 expect_out_match '^done: a_c1_ctrl$'
 expect_out_match '^skipped \(up to date\): b_c2_drug$'
 
