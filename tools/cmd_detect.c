@@ -2,6 +2,8 @@
 #include <config.h>
 
 #include "cmds.h"
+#include "events.h"
+#include "plot.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -41,6 +43,8 @@ usage(FILE *fp)
           "      --from S, --to S analyse only this span (seconds)\n"
           "  -o, --output FILE    write the table to FILE (default stdout)\n"
           "      --json           JSON instead of TSV\n"
+          "      --plot FIG       also draw the events (.png .svg .pdf);\n"
+          "                       needs -o FILE\n"
           "      --block FRAMES   frames per block (default 524288)\n"
           "  -q, --quiet          no summary on stderr\n"
           "      --rate HZ, --units U, --scale S  as for quantal info\n"
@@ -116,21 +120,9 @@ on_ready(const quantal_detect_summary *s, void *user)
               s->rise_s * 1e3, s->decay_s * 1e3,
               s->refined ? "refined from the data" : "as given");
     fprintf(fp, "# noise_sd: %.6g %s\n", s->noise_sd, u);
-    fprintf(fp, "onset_s\tpeak_s\tamplitude_%s\tbaseline_%s\trise_10_90_ms\t"
-                "decay_tau_ms\thalf_width_ms\tarea_%s_ms\tcriterion\t"
-                "overlap\n",
-            u, u, u);
+    qt_event_tsv_header(fp, u);
   }
   return ferror(fp) ? -1 : 0;
-}
-
-static void
-tsv_num(FILE *fp, double v, const char *sep)
-{
-  if (isfinite(v))
-    fprintf(fp, "%.9g%s", v, sep);
-  else
-    fprintf(fp, "nan%s", sep);
 }
 
 static int
@@ -168,14 +160,7 @@ on_event(const quantal_event *ev, void *user)
     qt_json_number(fp, ev->criterion);
     fprintf(fp, ", \"overlap\": %d}", ev->overlap);
   } else {
-    fprintf(fp, "%.6f\t%.6f\t", ev->onset_s, ev->peak_s);
-    tsv_num(fp, ev->amplitude, "\t");
-    tsv_num(fp, ev->baseline, "\t");
-    tsv_num(fp, ev->rise_10_90_s * 1e3, "\t");
-    tsv_num(fp, ev->decay_tau_s * 1e3, "\t");
-    tsv_num(fp, ev->half_width_s * 1e3, "\t");
-    tsv_num(fp, ev->area * 1e3, "\t");
-    fprintf(fp, "%.4f\t%d\n", ev->criterion, ev->overlap);
+    qt_event_tsv_row(fp, ev);
   }
   st->n++;
   return ferror(fp) ? -1 : 0;
@@ -255,7 +240,8 @@ enum {
   OPT_FROM,
   OPT_TO,
   OPT_JSON,
-  OPT_BLOCK
+  OPT_BLOCK,
+  OPT_PLOT
 };
 
 int
@@ -278,6 +264,7 @@ cmd_detect(int argc, char **argv)
       {"output", required_argument, NULL, 'o'},
       {"json", no_argument, NULL, OPT_JSON},
       {"block", required_argument, NULL, OPT_BLOCK},
+      {"plot", required_argument, NULL, OPT_PLOT},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       QT_RECORDING_LONGOPTS,
@@ -292,7 +279,7 @@ cmd_detect(int argc, char **argv)
   quantal_status st;
   out_state os;
   qt_out out;
-  const char *outpath = "-", *tplpath = NULL, *path;
+  const char *outpath = "-", *tplpath = NULL, *path, *plotpath = NULL;
   double v, *wave = NULL;
   long lv, channel = 1;
   int opt, quiet = 0, code;
@@ -379,6 +366,7 @@ cmd_detect(int argc, char **argv)
       break;
     case 'o': outpath = optarg; break;
     case OPT_JSON: os.json = 1; break;
+    case OPT_PLOT: plotpath = optarg; break;
     case OPT_BLOCK:
       if (qt_parse_long("--block", optarg, 1024, 1L << 26, &lv) != 0)
         return QT_EXIT_USAGE;
@@ -410,6 +398,9 @@ cmd_detect(int argc, char **argv)
                           "(%g ms)", o.rise_s * 1e3, o.decay_s * 1e3);
   path = argv[optind];
   oo = qt_recopts_get(&ro);
+  if (plotpath != NULL && (strcmp(outpath, "-") == 0 || os.json))
+    return qt_usage_error("--plot draws from the TSV table: give -o FILE "
+                          "(and no --json)");
 
   if (tplpath) {
     code = read_waveform(tplpath, &wave, &o.waveform_n);
@@ -526,5 +517,8 @@ cmd_detect(int argc, char **argv)
               sum.n_gaps == 1 ? "" : "s", sum.gap_s, sum.first_gap_s);
   }
   free(os.amps);
+  if (code == QT_EXIT_OK && plotpath != NULL)
+    code = qt_plot_detect(path, &oo, (size_t)channel - 1, outpath, plotpath,
+                          NULL);
   return code;
 }

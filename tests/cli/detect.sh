@@ -118,4 +118,12 @@ if [ -r "$real" ] && "$Q" info "$real" >/dev/null 2>&1; then
   n=$(grep -v '^#' out | awk 'NR > 1' | wc -l)
   [ "$n" -ge 30 ] || fail "only $n events in 19911002-2.abf"
 fi
+# A figure next to the table.
+if "$Q" --help | grep -q '^  plot '; then
+  run 0 "$Q" detect "$top_srcdir/data/minis.flac" -o ev.tsv --plot ev.png
+  checks=$((checks + 1))
+  [ "$(head -c 4 ev.png | od -An -c | tr -d ' ')" = "211PNG" ] || fail "--plot wrote no PNG"
+  run 2 "$Q" detect "$top_srcdir/data/minis.flac" --plot ev2.png
+  expect_err_match 'give -o FILE'
+fi
 finish
