@@ -148,7 +148,7 @@ expect_err_match '^quantal: simulate: nodir/x.wav: cannot create a file in its f
 # When the last file cannot be renamed into place, the first two go too.
 mkdir blocked.truth.json
 run 3 "$Q" simulate --seed 1 --duration 1 -o blocked.wav
-expect_err_match '^quantal: simulate: blocked.truth.json: cannot rename into place'
+expect_err_match '^quantal: simulate: blocked.truth.json: is a directory'
 no_file blocked.wav blocked.truth.tsv
 checks=$((checks + 1))
 [ -z "$(ls -a | grep '^\.blocked')" ] || fail "temporary files left: $(ls -a)"
