@@ -831,6 +831,176 @@ quantal_status quantal_evoked_measure(quantal_recording *rec, size_t ch,
 /* ---- end evoked ---- */
 
 /* fit module: model.c, fit.c, classic.c, mpfa.c, gof.c */
+
+/* An estimate with a confidence interval. lo/hi are NaN when theory gives
+ * no interval; hi is INFINITY when only a lower bound exists. */
+typedef struct quantal_estimate {
+  double value, lo, hi;
+} quantal_estimate;
+
+/* Classical estimators of the mean quantal content m (del Castillo & Katz
+ * 1954). level is the confidence level (0.95). */
+
+/* Method of failures: m = ln(N / N0), with the Clopper-Pearson interval
+ * of the failure probability N0/N mapped through -ln. No failures: lower
+ * bound only (value and hi INFINITY); all failures: m = 0. */
+quantal_status quantal_classic_failures(size_t n_trials, size_t n_failures,
+                                        double level, quantal_estimate *m,
+                                        quantal_diag *diag);
+
+/* Direct method: m = mean EPP / mean MEPP, with a delta-method interval
+ * from the standard errors of both means (se = 0: treated as exact). */
+quantal_status quantal_classic_direct(double mean_epp, double se_epp,
+                                      double mean_mepp, double se_mepp,
+                                      double level, quantal_estimate *m,
+                                      quantal_diag *diag);
+
+/* Coefficient-of-variation method: m = (1 + cv_q^2) / CV^2 with
+ * CV^2 = (sd_epp^2 - noise_sd^2) / mean_epp^2; the interval comes from the
+ * chi-square interval of the EPP variance over n_trials trials. */
+quantal_status quantal_classic_cv(double mean_epp, double sd_epp,
+                                  size_t n_trials, double cv_q,
+                                  double noise_sd, double level,
+                                  quantal_estimate *m, quantal_diag *diag);
+
+/* Martin's (1955) correction for non-linear summation of a potential v
+ * (same unit as driving_force E = E_rev - V_rest): v' = v / (1 - f v / E),
+ * f = 1 for Martin's form, f < 1 for the improved form of McLachlan &
+ * Martin (1981). Fails (EINVAL) when f v / E >= 1. */
+quantal_status quantal_martin_correct(double v, double driving_force,
+                                      double f, double *corrected,
+                                      quantal_diag *diag);
+
+/* Maximum-likelihood mixture models of evoked amplitudes. */
+typedef enum quantal_fit_model {
+  QUANTAL_FIT_POISSON = 0,      /* m, q, sigma_q, sigma_0 */
+  QUANTAL_FIT_BINOMIAL = 1,     /* n (profiled), p, q, sigma_q, sigma_0 */
+  QUANTAL_FIT_BETABINOMIAL = 2, /* n, p, cv_p, q, sigma_q, sigma_0 */
+  QUANTAL_FIT_MIXTURE = 3,      /* free weights at 0, q, 2q, ... */
+  QUANTAL_FIT_MIXTURE_NOFAIL = 4, /* free weights at q, 2q, ... (k >= 1) */
+  QUANTAL_FIT_N_MODELS = 5
+} quantal_fit_model;
+
+#define QUANTAL_FIT_BIT(model) (1u << (model))
+
+/* Parameters reported for each model (NaN value: not in that model). */
+typedef enum quantal_fit_par {
+  QUANTAL_PAR_M = 0,       /* mean quanta per trial (n p for binomial) */
+  QUANTAL_PAR_N = 1,       /* release sites */
+  QUANTAL_PAR_P = 2,       /* release probability (mean) */
+  QUANTAL_PAR_CV_P = 3,    /* CV of p (beta-binomial) */
+  QUANTAL_PAR_Q = 4,       /* mean quantal size, in the table's sign */
+  QUANTAL_PAR_SIGMA_Q = 5, /* SD of quantal size */
+  QUANTAL_PAR_CV_Q = 6,    /* sigma_q / |q| */
+  QUANTAL_PAR_SIGMA_0 = 7, /* recording noise SD */
+  QUANTAL_PAR_COUNT = 8
+} quantal_fit_par;
+
+/* Name of a parameter ("m", "n", "p", "cv_p", "q", "sigma_q", "cv_q",
+ * "sigma_0") and of a model ("poisson", "binomial", "betabinomial",
+ * "mixture", "mixture_nofail"). */
+const char *quantal_fit_par_name(quantal_fit_par par);
+const char *quantal_fit_model_name(quantal_fit_model model);
+
+/* How well the data pin down n (Gontier & Pfister 2020). */
+typedef enum quantal_n_verdict {
+  QUANTAL_N_NA = 0,          /* model without n */
+  QUANTAL_N_IDENTIFIED = 1,  /* the profile of n has a closed interval */
+  QUANTAL_N_LOWER_BOUND = 2, /* the profile is flat up to n_max: only the
+                              * lower bound of n is supported */
+  QUANTAL_N_FLAT = 3         /* flat everywhere: n not identifiable */
+} quantal_n_verdict;
+
+typedef struct quantal_fit_options {
+  unsigned models;      /* QUANTAL_FIT_BIT set; default Poisson|binomial */
+  quantal_qshape shape; /* GAUSSIAN (default) or GAMMA quantal sizes */
+  unsigned n_max;       /* largest n profiled; default 200 */
+  double level;         /* confidence level; default 0.95 */
+  int profile_ci;       /* 1 (default): profile-likelihood intervals */
+  double noise_sd;      /* > 0: sigma_0 fixed; 0 (default): estimated */
+  double noise_hint;    /* > 0: starting value of sigma_0 (noise column) */
+  unsigned bootstrap;   /* parametric bootstrap replicates; default 0 */
+  unsigned threads;     /* bootstrap threads; 0 = online processors */
+  uint64_t seed;        /* bootstrap seed; default 1 */
+  unsigned gof_bins;    /* bins of the observed/expected table; 0 = auto */
+} quantal_fit_options;
+
+quantal_fit_options quantal_fit_options_default(void);
+
+/* One parameter: maximum-likelihood value, profile-likelihood (Wilks)
+ * interval and parametric-bootstrap percentile interval (NaN when not
+ * computed). */
+typedef struct quantal_fit_param {
+  double value, lo, hi, boot_lo, boot_hi;
+} quantal_fit_param;
+
+/* The fit of one model. Amplitudes and q carry the table's sign. */
+typedef struct quantal_model_fit {
+  int fitted;                  /* 1 when the model was fitted */
+  quantal_status status;       /* why not, when fitted == 0 */
+  quantal_fit_param par[QUANTAL_PAR_COUNT];
+  double loglik, aic, bic;
+  unsigned n_params;           /* free parameters counted in AIC/BIC */
+  quantal_n_verdict n_verdict;
+  size_t n_profile;            /* profile of n: n values and max loglik */
+  unsigned *profile_n;
+  double *profile_loglik;
+  size_t n_weights;            /* mixture models: weights of k = 0.. */
+  double *weights;
+  double ks, ks_p, ad, ad_p;   /* GOF statistics; p NaN without bootstrap */
+  size_t n_bins;               /* observed vs expected counts per bin */
+  double *bin_lo, *bin_hi, *bin_expected;
+  size_t *bin_observed;
+  unsigned boot_ok;            /* bootstrap replicates that converged */
+} quantal_model_fit;
+
+typedef struct quantal_fit_result {
+  size_t n_amplitudes, n_minis;
+  int sign;                    /* -1 when amplitudes were negative */
+  quantal_model_fit model[QUANTAL_FIT_N_MODELS];
+  int best;                    /* lowest AIC among fitted, or -1 */
+  double lrt_stat, lrt_p;      /* binomial vs Poisson (NaN if not both) */
+  double mixture_lrt_stat;     /* no-failure mixture vs one component */
+} quantal_fit_result;
+
+/* Fit the models selected in opt (NULL: defaults) to n amplitudes (the
+ * table's sign; NaN not allowed; n >= 10), with optional minis amplitudes
+ * sharing q and sigma_q. *out is allocated; free with
+ * quantal_fit_result_free. A model that fails is reported with fitted = 0
+ * and its status; the call fails only when no model could be fitted or
+ * the input is unusable. */
+quantal_status quantal_fit_run(const double *amplitudes, size_t n,
+                               const double *minis, size_t n_minis,
+                               const quantal_fit_options *opt,
+                               quantal_fit_result **out, quantal_diag *diag);
+void quantal_fit_result_free(quantal_fit_result *r);
+
+/* Log-likelihood of amplitudes (sign-corrected, positive q) under one
+ * model at given parameters: rp->model selects Poisson/binomial/
+ * beta-binomial, rp->shape Gaussian or gamma. For tests and scripts. */
+quantal_status quantal_fit_loglik(const quantal_release_params *rp,
+                                  const double *amplitudes, size_t n,
+                                  const double *minis, size_t n_minis,
+                                  double *loglik, quantal_diag *diag);
+
+/* Variance-mean (multiple-probability fluctuation) analysis, Silver 2003:
+ * per condition j, mean I_j, variance s2_j over n_j trials; weighted fit of
+ * s2 = A I - B I^2 with weights (n_j - 1) / (2 s2_j^2); q = A / (1 +
+ * cv_q^2), N = 1 / B ... see quantal-fit(1). */
+typedef struct quantal_mpfa_result {
+  quantal_estimate q, n_sites, a, b;
+  size_t n_conditions;
+  quantal_estimate *p;        /* per condition */
+  double chi2;                /* weighted residual sum of squares */
+  int df;
+} quantal_mpfa_result;
+
+quantal_status quantal_mpfa_fit(const double *mean, const double *var,
+                                const size_t *n_trials, size_t n_conditions,
+                                double cv_q, double level,
+                                quantal_mpfa_result **out,
+                                quantal_diag *diag);
+void quantal_mpfa_result_free(quantal_mpfa_result *r);
 /* ---- end fit ---- */
 
 /* formats module: abf.c, atf.c, biosig.c, nwb.c */

@@ -13,6 +13,7 @@ int cmd_detect(int argc, char **argv);
 /* cmd: evoked */
 int cmd_evoked(int argc, char **argv);
 /* cmd: fit */
+int cmd_fit(int argc, char **argv);
 /* cmd: compare */
 int cmd_compare(int argc, char **argv);
 /* cmd: plot */

@@ -24,6 +24,7 @@ static const struct command commands[] = {
     /* command: evoked */
     {"evoked", cmd_evoked, "per-stimulus response amplitudes, failures"},
     /* command: fit */
+    {"fit", cmd_fit, "quantal parameters by maximum likelihood, with CIs"},
     /* command: compare */
     {"compare", cmd_compare, "check results against the simulator and truth"},
     /* command: plot */

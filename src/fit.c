@@ -1,0 +1,2048 @@
+/* fit.c - maximum-likelihood quantal analysis: EM, quasi-Newton, profiles. SPDX-License-Identifier: GPL-3.0-or-later */
+#include <config.h>
+
+#include "internal.h"
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_multimin.h>
+#include <gsl/gsl_sort.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/*
+ * Each model is fitted in a transformed parameter space where every point
+ * is valid: t = (r1, r2, log q, s_q, s_0) with r1 = log m (Poisson) or
+ * p = sin^2 r1 (binomial family), rho = sin^2 r2 (beta-binomial
+ * intra-class correlation), sigma = sd_ref sqrt(s^2 + 1e-12) for the two
+ * widths. The periodic and even maps make the edges of the parameter space
+ * (p = 1 at small n, sigma_q = 0 when quantal variance is not resolved)
+ * ordinary stationary points at finite t, which a quasi-Newton method
+ * reaches in a few steps, where log or logit maps would send it crawling
+ * towards infinity. A fit is a few EM iterations (Stricker &
+ * Redman 1994, section "EM algorithm") from moment-based starts, then a
+ * quasi-Newton polish (GSL vector_bfgs2) on the analytic gradient. The
+ * number of sites n is profiled over integers: the profile is computed on
+ * a grid by continuation (the solution at n warm-starts n - 1 with n p
+ * kept), with fresh starts where the continuation could be trapped, and
+ * filled in at every integer near the maximum and the interval ends.
+ */
+
+enum { T_R1 = 0, T_R2 = 1, T_LQ = 2, T_LSQ = 3, T_LS0 = 4, NT = 5 };
+
+#define BIG 1e300
+
+typedef struct fctx {
+  const double *x, *y;
+  size_t nx, ny;
+  qtl_lik_ws *ws;
+  qtl_mix mix;
+  int active[NT];
+  double fixed_s0;   /* > 0: sigma_0 not estimated */
+  unsigned nmax;     /* largest n profiled; bounds the Poisson m explored */
+  double xmax;       /* largest amplitude */
+  double scale;      /* 1 / (nx + ny): objective = -loglik * scale */
+  double sref;       /* SD of the amplitudes: unit of s_q and s_0 */
+  double *buf;       /* 3 * bufcap: rk copy and two log pmfs */
+  size_t bufcap;
+  double *w;         /* free-mixture weights */
+  quantal_status err;
+  long nevals;
+} fctx;
+
+#define P_EPS 1e-12
+#define SD_EPS2 1e-12
+
+/* p = eps + (1 - 2 eps) sin^2 t, kept off 0 and 1 so log P(k) and its
+ * derivative stay finite. */
+static double
+p_of(double t)
+{
+  double s = sin(t);
+  return P_EPS + (1.0 - 2.0 * P_EPS) * s * s;
+}
+
+/* The inverse on [0, pi/2]. */
+static double
+t_of_p(double p)
+{
+  double u = (p - P_EPS) / (1.0 - 2.0 * P_EPS);
+  u = u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u);
+  return asin(sqrt(u));
+}
+
+static double
+sd_of(double t, double ref)
+{
+  return ref * sqrt(t * t + SD_EPS2);
+}
+
+static double
+t_of_sd(double sd, double ref)
+{
+  double u = (sd / ref) * (sd / ref) - SD_EPS2;
+  return u > 0.0 ? sqrt(u) : 0.0;
+}
+
+/* Map transformed coordinates to the mixture. */
+static void
+unpack(fctx *c, const double *t)
+{
+  switch (c->mix.release) {
+  case QTL_REL_POISSON: c->mix.m = exp(t[T_R1]); break;
+  case QTL_REL_BINOMIAL:
+  case QTL_REL_BETABIN:
+    c->mix.p = p_of(t[T_R1]);
+    c->mix.rho = p_of(t[T_R2]);
+    break;
+  case QTL_REL_FREE: break;
+  }
+  c->mix.q = exp(t[T_LQ]);
+  c->mix.sigma_q = sd_of(t[T_LSQ], c->sref);
+  c->mix.sigma0 =
+      c->fixed_s0 > 0.0 ? c->fixed_s0 : sd_of(t[T_LS0], c->sref);
+}
+
+/* Bring t to its canonical branch (t of p in [0, pi/2], widths >= 0). */
+static void
+canonical(const fctx *c, double *t)
+{
+  if (c->mix.release == QTL_REL_BINOMIAL ||
+      c->mix.release == QTL_REL_BETABIN) {
+    t[T_R1] = t_of_p(p_of(t[T_R1]));
+    t[T_R2] = t_of_p(p_of(t[T_R2]));
+  }
+  t[T_LSQ] = fabs(t[T_LSQ]);
+  t[T_LS0] = fabs(t[T_LS0]);
+}
+
+static quantal_status
+buf_reserve(fctx *c, size_t k)
+{
+  if (k <= c->bufcap)
+    return QUANTAL_OK;
+  free(c->buf);
+  c->bufcap = k + k / 2 + 16;
+  c->buf = malloc(3 * c->bufcap * sizeof *c->buf);
+  if (c->buf == NULL) {
+    c->bufcap = 0;
+    return QUANTAL_ENOMEM;
+  }
+  return QUANTAL_OK;
+}
+
+/* Objective -loglik * scale and its gradient in t (all NT coordinates;
+ * inactive ones are ignored by the callers). Returns BIG where the
+ * likelihood is zero or the parameters overflow. */
+static double
+objective(fctx *c, const double *t, double *g)
+{
+  qtl_lik_out o;
+  quantal_status st;
+  unsigned K, k;
+  int j;
+  for (j = 0; j < NT; j++)
+    if (!isfinite(t[j]) || fabs(t[j]) > 700.0)
+      goto bad;
+  unpack(c, t);
+  /* The models considered have at most a few times n_max quanta per
+   * trial; a Poisson mean beyond that is an optimiser lost in the flat
+   * Gaussian limit (q -> 0), and costly to evaluate. */
+  if (c->mix.release == QTL_REL_POISSON && c->mix.m > 4.0 * c->nmax + 50.0)
+    goto bad;
+  c->nevals++;
+  st = qtl_mix_loglik(&c->mix, c->x, c->nx, c->y, c->ny, c->ws,
+                      g ? QTL_LIK_GRAD : 0, &o);
+  if (st == QUANTAL_ENOMEM) {
+    c->err = st;
+    goto bad;
+  }
+  if (st != QUANTAL_OK || !isfinite(o.loglik))
+    goto bad;
+  if (g == NULL)
+    return -o.loglik * c->scale;
+  K = o.kmax;
+  for (j = 0; j < NT; j++)
+    g[j] = 0.0;
+  g[T_LQ] = c->mix.q * o.d_q;
+  /* d sigma / d s = sd_ref^2 s / sigma. */
+  g[T_LSQ] = o.d_sigma_q * c->sref * c->sref * t[T_LSQ] / c->mix.sigma_q;
+  g[T_LS0] = c->fixed_s0 > 0.0 ? 0.0
+                               : o.d_sigma0 * c->sref * c->sref * t[T_LS0] /
+                                     c->mix.sigma0;
+  if (c->mix.release == QTL_REL_POISSON) {
+    /* d/d log m of sum_k R_k log P(k) = sum_k R_k (k - m). */
+    double s = 0.0;
+    for (k = 0; k <= K; k++)
+      s += c->ws->rk[k] * (k - c->mix.m);
+    g[T_R1] = s;
+  } else if (c->mix.release == QTL_REL_BINOMIAL) {
+    /* d log P(k) / dp = (k - n p) / (p (1 - p)), dp/dt = (1 - 2 eps)
+     * sin 2t. */
+    double s = 0.0, np = c->mix.n * c->mix.p;
+    for (k = 0; k <= K; k++)
+      s += c->ws->rk[k] * (k - np);
+    g[T_R1] = s / (c->mix.p * (1.0 - c->mix.p)) * (1.0 - 2.0 * P_EPS) *
+              sin(2.0 * t[T_R1]);
+  } else if (c->mix.release == QTL_REL_BETABIN) {
+    /* The release gradient involves only the K + 1 log pmf values, not
+     * the data: central differences of log P(k) weighted by the summed
+     * responsibilities R_k are exact to O(h^2) and cheap. */
+    double *rk, *la, *lb, save, h = 1e-5, t2[NT];
+    unsigned K2;
+    int r;
+    if (buf_reserve(c, (size_t)K + 1) != QUANTAL_OK) {
+      c->err = QUANTAL_ENOMEM;
+      goto bad;
+    }
+    rk = c->buf;
+    la = c->buf + c->bufcap;
+    lb = c->buf + 2 * c->bufcap;
+    memcpy(rk, c->ws->rk, ((size_t)K + 1) * sizeof *rk);
+    memcpy(t2, t, sizeof t2);
+    for (r = T_R1; r <= T_R2; r++) {
+      double s = 0.0;
+      save = t2[r];
+      t2[r] = save + h;
+      unpack(c, t2);
+      if (qtl_mix_logpmf(&c->mix, c->ws, &K2) != QUANTAL_OK || K2 != K)
+        goto bad;
+      memcpy(la, c->ws->logp, ((size_t)K + 1) * sizeof *la);
+      t2[r] = save - h;
+      unpack(c, t2);
+      if (qtl_mix_logpmf(&c->mix, c->ws, &K2) != QUANTAL_OK || K2 != K)
+        goto bad;
+      memcpy(lb, c->ws->logp, ((size_t)K + 1) * sizeof *lb);
+      t2[r] = save;
+      for (k = 0; k <= K; k++)
+        if (rk[k] > 0.0 && isfinite(la[k]) && isfinite(lb[k]))
+          s += rk[k] * (la[k] - lb[k]) / (2.0 * h);
+      g[r] = s;
+    }
+    unpack(c, t);
+  }
+  for (j = 0; j < NT; j++) {
+    g[j] *= -c->scale;
+    if (!isfinite(g[j]))
+      goto bad;
+  }
+  return -o.loglik * c->scale;
+bad:
+  if (g)
+    for (j = 0; j < NT; j++)
+      g[j] = 0.0;
+  return BIG;
+}
+
+/* GSL adaptors over the active coordinates; the full vector lives in
+ * the params block so inactive (fixed) coordinates keep their value. */
+typedef struct gsl_par {
+  fctx *c;
+  double t[NT];
+  int map[NT], dim;
+} gsl_par;
+
+static void
+expand(gsl_par *gp, const gsl_vector *v)
+{
+  int i;
+  for (i = 0; i < gp->dim; i++)
+    gp->t[gp->map[i]] = gsl_vector_get(v, (size_t)i);
+}
+
+static double
+gsl_f(const gsl_vector *v, void *params)
+{
+  gsl_par *gp = params;
+  expand(gp, v);
+  return objective(gp->c, gp->t, NULL);
+}
+
+static void
+gsl_fdf(const gsl_vector *v, void *params, double *f, gsl_vector *g)
+{
+  gsl_par *gp = params;
+  double gf[NT];
+  int i;
+  expand(gp, v);
+  *f = objective(gp->c, gp->t, gf);
+  for (i = 0; i < gp->dim; i++)
+    gsl_vector_set(g, (size_t)i, gf[gp->map[i]]);
+}
+
+static void
+gsl_df(const gsl_vector *v, void *params, gsl_vector *g)
+{
+  double f;
+  gsl_fdf(v, params, &f, g);
+}
+
+/* Gamma-shaped quantal sizes have no analytic gradient here: central
+ * differences of the objective. */
+static void
+numeric_grad(fctx *c, const double *t, double *g)
+{
+  double t2[NT], h = 1e-6;
+  int j;
+  memcpy(t2, t, sizeof t2);
+  for (j = 0; j < NT; j++) {
+    double fp, fm;
+    g[j] = 0.0;
+    if (!c->active[j])
+      continue;
+    t2[j] = t[j] + h;
+    fp = objective(c, t2, NULL);
+    t2[j] = t[j] - h;
+    fm = objective(c, t2, NULL);
+    t2[j] = t[j];
+    g[j] = (fp >= BIG || fm >= BIG) ? 0.0 : (fp - fm) / (2.0 * h);
+  }
+}
+
+static void
+gsl_fdf_num(const gsl_vector *v, void *params, double *f, gsl_vector *g)
+{
+  gsl_par *gp = params;
+  double gf[NT];
+  int i;
+  expand(gp, v);
+  *f = objective(gp->c, gp->t, NULL);
+  numeric_grad(gp->c, gp->t, gf);
+  for (i = 0; i < gp->dim; i++)
+    gsl_vector_set(g, (size_t)i, gf[gp->map[i]]);
+}
+
+static void
+gsl_df_num(const gsl_vector *v, void *params, gsl_vector *g)
+{
+  double f;
+  gsl_fdf_num(v, params, &f, g);
+}
+
+/* Damped Newton steps (Levenberg-Marquardt) on the objective, with the
+ * Hessian from forward differences of the analytic gradient. The mixture
+ * likelihood is badly conditioned (sigma_0 against sigma_q, m against q),
+ * where BFGS needs hundreds of iterations; Newton needs a handful. */
+static double
+newton(fctx *c, double *t, int hold)
+{
+  double f, g[NT], H[NT * NT], A[NT * NT], d[NT], lambda = 1e-3;
+  int map[NT], dim = 0, i, j, it;
+  for (i = 0; i < NT; i++)
+    if (c->active[i] && i != hold)
+      map[dim++] = i;
+  f = objective(c, t, g);
+  if (f >= BIG || dim == 0)
+    return f;
+  for (it = 0; it < 60; it++) {
+    double gmax = 0.0, tn[NT], fn = BIG, gn[NT];
+    int tries;
+    for (i = 0; i < dim; i++)
+      gmax = fmax(gmax, fabs(g[map[i]]));
+    if (gmax < 1e-8)
+      break;
+    for (j = 0; j < dim; j++) {
+      double th[NT], gh[NT], h = 1e-6 * (1.0 + fabs(t[map[j]]));
+      memcpy(th, t, sizeof th);
+      th[map[j]] += h;
+      if (objective(c, th, gh) >= BIG)
+        return f;
+      for (i = 0; i < dim; i++)
+        H[i * dim + j] = (gh[map[i]] - g[map[i]]) / h;
+    }
+    for (i = 0; i < dim; i++)
+      for (j = 0; j < i; j++)
+        H[i * dim + j] = H[j * dim + i] =
+            0.5 * (H[i * dim + j] + H[j * dim + i]);
+    for (tries = 0; tries < 16; tries++) {
+      gsl_matrix_view Av;
+      gsl_vector_view bv, dv;
+      int ok;
+      double dmax = 1e-12;
+      memcpy(A, H, sizeof(double) * dim * dim);
+      /* Damping by a multiple of the largest curvature makes A positive
+       * definite even where H is not (flat or saddle directions). */
+      for (i = 0; i < dim; i++)
+        dmax = fmax(dmax, fabs(H[i * dim + i]));
+      for (i = 0; i < dim; i++)
+        A[i * dim + i] += lambda * dmax;
+      Av = gsl_matrix_view_array(A, (size_t)dim, (size_t)dim);
+      {
+        double rhs[NT];
+        for (i = 0; i < dim; i++)
+          rhs[i] = -g[map[i]];
+        bv = gsl_vector_view_array(rhs, (size_t)dim);
+        dv = gsl_vector_view_array(d, (size_t)dim);
+        ok = gsl_linalg_cholesky_decomp1(&Av.matrix) == GSL_SUCCESS &&
+             gsl_linalg_cholesky_solve(&Av.matrix, &bv.vector,
+                                       &dv.vector) == GSL_SUCCESS;
+      }
+      if (ok) {
+        double step = 0.0;
+        for (i = 0; i < dim; i++)
+          step = fmax(step, fabs(d[i]));
+        /* Trust region of 2 transformed units per step. */
+        for (i = 0; i < dim; i++)
+          d[i] *= step > 2.0 ? 2.0 / step : 1.0;
+        memcpy(tn, t, sizeof tn);
+        for (i = 0; i < dim; i++)
+          tn[map[i]] += d[i];
+        fn = objective(c, tn, gn);
+        if (fn <= f)
+          break;
+      }
+      lambda = lambda < 1e-6 ? 1e-3 : lambda * 10.0;
+    }
+    if (!(fn <= f))
+      break;
+    lambda = fmax(lambda * 0.1, 1e-9);
+    memcpy(t, tn, sizeof tn);
+    memcpy(g, gn, sizeof gn);
+    if (f - fn < 1e-15 * (1.0 + fabs(f))) {
+      f = fn;
+      break;
+    }
+    f = fn;
+  }
+  canonical(c, t);
+  return f;
+}
+
+/* Quasi-Newton polish of t (in place) over the active coordinates, all
+ * but `hold` (-1: none). Returns the objective, BIG on failure. */
+static double
+polish(fctx *c, double *t, int hold)
+{
+  const gsl_multimin_fdfminimizer_type *T =
+      gsl_multimin_fdfminimizer_vector_bfgs2;
+  gsl_multimin_fdfminimizer *s;
+  gsl_multimin_function_fdf fn;
+  gsl_vector *v;
+  gsl_par gp;
+  int i, status = GSL_CONTINUE, iter = 0;
+  double best;
+  int gamma = c->mix.shape == QUANTAL_QSHAPE_GAMMA;
+
+  /* The even and periodic maps make the edges stationary points: a start
+   * exactly there would stay even when the maximum is inside. Start a
+   * little inside; a maximum on the edge is found again from there. */
+  if (hold != T_LSQ && fabs(t[T_LSQ]) < 0.05)
+    t[T_LSQ] = 0.05;
+  if (hold != T_LS0 && c->active[T_LS0] && fabs(t[T_LS0]) < 0.05)
+    t[T_LS0] = 0.05;
+  if (hold != T_R1 && c->active[T_R1] && c->mix.release != QTL_REL_POISSON) {
+    if (t[T_R1] < 0.02)
+      t[T_R1] = 0.02;
+    if (t[T_R1] > M_PI / 2.0 - 0.02)
+      t[T_R1] = M_PI / 2.0 - 0.02;
+  }
+  if (!gamma)
+    newton(c, t, hold);
+  memset(&gp, 0, sizeof gp);
+  gp.c = c;
+  memcpy(gp.t, t, sizeof gp.t);
+  for (i = 0; i < NT; i++)
+    if (c->active[i] && i != hold)
+      gp.map[gp.dim++] = i;
+  best = objective(c, t, NULL);
+  if (gp.dim == 0)
+    return best;
+  v = gsl_vector_alloc((size_t)gp.dim);
+  s = gsl_multimin_fdfminimizer_alloc(T, (size_t)gp.dim);
+  if (v == NULL || s == NULL) {
+    gsl_vector_free(v);
+    gsl_multimin_fdfminimizer_free(s);
+    c->err = QUANTAL_ENOMEM;
+    return BIG;
+  }
+  for (i = 0; i < gp.dim; i++)
+    gsl_vector_set(v, (size_t)i, t[gp.map[i]]);
+  fn.n = (size_t)gp.dim;
+  fn.f = gsl_f;
+  fn.df = gamma ? gsl_df_num : gsl_df;
+  fn.fdf = gamma ? gsl_fdf_num : gsl_fdf;
+  fn.params = &gp;
+  /* bfgs2 with the line-search tolerance 0.1 recommended by GSL; the
+   * first step moves the transformed parameters by at most 0.1. */
+  if (gsl_multimin_fdfminimizer_set(s, &fn, v, 0.1, 0.1) != GSL_SUCCESS) {
+    gsl_vector_free(v);
+    gsl_multimin_fdfminimizer_free(s);
+    return best;
+  }
+  /* Newton has usually converged already: then the polish only checks
+   * the gradient. */
+  status = gsl_multimin_test_gradient(s->gradient, 1e-6);
+  while (status == GSL_CONTINUE && iter++ < 200) {
+    status = gsl_multimin_fdfminimizer_iterate(s);
+    if (status != GSL_SUCCESS)
+      break; /* GSL_ENOPROG: no further decrease along the search line */
+    /* The objective is the mean log-likelihood per point, whose
+     * curvature h is of order 1: a gradient g below 1e-6 leaves
+     * N g^2 / (2 h) < 1e-8 of total log-likelihood for N = 10^4. */
+    status = gsl_multimin_test_gradient(s->gradient, 1e-6);
+  }
+  if (s->f < best && isfinite(s->f)) {
+    best = s->f;
+    for (i = 0; i < gp.dim; i++)
+      t[gp.map[i]] = gsl_vector_get(s->x, (size_t)i);
+    canonical(c, t);
+  }
+  gsl_vector_free(v);
+  gsl_multimin_fdfminimizer_free(s);
+  return best;
+}
+
+/* Generalised EM steps (Stricker & Redman 1994): responsibilities of the
+ * components, then closed-form updates of the release parameter (m, p or
+ * the free weights), of q (weighted least squares at the current
+ * variances) and of sigma_0^2, sigma_q^2 (least squares of the squared
+ * residuals on 1 and k). Used to reach a good start, not to converge. */
+static void
+em_steps(fctx *c, double *t, int iters)
+{
+  int it;
+  /* The updates assume Gaussian components; gamma fits start from the
+   * Gaussian solution instead. */
+  if (c->mix.shape == QUANTAL_QSHAPE_GAMMA)
+    return;
+  for (it = 0; it < iters; it++) {
+    qtl_lik_out o;
+    double N = (double)c->nx, s0sq, sqsq, det, q;
+    unsigned k;
+    unpack(c, t);
+    if (qtl_mix_loglik(&c->mix, c->x, c->nx, c->y, c->ny, c->ws,
+                       QTL_LIK_EM | QTL_LIK_GRAD, &o) != QUANTAL_OK ||
+        !isfinite(o.loglik) || !(o.em_b > 0.0))
+      return;
+    switch (c->mix.release) {
+    case QTL_REL_POISSON:
+      t[T_R1] = log(fmax(o.em_rk / N, 1e-6));
+      break;
+    case QTL_REL_BINOMIAL:
+    case QTL_REL_BETABIN: {
+      double p = o.em_rk / (N * c->mix.n);
+      p = fmin(fmax(p, 1e-6), 1.0 - 1e-6);
+      t[T_R1] = t_of_p(p);
+      break;
+    }
+    case QTL_REL_FREE: {
+      double tot = 0.0;
+      for (k = 0; k <= c->mix.n; k++) {
+        c->w[k] = k < o.kmax + 1 && k >= c->mix.k_first ? c->ws->rk[k] / N
+                                                        : 0.0;
+        tot += c->w[k];
+      }
+      for (k = 0; k <= c->mix.n && tot > 0.0; k++)
+        c->w[k] /= tot;
+      break;
+    }
+    }
+    q = c->mix.q + o.d_q / o.em_b;
+    if (q > 0.0 && isfinite(q))
+      t[T_LQ] = log(q);
+    det = o.em_r * o.em_rk2 - o.em_rk * o.em_rk;
+    if (c->fixed_s0 > 0.0 || !(det > 1e-12 * o.em_r * o.em_rk2)) {
+      s0sq = c->mix.sigma0 * c->mix.sigma0;
+      sqsq = o.em_rk2 > 0.0 ? (o.em_ke2 - s0sq * o.em_rk) / o.em_rk2
+                            : c->mix.sigma_q * c->mix.sigma_q;
+    } else {
+      s0sq = (o.em_e2 * o.em_rk2 - o.em_rk * o.em_ke2) / det;
+      sqsq = (o.em_r * o.em_ke2 - o.em_rk * o.em_e2) / det;
+    }
+    {
+      double qq = exp(t[T_LQ]), s0min = 1e-3 * qq, sqmin = 1e-3 * qq;
+      if (!(s0sq > s0min * s0min))
+        s0sq = s0min * s0min;
+      if (!(sqsq > sqmin * sqmin))
+        sqsq = sqmin * sqmin;
+      if (c->fixed_s0 <= 0.0)
+        t[T_LS0] = t_of_sd(sqrt(s0sq), c->sref);
+      t[T_LSQ] = t_of_sd(sqrt(sqsq), c->sref);
+    }
+  }
+}
+
+/* ---- data summaries and starting values ------------------------------ */
+
+typedef struct summary {
+  double mean, var, max, s0, q_minis, var_minis, sref;
+} summary;
+
+static void
+summarise(const double *x, size_t n, const double *y, size_t ny,
+          double noise_hint, summary *s)
+{
+  size_t i, nneg = 0;
+  double neg2 = 0.0, sum = 0.0, ss = 0.0;
+  memset(s, 0, sizeof *s);
+  s->max = -INFINITY;
+  for (i = 0; i < n; i++) {
+    sum += x[i];
+    if (x[i] > s->max)
+      s->max = x[i];
+    if (x[i] < 0.0) {
+      nneg++;
+      neg2 += x[i] * x[i];
+    }
+  }
+  s->mean = sum / n;
+  for (i = 0; i < n; i++)
+    ss += (x[i] - s->mean) * (x[i] - s->mean);
+  s->var = ss / (n - 1);
+  /* Failures scatter symmetrically about 0: the negative half of them
+   * gives the noise SD when no noise column is available. */
+  if (noise_hint > 0.0)
+    s->s0 = noise_hint;
+  else if (nneg >= 5)
+    s->s0 = sqrt(neg2 / nneg);
+  else
+    s->s0 = 0.1 * sqrt(s->var);
+  if (ny > 0) {
+    double my = 0.0, vy = 0.0;
+    for (i = 0; i < ny; i++)
+      my += y[i];
+    my /= ny;
+    for (i = 0; i < ny; i++)
+      vy += (y[i] - my) * (y[i] - my);
+    s->q_minis = my;
+    s->var_minis = ny > 1 ? vy / (ny - 1) : 0.0;
+  }
+  if (!(s->s0 > 0.0))
+    s->s0 = 1e-3 * fabs(s->mean) + 1e-12;
+  s->sref = sqrt(s->var) > 0.0 ? sqrt(s->var) : 1.0;
+}
+
+/* Moment start for the Poisson model with quantal CV cv: mean = m q,
+ * var = m q^2 (1 + cv^2) + s0^2. */
+static void
+start_poisson(const summary *s, double qscale, double *t)
+{
+  double cv = 0.3, ex = s->var - s->s0 * s->s0, q, m;
+  if (s->q_minis > 0.0)
+    q = s->q_minis;
+  else
+    q = ex > 0.0 ? ex / (s->mean * (1.0 + cv * cv)) : s->mean;
+  q *= qscale;
+  if (!(q > 0.0))
+    q = fabs(s->mean) + 1e-12;
+  m = s->mean / q;
+  if (!(m > 0.01))
+    m = 0.01;
+  t[T_R1] = log(m);
+  t[T_R2] = t_of_p(0.05);
+  t[T_LQ] = log(q);
+  t[T_LSQ] = t_of_sd(cv * q, s->sref);
+  t[T_LS0] = t_of_sd(s->s0, s->sref);
+}
+
+/* Moment start for Binomial(n, p): var - s0^2 = mean q (1 - p + cv^2),
+ * mean = n p q, hence p = mean^2 (1 + cv^2) / (n (var - s0^2) + mean^2). */
+static void
+start_binomial(const summary *s, unsigned n, double *t)
+{
+  double cv = 0.3, ex = s->var - s->s0 * s->s0, p, q;
+  if (s->q_minis > 0.0)
+    p = s->mean / (n * s->q_minis);
+  else
+    p = ex > 0.0 ? s->mean * s->mean * (1.0 + cv * cv) /
+                       (n * ex + s->mean * s->mean)
+                 : 0.5;
+  p = fmin(fmax(p, 1e-4), 0.995);
+  q = s->mean / (n * p);
+  if (!(q > 0.0))
+    q = fabs(s->mean) + 1e-12;
+  t[T_R1] = t_of_p(p);
+  t[T_R2] = t_of_p(0.05);
+  t[T_LQ] = log(q);
+  t[T_LSQ] = t_of_sd(cv * q, s->sref);
+  t[T_LS0] = t_of_sd(s->s0, s->sref);
+}
+
+/* ---- one model at fixed structure ------------------------------------ */
+
+/* Several starts: EM from each, then the polish; the best is kept in t. */
+static double
+fit_from_starts(fctx *c, double (*starts)[NT], int n_starts, double *t)
+{
+  double best = BIG;
+  int i;
+  for (i = 0; i < n_starts; i++) {
+    double ti[NT], f;
+    memcpy(ti, starts[i], sizeof ti);
+    em_steps(c, ti, 10);
+    f = polish(c, ti, -1);
+    if (f < best) {
+      best = f;
+      memcpy(t, ti, sizeof ti);
+    }
+  }
+  return best;
+}
+
+static void
+set_active(fctx *c)
+{
+  int j;
+  for (j = 0; j < NT; j++)
+    c->active[j] = 1;
+  if (c->mix.release != QTL_REL_BETABIN)
+    c->active[T_R2] = 0;
+  if (c->mix.release == QTL_REL_FREE)
+    c->active[T_R1] = 0;
+  if (c->fixed_s0 > 0.0)
+    c->active[T_LS0] = 0;
+}
+
+/* ---- profile-likelihood intervals ------------------------------------ */
+
+/* Objective with coordinate j held at value v, the others maximised from
+ * the warm start tw (updated). Returns loglik. */
+static double
+profile_at(fctx *c, double *tw, const double *that, int j, double v)
+{
+  /* Two warm starts: the previous profile point (close in v) and the
+   * maximum itself (safe when the previous point strayed onto another
+   * branch or to the edge of the parameter space). */
+  double f, f2, t2[NT];
+  memcpy(t2, that, sizeof t2);
+  tw[j] = v;
+  t2[j] = v;
+  f = polish(c, tw, j);
+  f2 = polish(c, t2, j);
+  if (f2 < f) {
+    f = f2;
+    memcpy(tw, t2, sizeof t2);
+  }
+  return f >= BIG ? -INFINITY : -f / c->scale;
+}
+
+/* Curvature of the objective along coordinate j at t, by differences of
+ * the gradient: used only to size the first step of the interval search. */
+static double
+se_guess(fctx *c, const double *t, int j)
+{
+  double t2[NT], gp[NT], gm[NT], h = 1e-4, d2;
+  memcpy(t2, t, sizeof t2);
+  t2[j] = t[j] + h;
+  if (c->mix.shape == QUANTAL_QSHAPE_GAMMA) {
+    double f0 = objective(c, t, NULL), fp = objective(c, t2, NULL), fm;
+    t2[j] = t[j] - h;
+    fm = objective(c, t2, NULL);
+    d2 = (fp - 2.0 * f0 + fm) / (h * h);
+  } else {
+    objective(c, t2, gp);
+    t2[j] = t[j] - h;
+    objective(c, t2, gm);
+    d2 = (gp[j] - gm[j]) / (2.0 * h);
+  }
+  d2 /= c->scale; /* curvature of -loglik */
+  if (!(d2 > 0.0) || !isfinite(d2))
+    return 1.0;
+  return 1.0 / sqrt(d2);
+}
+
+/* One end (dir = +1 or -1) of the Wilks interval of coordinate j: the
+ * point where the profile log-likelihood falls delta below its maximum
+ * llmax. Works on the signed root deviance r = sqrt(2 (llmax - ll)),
+ * which is close to linear in a well-parametrised coordinate, with a
+ * bracketing secant (Illinois) search. Returns the coordinate value, or
+ * +-INFINITY when the profile stays above the threshold up to the edge
+ * of the parameter space. */
+static double
+wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
+          int dir, double delta)
+{
+  double z = sqrt(2.0 * delta), se = se_guess(c, that, j);
+  double tw[NT], a = that[j], ra, b, rb, ll, reach = 12.0, edge;
+  int it, side = 0;
+  int bounded = j == T_R2 || j == T_LSQ || j == T_LS0 ||
+                (j == T_R1 && c->mix.release != QTL_REL_POISSON);
+  /* A Poisson mean far beyond n_max quanta per trial is outside the range
+   * of models considered (and costly to evaluate): the interval is open
+   * there. */
+  if (c->mix.release == QTL_REL_POISSON && j == T_R1 && dir > 0)
+    reach = log(fmax(10.0, 2.0 * c->nmax / exp(that[j])));
+  /* Likewise a quantal size below xmax / (2 n_max). */
+  if (j == T_LQ && dir < 0 && c->xmax > 0.0)
+    reach = log(fmax(10.0, 2.0 * c->nmax * exp(that[j]) / c->xmax));
+  /* p and rho live on [0, pi/2], the widths on [0, inf) (50 amplitude
+   * SDs is far enough): when the profile stays above the threshold up to
+   * the edge, the edge is the bound. */
+  if (bounded) {
+    double top = (j == T_LSQ || j == T_LS0) ? 50.0 : M_PI / 2.0;
+    reach = dir < 0 ? that[j] : top - that[j];
+    edge = dir < 0 ? 0.0 : top;
+    if (j == T_LSQ || j == T_LS0)
+      reach = dir < 0 ? that[j] : 50.0;
+    if (j == T_LSQ || j == T_LS0)
+      edge = dir < 0 ? 0.0 : INFINITY;
+  } else
+    edge = dir * INFINITY;
+  if (!(reach > 1e-9))
+    return edge;
+  /* that may be the solution at another n than the maximum (ll0 below
+   * llmax): the search starts from its root deviance. */
+  ra = ll0 >= llmax ? 0.0 : sqrt(2.0 * (llmax - ll0));
+  memcpy(tw, that, sizeof tw);
+  /* A flat direction gives a huge se: the first step is at most 1 in the
+   * transformed scale (a factor e). */
+  b = that[j] + dir * fmin(fmin(z * se, 1.0), reach);
+  /* Bracket: step outward until the root deviance passes z. */
+  for (it = 0;; it++) {
+    ll = profile_at(c, tw, that, j, b);
+    rb = ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll));
+    if (!isfinite(ll))
+      rb = 1e3;
+    if (rb >= z)
+      break;
+    /* 12 units of a log scale is a factor 1.6e5: beyond it the interval
+     * is open on that side. */
+    if (it >= 8 || fabs(b - that[j]) >= reach * (1.0 - 1e-12))
+      return edge;
+    a = b;
+    ra = rb;
+    b = that[j] + dir * fmin(fabs(b - that[j]) * 2.0 + 0.5, reach);
+  }
+  /* Illinois iterations on r(v) - z between a (below) and b (above). */
+  for (it = 0; it < 30; it++) {
+    double v, rv, fa = ra - z, fb = rb - z;
+    if (fabs(b - a) < 1e-5 * (1.0 + fabs(a)))
+      break;
+    v = b - fb * (b - a) / (fb - fa);
+    if (!(v > fmin(a, b) && v < fmax(a, b)))
+      v = 0.5 * (a + b);
+    ll = profile_at(c, tw, that, j, v);
+    rv = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
+    if (fabs(rv - z) < 1e-4) {
+      a = b = v;
+      break;
+    }
+    if (rv < z) {
+      a = v;
+      ra = rv;
+      if (side == -1)
+        rb = z + 0.5 * (rb - z);
+      side = -1;
+    } else {
+      b = v;
+      rb = rv;
+      if (side == 1)
+        ra = z + 0.5 * (ra - z);
+      side = 1;
+    }
+  }
+  return 0.5 * (a + b);
+}
+
+/* Natural-scale value of transformed coordinate j. */
+static double
+natural(const fctx *c, int j, double v)
+{
+  switch (j) {
+  case T_R1:
+    if (c->mix.release == QTL_REL_POISSON)
+      return exp(v);
+    return p_of(v);
+  case T_R2: return p_of(v);
+  case T_LQ: return exp(v);
+  default: return sd_of(v, c->sref);
+  }
+}
+
+/* ---- result bookkeeping ---------------------------------------------- */
+
+static void
+par_set(quantal_fit_param *p, double v)
+{
+  p->value = v;
+  p->lo = p->hi = p->boot_lo = p->boot_hi = NAN;
+}
+
+static void
+model_clear(quantal_model_fit *mf)
+{
+  int j;
+  memset(mf, 0, sizeof *mf);
+  for (j = 0; j < QUANTAL_PAR_COUNT; j++)
+    par_set(&mf->par[j], NAN);
+  mf->loglik = mf->aic = mf->bic = NAN;
+  mf->ks = mf->ks_p = mf->ad = mf->ad_p = NAN;
+}
+
+static void
+model_free_arrays(quantal_model_fit *mf)
+{
+  free(mf->profile_n);
+  free(mf->profile_loglik);
+  free(mf->weights);
+  free(mf->bin_lo);
+  free(mf->bin_hi);
+  free(mf->bin_expected);
+  free(mf->bin_observed);
+}
+
+void
+quantal_fit_result_free(quantal_fit_result *r)
+{
+  int i;
+  if (r == NULL)
+    return;
+  for (i = 0; i < QUANTAL_FIT_N_MODELS; i++)
+    model_free_arrays(&r->model[i]);
+  free(r);
+}
+
+const char *
+quantal_fit_par_name(quantal_fit_par par)
+{
+  static const char *const names[] = {"m",       "n",    "p",      "cv_p",
+                                      "q",       "sigma_q", "cv_q",
+                                      "sigma_0"};
+  return (unsigned)par < QUANTAL_PAR_COUNT ? names[par] : "?";
+}
+
+const char *
+quantal_fit_model_name(quantal_fit_model model)
+{
+  static const char *const names[] = {"poisson", "binomial", "betabinomial",
+                                      "mixture", "mixture_nofail"};
+  return (unsigned)model < QUANTAL_FIT_N_MODELS ? names[model] : "?";
+}
+
+quantal_fit_options
+quantal_fit_options_default(void)
+{
+  quantal_fit_options o;
+  memset(&o, 0, sizeof o);
+  o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON) |
+             QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
+  o.shape = QUANTAL_QSHAPE_GAUSSIAN;
+  o.n_max = 200;
+  o.level = 0.95;
+  o.profile_ci = 1;
+  o.seed = 1;
+  return o;
+}
+
+/* ---- the models -------------------------------------------------------- */
+
+/* A fitted model on sign-corrected data. */
+typedef struct fitted {
+  double t[NT];
+  double ll;
+  unsigned n;             /* sites (binomial family) or largest k (mixture) */
+  size_t n_prof;          /* profile of n, ascending */
+  unsigned *prof_n;
+  double *prof_ll;
+  unsigned n_lo, n_hi;    /* Wilks set of n */
+  double t_lo[NT], t_hi[NT], ll_lo, ll_hi; /* solutions at n_lo, n_hi */
+  quantal_n_verdict verdict;
+  double *w;              /* mixture weights, n + 1 */
+} fitted;
+
+static void
+fitted_free(fitted *f)
+{
+  free(f->prof_n);
+  free(f->prof_ll);
+  free(f->w);
+  memset(f, 0, sizeof *f);
+}
+
+/* The likelihood of a quantal mixture is multimodal in q (q, q/2, 2q
+ * explain the same peaks with different k): scan a logarithmic grid of q
+ * from the noise level to the largest amplitude, a few EM steps each on
+ * at most 2000 of the points, and keep the best NSCAN starts. */
+#define NSCAN 3
+#define QGRID 28
+static int
+scan_q(fctx *c, const summary *s, double (*starts)[NT])
+{
+  fctx sub = *c;
+  double best[NSCAN], qlo, qhi, *xs = NULL;
+  size_t stride = c->nx > 2000 ? (c->nx + 1999) / 2000 : 1, i, ns = 0;
+  int g, kept = 0, j;
+  for (j = 0; j < NSCAN; j++)
+    best[j] = BIG;
+  if (stride > 1) {
+    xs = malloc((c->nx / stride + 1) * sizeof *xs);
+    if (xs == NULL)
+      return 0;
+    for (i = 0; i < c->nx; i += stride)
+      xs[ns++] = c->x[i];
+    sub.x = xs;
+    sub.nx = ns;
+    sub.ny = c->ny > 500 ? 500 : c->ny;
+    sub.scale = 1.0 / (double)(sub.nx + sub.ny);
+  }
+  qhi = s->max;
+  qlo = fmax(0.5 * s->s0, s->max / 300.0);
+  if (!(qhi > qlo))
+    qhi = 2.0 * qlo;
+  for (g = 0; g < QGRID; g++) {
+    double t[NT], f, q = qlo * pow(qhi / qlo, (g + 0.5) / QGRID);
+    start_poisson(s, 1.0, t);
+    t[T_LQ] = log(q);
+    t[T_LSQ] = t_of_sd(0.25 * q, s->sref);
+    t[T_R1] = log(fmax(s->mean / q, 0.01));
+    em_steps(&sub, t, 4);
+    f = objective(&sub, t, NULL);
+    /* Insert into the sorted list of the best, skipping near-duplicates
+     * (EM pulled two grid values to the same q). */
+    for (j = 0; j < kept; j++)
+      if (fabs(starts[j][T_LQ] - t[T_LQ]) < 0.05)
+        break;
+    if (j < kept) {
+      if (f < best[j]) {
+        best[j] = f;
+        memcpy(starts[j], t, sizeof t);
+      }
+      continue;
+    }
+    if (kept < NSCAN) {
+      best[kept] = f;
+      memcpy(starts[kept++], t, sizeof t);
+    } else {
+      int w = 0;
+      for (j = 1; j < NSCAN; j++)
+        if (best[j] > best[w])
+          w = j;
+      if (f < best[w]) {
+        best[w] = f;
+        memcpy(starts[w], t, sizeof t);
+      }
+    }
+  }
+  free(xs);
+  return kept;
+}
+
+static double
+fit_poisson(fctx *c, const summary *s, double *t)
+{
+  double starts[NSCAN + 3][NT], scales[3] = {1.0, 0.5, 2.0};
+  int i, ns;
+  c->mix.release = QTL_REL_POISSON;
+  set_active(c);
+  ns = scan_q(c, s, starts);
+  for (i = 0; i < 3 && s->q_minis > 0.0; i++)
+    start_poisson(s, scales[i], starts[ns++]);
+  if (ns == 0)
+    start_poisson(s, 1.0, starts[ns++]);
+  return fit_from_starts(c, starts, ns, t);
+}
+
+/* Continuation start for n sites from a solution at n_from sites (or the
+ * Poisson solution when n_from == 0): n p is kept. */
+static void
+warm_start(const fctx *c, const double *from, unsigned n_from, unsigned n,
+           double *t)
+{
+  double p;
+  memcpy(t, from, NT * sizeof *t);
+  if (n_from == 0)
+    p = exp(from[T_R1]) / n;
+  else
+    p = natural(c, T_R1, from[T_R1]) * n_from / n;
+  p = fmin(fmax(p, 1e-6), 0.999);
+  t[T_R1] = t_of_p(p);
+  if (n_from == 0)
+    t[T_R2] = t_of_p(0.05);
+}
+
+/* Fit at n sites from one or two starts. */
+static double
+fit_at_n(fctx *c, const summary *s, unsigned n, const double *warm,
+         int fresh, double *t)
+{
+  double starts[2][NT], best;
+  int ns = 0;
+  c->mix.n = n;
+  if (warm) {
+    memcpy(starts[ns], warm, sizeof starts[ns]);
+    ns++;
+  }
+  if (fresh || warm == NULL) {
+    start_binomial(s, n, starts[ns]);
+    if (warm) {
+      /* The widths of the warm solution are a better guess than the
+       * moment start's CV. */
+      starts[ns][T_LS0] = warm[T_LS0];
+      starts[ns][T_R2] = warm[T_R2];
+    }
+    ns++;
+  }
+  if (warm) {
+    /* The warm start is already close: polish only. */
+    double f;
+    memcpy(t, starts[0], NT * sizeof *t);
+    best = polish(c, t, -1);
+    if (ns == 2) {
+      double t2[NT];
+      memcpy(t2, starts[1], sizeof t2);
+      em_steps(c, t2, 10);
+      f = polish(c, t2, -1);
+      if (f < best) {
+        best = f;
+        memcpy(t, t2, sizeof t2);
+      }
+    }
+    return best;
+  }
+  return fit_from_starts(c, starts, ns, t);
+}
+
+/* Profile the log-likelihood over n = 1..nmax (binomial or
+ * beta-binomial). tp is the Poisson solution. */
+static quantal_status
+profile_n(fctx *c, const summary *s, const double *tp, unsigned nmax,
+          double delta, fitted *fr)
+{
+  size_t N1 = (size_t)nmax + 1, i;
+  double *ll = malloc(N1 * sizeof *ll), (*tt)[NT] = malloc(N1 * sizeof *tt);
+  unsigned *grid = malloc(N1 * sizeof *grid), n, ng = 0, prev = 0, best_n;
+  double lstar;
+  int changed, pass;
+
+  if (ll == NULL || tt == NULL || grid == NULL) {
+    free(ll);
+    free(tt);
+    free(grid);
+    return QUANTAL_ENOMEM;
+  }
+  for (i = 0; i < N1; i++)
+    ll[i] = NAN;
+  /* Every n up to 12, then steps of 20 %: the profile is smooth in n
+   * there, and the gaps near its maximum are filled below. */
+  for (n = 1; n <= nmax;) {
+    grid[ng++] = n;
+    n = n < 12 ? n + 1 : (unsigned)fmax(n + 1.0, floor(n * 1.2));
+  }
+  if (ng == 0 || grid[ng - 1] != nmax)
+    grid[ng++] = nmax;
+  /* Descending continuation from the Poisson limit, with a fresh moment
+   * start at each grid point so that a branch followed down from large n
+   * cannot hide a better mode at small n. */
+  for (i = ng; i-- > 0;) {
+    double tw[NT];
+    n = grid[i];
+    warm_start(c, prev ? tt[prev] : tp, prev, n, tw);
+    ll[n] = -fit_at_n(c, s, n, tw, 1, tt[n]) / c->scale;
+    prev = n;
+  }
+  /* Fill every integer in the gaps that matter: next to the maximum, and
+   * where the profile crosses the interval threshold (lstar - delta), from
+   * both neighbours, until nothing changes. Gaps inside a plateau above
+   * the threshold stay coarse: the profile is smooth there and only its
+   * ends are reported. */
+  for (pass = 0; pass < 10; pass++) {
+    unsigned a = 0;
+    changed = 0;
+    lstar = -INFINITY;
+    for (n = 1; n <= nmax; n++)
+      if (ll[n] > lstar)
+        lstar = ll[n];
+    for (n = 1; n <= nmax; n++) {
+      unsigned b, k;
+      if (isnan(ll[n]))
+        continue;
+      b = n;
+      if (a && b - a > 1 &&
+          (ll[a] == lstar || ll[b] == lstar ||
+           (fmin(ll[a], ll[b]) < lstar - delta &&
+            fmax(ll[a], ll[b]) >= lstar - delta))) {
+        for (k = b - 1; k > a; k--) {
+          double tw[NT];
+          warm_start(c, tt[k + 1], k + 1, k, tw);
+          ll[k] = -fit_at_n(c, s, k, tw, 0, tt[k]) / c->scale;
+        }
+        /* Upward sweep: keep whichever continuation is better. */
+        for (k = a + 1; k < b; k++) {
+          double tw[NT], t2[NT], l2;
+          warm_start(c, tt[k - 1], k - 1, k, tw);
+          l2 = -fit_at_n(c, s, k, tw, 0, t2) / c->scale;
+          if (l2 > ll[k]) {
+            ll[k] = l2;
+            memcpy(tt[k], t2, sizeof t2);
+          }
+        }
+        changed = 1;
+      }
+      a = b;
+    }
+    if (!changed)
+      break;
+  }
+  lstar = -INFINITY;
+  best_n = 1;
+  fr->n_prof = 0;
+  fr->prof_n = malloc(N1 * sizeof *fr->prof_n);
+  fr->prof_ll = malloc(N1 * sizeof *fr->prof_ll);
+  if (fr->prof_n == NULL || fr->prof_ll == NULL) {
+    free(ll);
+    free(tt);
+    free(grid);
+    return QUANTAL_ENOMEM;
+  }
+  for (n = 1; n <= nmax; n++)
+    if (!isnan(ll[n])) {
+      fr->prof_n[fr->n_prof] = n;
+      fr->prof_ll[fr->n_prof++] = ll[n];
+      if (ll[n] > lstar) {
+        lstar = ll[n];
+        best_n = n;
+      }
+    }
+  fr->n = best_n;
+  fr->ll = lstar;
+  memcpy(fr->t, tt[best_n], sizeof fr->t);
+  fr->n_lo = nmax;
+  fr->n_hi = 1;
+  for (n = 1; n <= nmax; n++)
+    if (!isnan(ll[n]) && ll[n] >= lstar - delta) {
+      if (n < fr->n_lo)
+        fr->n_lo = n;
+      if (n > fr->n_hi)
+        fr->n_hi = n;
+    }
+  /* Gontier & Pfister (2020): at low p or with few trials the profile of
+   * n rises to a plateau (the Poisson limit) and only a lower bound is
+   * supported. */
+  memcpy(fr->t_lo, tt[fr->n_lo], sizeof fr->t_lo);
+  memcpy(fr->t_hi, tt[fr->n_hi], sizeof fr->t_hi);
+  fr->ll_lo = ll[fr->n_lo];
+  fr->ll_hi = ll[fr->n_hi];
+  if (fr->n_hi == nmax)
+    fr->verdict = fr->n_lo <= 1 ? QUANTAL_N_FLAT : QUANTAL_N_LOWER_BOUND;
+  else
+    fr->verdict = QUANTAL_N_IDENTIFIED;
+  free(ll);
+  free(tt);
+  free(grid);
+  if (!isfinite(lstar))
+    return QUANTAL_EFAILED;
+  return QUANTAL_OK;
+}
+
+/* Free-weight mixture (Stricker & Redman 1994, "unconstrained" model):
+ * weights by EM, q and the widths by EM and quasi-Newton in turn. */
+static quantal_status
+fit_mixture(fctx *c, const summary *s, const double *tp, int nofail,
+            fitted *fr)
+{
+  double q = exp(tp[T_LQ]), prev = BIG, f = BIG;
+  unsigned K, k;
+  int it;
+  if (s->q_minis > 0.0)
+    q = s->q_minis;
+  K = (unsigned)ceil(s->max / q) + 1;
+  if (K < 2)
+    K = 2;
+  if (K > 60)
+    K = 60;
+  fr->w = malloc(((size_t)K + 1) * sizeof *fr->w);
+  if (fr->w == NULL)
+    return QUANTAL_ENOMEM;
+  for (k = 0; k <= K; k++)
+    fr->w[k] = (nofail && k == 0) ? 0.0 : 1.0 / (K + (nofail ? 0 : 1));
+  c->w = fr->w;
+  c->mix.release = QTL_REL_FREE;
+  c->mix.n = K;
+  c->mix.k_first = nofail ? 1 : 0;
+  c->mix.w = fr->w;
+  set_active(c);
+  memcpy(fr->t, tp, sizeof fr->t);
+  fr->t[T_LQ] = log(q);
+  for (it = 0; it < 100; it++) {
+    em_steps(c, fr->t, 20);
+    f = polish(c, fr->t, -1);
+    if (f >= BIG)
+      return QUANTAL_EFAILED;
+    if (prev - f < 1e-10 * fabs(f) + 1e-12)
+      break;
+    prev = f;
+  }
+  fr->n = K;
+  fr->ll = -f / c->scale;
+  fr->verdict = QUANTAL_N_NA;
+  return QUANTAL_OK;
+}
+
+/* Fit one model without intervals: the fast path shared with the
+ * bootstrap replicates. tp: Poisson solution. */
+static quantal_status
+fit_model(fctx *c, quantal_fit_model model, const summary *s,
+          const double *tp, double llp, unsigned nmax, double delta,
+          fitted *fr)
+{
+  quantal_status st;
+  memset(fr, 0, sizeof *fr);
+  c->mix.k_first = 0;
+  switch (model) {
+  case QUANTAL_FIT_POISSON:
+    memcpy(fr->t, tp, sizeof fr->t);
+    fr->ll = llp;
+    fr->verdict = QUANTAL_N_NA;
+    return QUANTAL_OK;
+  case QUANTAL_FIT_BINOMIAL:
+  case QUANTAL_FIT_BETABINOMIAL:
+    c->mix.release = model == QUANTAL_FIT_BINOMIAL ? QTL_REL_BINOMIAL
+                                                   : QTL_REL_BETABIN;
+    set_active(c);
+    st = profile_n(c, s, tp, nmax, delta, fr);
+    c->mix.n = fr->n;
+    return st;
+  case QUANTAL_FIT_MIXTURE:
+  case QUANTAL_FIT_MIXTURE_NOFAIL:
+    return fit_mixture(c, s, tp, model == QUANTAL_FIT_MIXTURE_NOFAIL, fr);
+  default: return QUANTAL_EINVAL;
+  }
+}
+
+/* Put c in the state of model fr (release, n, weights, active set). */
+static void
+select_model(fctx *c, quantal_fit_model model, fitted *fr)
+{
+  switch (model) {
+  case QUANTAL_FIT_POISSON: c->mix.release = QTL_REL_POISSON; break;
+  case QUANTAL_FIT_BINOMIAL: c->mix.release = QTL_REL_BINOMIAL; break;
+  case QUANTAL_FIT_BETABINOMIAL: c->mix.release = QTL_REL_BETABIN; break;
+  default:
+    c->mix.release = QTL_REL_FREE;
+    c->mix.w = fr->w;
+    c->w = fr->w;
+    c->mix.k_first = model == QUANTAL_FIT_MIXTURE_NOFAIL;
+    break;
+  }
+  c->mix.n = fr->n;
+  set_active(c);
+  unpack(c, fr->t);
+}
+
+/* Natural parameters of a fitted model in result order (sign-corrected). */
+static void
+natural_params(fctx *c, quantal_fit_model model, const fitted *fr,
+               double *v)
+{
+  int j;
+  for (j = 0; j < QUANTAL_PAR_COUNT; j++)
+    v[j] = NAN;
+  unpack(c, fr->t);
+  v[QUANTAL_PAR_Q] = c->mix.q;
+  v[QUANTAL_PAR_SIGMA_Q] = c->mix.sigma_q;
+  v[QUANTAL_PAR_CV_Q] = c->mix.sigma_q / c->mix.q;
+  v[QUANTAL_PAR_SIGMA_0] = c->mix.sigma0;
+  switch (model) {
+  case QUANTAL_FIT_POISSON: v[QUANTAL_PAR_M] = c->mix.m; break;
+  case QUANTAL_FIT_BETABINOMIAL:
+    v[QUANTAL_PAR_CV_P] = sqrt(c->mix.rho * (1.0 - c->mix.p) / c->mix.p);
+    /* fall through */
+  case QUANTAL_FIT_BINOMIAL:
+    v[QUANTAL_PAR_N] = fr->n;
+    v[QUANTAL_PAR_P] = c->mix.p;
+    v[QUANTAL_PAR_M] = fr->n * c->mix.p;
+    break;
+  default: {
+    double m = 0.0;
+    unsigned k;
+    for (k = 0; k <= fr->n; k++)
+      m += k * fr->w[k];
+    v[QUANTAL_PAR_M] = m;
+    break;
+  }
+  }
+}
+
+static unsigned
+count_params(const fctx *c, quantal_fit_model model, const fitted *fr)
+{
+  unsigned np = c->fixed_s0 > 0.0 ? 2 : 3; /* q, sigma_q, sigma_0 */
+  switch (model) {
+  case QUANTAL_FIT_POISSON: return np + 1;
+  case QUANTAL_FIT_BINOMIAL: return np + 2;
+  case QUANTAL_FIT_BETABINOMIAL: return np + 3;
+  default:
+    /* Weights of components k_first..n, which sum to one. */
+    return np + fr->n - (model == QUANTAL_FIT_MIXTURE_NOFAIL ? 1u : 0u);
+  }
+}
+
+/* ---- intervals --------------------------------------------------------- */
+
+/* Result parameter estimated by transformed coordinate j. */
+static int
+coord_par(quantal_fit_model model, int j)
+{
+  switch (j) {
+  case T_R1:
+    return model == QUANTAL_FIT_POISSON ? QUANTAL_PAR_M : QUANTAL_PAR_P;
+  case T_R2: return QUANTAL_PAR_CV_P;
+  case T_LQ: return QUANTAL_PAR_Q;
+  case T_LSQ: return QUANTAL_PAR_SIGMA_Q;
+  default: return QUANTAL_PAR_SIGMA_0;
+  }
+}
+
+/* Wilks intervals (profile likelihood, Wilks 1938: 2 (l_max - l) ~
+ * chi^2_1) of every continuous parameter, on the sign-corrected scale.
+ * For the binomial family they are conditional on n = n_hat, except p:
+ * the profile of p maximises over n as well, and its interval is the
+ * union of the conditional intervals at the ends of the set of n
+ * supported by the data, measured from the global maximum. */
+static void
+wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
+                double *lo, double *hi)
+{
+  int j;
+  for (j = 0; j < QUANTAL_PAR_COUNT; j++)
+    lo[j] = hi[j] = NAN;
+  select_model(c, model, fr);
+  for (j = 0; j < NT; j++) {
+    int par = coord_par(model, j);
+    double a, b;
+    if (!c->active[j])
+      continue;
+    a = wilks_end(c, fr->t, fr->ll, fr->ll, j, -1, delta);
+    b = wilks_end(c, fr->t, fr->ll, fr->ll, j, +1, delta);
+    lo[par] = natural(c, j, a);
+    hi[par] = natural(c, j, b);
+  }
+  if (model == QUANTAL_FIT_BINOMIAL || model == QUANTAL_FIT_BETABINOMIAL) {
+    double rho_lo = lo[QUANTAL_PAR_CV_P], rho_hi = hi[QUANTAL_PAR_CV_P];
+    unpack(c, fr->t);
+    lo[QUANTAL_PAR_M] = fr->n * lo[QUANTAL_PAR_P];
+    hi[QUANTAL_PAR_M] = fr->n * hi[QUANTAL_PAR_P];
+    if (model == QUANTAL_FIT_BETABINOMIAL) {
+      /* cv_p = sqrt(rho (1 - p) / p), at p = p_hat. */
+      double f = (1.0 - c->mix.p) / c->mix.p;
+      lo[QUANTAL_PAR_CV_P] = sqrt(rho_lo * f);
+      hi[QUANTAL_PAR_CV_P] = sqrt(rho_hi * f);
+    }
+    if (fr->n_hi != fr->n) {
+      c->mix.n = fr->n_hi;
+      if (fr->verdict == QUANTAL_N_IDENTIFIED)
+        lo[QUANTAL_PAR_P] = natural(
+            c, T_R1,
+            wilks_end(c, fr->t_hi, fr->ll_hi, fr->ll, T_R1, -1, delta));
+      else
+        lo[QUANTAL_PAR_P] = 0.0; /* n unbounded above: p has no lower bound */
+    }
+    if (fr->n_lo != fr->n) {
+      c->mix.n = fr->n_lo;
+      hi[QUANTAL_PAR_P] = fmax(
+          hi[QUANTAL_PAR_P],
+          natural(c, T_R1,
+                  wilks_end(c, fr->t_lo, fr->ll_lo, fr->ll, T_R1, +1, delta)));
+    }
+    c->mix.n = fr->n;
+  }
+  unpack(c, fr->t);
+}
+
+/* ---- bootstrap --------------------------------------------------------- */
+
+typedef struct boot_job {
+  quantal_fit_model model;
+  quantal_release_params rp;
+  quantal_qshape shape;
+  double fixed_s0;
+  size_t nx, ny;
+  unsigned nmax, B;
+  double delta;
+  uint64_t seed;
+  double *vals; /* B * QUANTAL_PAR_COUNT */
+  double *ks, *ad;
+  int *ok;
+  unsigned next;
+  pthread_mutex_t mu;
+} boot_job;
+
+static void
+mix_to_release(const fctx *c, quantal_fit_model model, const fitted *fr,
+               quantal_qshape shape, quantal_release_params *rp)
+{
+  memset(rp, 0, sizeof *rp);
+  rp->q = c->mix.q;
+  rp->cv_q = c->mix.sigma_q / c->mix.q;
+  rp->noise_sd = c->mix.sigma0;
+  rp->shape = shape;
+  switch (model) {
+  case QUANTAL_FIT_POISSON:
+    rp->model = QUANTAL_RELEASE_POISSON;
+    rp->m = c->mix.m;
+    break;
+  case QUANTAL_FIT_BINOMIAL:
+    rp->model = QUANTAL_RELEASE_BINOMIAL;
+    rp->n = fr->n;
+    rp->p = c->mix.p;
+    break;
+  default:
+    rp->model = QUANTAL_RELEASE_BETABINOMIAL;
+    rp->n = fr->n;
+    rp->p = c->mix.p;
+    rp->cv_p = sqrt(c->mix.rho * (1.0 - c->mix.p) / c->mix.p);
+    break;
+  }
+}
+
+static void *
+boot_worker(void *arg)
+{
+  boot_job *job = arg;
+  double *x = malloc((job->nx + job->ny + 1) * sizeof *x);
+  double *sorted = malloc((job->nx + 1) * sizeof *sorted);
+  fctx c;
+  memset(&c, 0, sizeof c);
+  c.ws = qtl_lik_ws_alloc();
+  if (x == NULL || sorted == NULL || c.ws == NULL)
+    goto done;
+  c.x = x;
+  c.nx = job->nx;
+  c.y = job->ny ? x + job->nx : NULL;
+  c.ny = job->ny;
+  c.scale = 1.0 / (double)(job->nx + job->ny);
+  c.fixed_s0 = job->fixed_s0;
+  c.nmax = job->nmax;
+  c.mix.shape = job->shape;
+  for (;;) {
+    unsigned b;
+    uint64_t sb;
+    summary s;
+    fitted fr;
+    double tp[NT], llp;
+    pthread_mutex_lock(&job->mu);
+    b = job->next++;
+    pthread_mutex_unlock(&job->mu);
+    if (b >= job->B)
+      break;
+    job->ok[b] = 0;
+    /* Per-replicate streams: the result does not depend on the number of
+     * threads. */
+    sb = quantal_seed_mix(job->seed, b);
+    if (quantal_sim_amplitudes(&job->rp, sb, job->nx, x, NULL, NULL) !=
+        QUANTAL_OK)
+      continue;
+    if (job->ny) {
+      quantal_release_params one = job->rp;
+      one.model = QUANTAL_RELEASE_BINOMIAL;
+      one.n = 1;
+      one.p = 1.0;
+      if (quantal_sim_amplitudes(&one, quantal_seed_mix(sb, 1), job->ny,
+                                 x + job->nx, NULL, NULL) != QUANTAL_OK)
+        continue;
+    }
+    summarise(x, job->nx, c.y, c.ny, job->fixed_s0, &s);
+    c.sref = s.sref;
+    c.xmax = s.max;
+    if (!(s.mean > 0.0) || !(s.var > 0.0))
+      continue;
+    llp = -fit_poisson(&c, &s, tp) / c.scale;
+    if (!isfinite(llp))
+      continue;
+    if (fit_model(&c, job->model, &s, tp, llp, job->nmax, job->delta,
+                  &fr) != QUANTAL_OK) {
+      fitted_free(&fr);
+      continue;
+    }
+    select_model(&c, job->model, &fr);
+    natural_params(&c, job->model, &fr,
+                   job->vals + (size_t)b * QUANTAL_PAR_COUNT);
+    {
+      qtl_lik_out o;
+      memcpy(sorted, x, job->nx * sizeof *sorted);
+      gsl_sort(sorted, 1, job->nx);
+      unpack(&c, fr.t);
+      if (qtl_mix_loglik(&c.mix, x, job->nx, NULL, 0, c.ws, 0, &o) ==
+          QUANTAL_OK)
+        qtl_gof_stats(&c.mix, c.ws, o.kmax, sorted, job->nx, &job->ks[b],
+                      &job->ad[b]);
+      else
+        job->ks[b] = job->ad[b] = NAN;
+    }
+    job->ok[b] = 1;
+    fitted_free(&fr);
+  }
+done:
+  free(x);
+  free(sorted);
+  free(c.buf);
+  qtl_lik_ws_free(c.ws);
+  return NULL;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Percentile of sorted v[0..n-1] (linear interpolation, type 7). */
+static double
+percentile(const double *v, size_t n, double f)
+{
+  double h = (n - 1) * f;
+  size_t i = (size_t)floor(h);
+  if (n == 0)
+    return NAN;
+  if (i + 1 >= n)
+    return v[n - 1];
+  return v[i] + (h - i) * (v[i + 1] - v[i]);
+}
+
+static quantal_status
+bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
+          const quantal_fit_options *o, double delta, quantal_model_fit *mf,
+          int sign, quantal_diag *diag)
+{
+  boot_job job;
+  pthread_t *th;
+  unsigned nt = o->threads, i, b, nok = 0;
+  double *col;
+  int j;
+  long ncpu;
+  quantal_status st = QUANTAL_OK;
+
+  memset(&job, 0, sizeof job);
+  select_model(c, model, fr);
+  mix_to_release(c, model, fr, o->shape, &job.rp);
+  job.model = model;
+  job.shape = o->shape;
+  job.fixed_s0 = c->fixed_s0;
+  job.nx = c->nx;
+  job.ny = c->ny;
+  job.nmax = o->n_max;
+  job.B = o->bootstrap;
+  job.delta = delta;
+  job.seed = o->seed;
+  if (quantal_release_params_check(&job.rp, diag) != QUANTAL_OK)
+    return QUANTAL_EFAILED;
+  job.vals = malloc((size_t)job.B * QUANTAL_PAR_COUNT * sizeof *job.vals);
+  job.ks = malloc(job.B * sizeof *job.ks);
+  job.ad = malloc(job.B * sizeof *job.ad);
+  job.ok = calloc(job.B, sizeof *job.ok);
+  col = malloc(job.B * sizeof *col);
+  if (nt == 0) {
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    nt = ncpu > 0 ? (unsigned)ncpu : 1;
+  }
+  if (nt > job.B)
+    nt = job.B;
+  th = malloc(nt * sizeof *th);
+  if (job.vals == NULL || job.ks == NULL || job.ad == NULL ||
+      job.ok == NULL || col == NULL || th == NULL) {
+    st = QUANTAL_ENOMEM;
+    goto done;
+  }
+  if (pthread_mutex_init(&job.mu, NULL) != 0) {
+    st = QUANTAL_EFAILED;
+    goto done;
+  }
+  for (i = 0; i < nt; i++)
+    if (pthread_create(&th[i], NULL, boot_worker, &job) != 0)
+      break;
+  if (i == 0)
+    boot_worker(&job); /* no thread could start: run here */
+  while (i-- > 0)
+    pthread_join(th[i], NULL);
+  pthread_mutex_destroy(&job.mu);
+  for (b = 0; b < job.B; b++)
+    nok += job.ok[b] != 0;
+  mf->boot_ok = nok;
+  if (nok == 0)
+    goto done;
+  for (j = 0; j < QUANTAL_PAR_COUNT; j++) {
+    size_t n = 0;
+    double lo, hi;
+    for (b = 0; b < job.B; b++)
+      if (job.ok[b] && isfinite(job.vals[(size_t)b * QUANTAL_PAR_COUNT + j]))
+        col[n++] = job.vals[(size_t)b * QUANTAL_PAR_COUNT + j];
+    if (n == 0 || isnan(mf->par[j].value))
+      continue;
+    qsort(col, n, sizeof *col, cmp_double);
+    lo = percentile(col, n, 0.5 * (1.0 - o->level));
+    hi = percentile(col, n, 0.5 * (1.0 + o->level));
+    if (j == QUANTAL_PAR_Q && sign < 0) {
+      double tmp = -lo;
+      lo = -hi;
+      hi = tmp;
+    }
+    mf->par[j].boot_lo = lo;
+    mf->par[j].boot_hi = hi;
+  }
+  {
+    /* Parametric-bootstrap p-values of the GOF statistics, (1 + #{T_b >=
+     * T}) / (1 + B) (Davison & Hinkley 1997, eq. 4.11). */
+    size_t nks = 0, nad = 0, gks = 0, gad = 0;
+    for (b = 0; b < job.B; b++) {
+      if (!job.ok[b])
+        continue;
+      if (isfinite(job.ks[b])) {
+        nks++;
+        gks += job.ks[b] >= mf->ks;
+      }
+      if (isfinite(job.ad[b])) {
+        nad++;
+        gad += job.ad[b] >= mf->ad;
+      }
+    }
+    mf->ks_p = (1.0 + gks) / (1.0 + nks);
+    mf->ad_p = (1.0 + gad) / (1.0 + nad);
+  }
+done:
+  free(job.vals);
+  free(job.ks);
+  free(job.ad);
+  free(job.ok);
+  free(col);
+  free(th);
+  if (st != QUANTAL_OK)
+    return qtl_fail(diag, st, NULL, -1, -1, "bootstrap failed: %s",
+                    quantal_status_str(st));
+  return QUANTAL_OK;
+}
+
+/* ---- the public entry points ------------------------------------------- */
+
+static quantal_status
+fill_model(fctx *c, quantal_fit_model model, fitted *fr,
+           const quantal_fit_options *o, double delta, const double *sorted,
+           int sign, quantal_model_fit *mf, quantal_diag *diag)
+{
+  double v[QUANTAL_PAR_COUNT], lo[QUANTAL_PAR_COUNT], hi[QUANTAL_PAR_COUNT];
+  double N = (double)(c->nx + c->ny);
+  qtl_lik_out out;
+  quantal_status st;
+  int j;
+
+  natural_params(c, model, fr, v);
+  for (j = 0; j < QUANTAL_PAR_COUNT; j++) {
+    par_set(&mf->par[j], v[j]);
+    lo[j] = hi[j] = NAN;
+  }
+  if (c->fixed_s0 > 0.0)
+    mf->par[QUANTAL_PAR_SIGMA_0].value = c->fixed_s0;
+  if (o->profile_ci)
+    wilks_intervals(c, model, fr, delta, lo, hi);
+  for (j = 0; j < QUANTAL_PAR_COUNT; j++) {
+    mf->par[j].lo = lo[j];
+    mf->par[j].hi = hi[j];
+  }
+  if (model == QUANTAL_FIT_BINOMIAL || model == QUANTAL_FIT_BETABINOMIAL) {
+    mf->par[QUANTAL_PAR_N].lo = fr->n_lo;
+    mf->par[QUANTAL_PAR_N].hi =
+        fr->verdict == QUANTAL_N_IDENTIFIED ? (double)fr->n_hi : INFINITY;
+    mf->n_profile = fr->n_prof;
+    mf->profile_n = fr->prof_n;
+    mf->profile_loglik = fr->prof_ll;
+    fr->prof_n = NULL;
+    fr->prof_ll = NULL;
+  }
+  if (sign < 0) {
+    double a = mf->par[QUANTAL_PAR_Q].lo;
+    mf->par[QUANTAL_PAR_Q].value = -mf->par[QUANTAL_PAR_Q].value;
+    mf->par[QUANTAL_PAR_Q].lo = -mf->par[QUANTAL_PAR_Q].hi;
+    mf->par[QUANTAL_PAR_Q].hi = -a;
+  }
+  mf->n_verdict = fr->verdict;
+  mf->loglik = fr->ll;
+  mf->n_params = count_params(c, model, fr);
+  mf->aic = 2.0 * mf->n_params - 2.0 * fr->ll;
+  mf->bic = mf->n_params * log(N) - 2.0 * fr->ll;
+  if (fr->w) {
+    mf->n_weights = (size_t)fr->n + 1;
+    mf->weights = fr->w;
+    fr->w = NULL;
+    c->w = mf->weights;
+    c->mix.w = mf->weights;
+  }
+  /* Goodness of fit of the evoked amplitudes against the fitted mixture
+   * (ws holds the constants of this evaluation). */
+  select_model(c, model, fr);
+  if (mf->weights)
+    c->mix.w = mf->weights;
+  st = qtl_mix_loglik(&c->mix, c->x, c->nx, NULL, 0, c->ws, 0, &out);
+  if (st != QUANTAL_OK)
+    return qtl_fail(diag, st, NULL, -1, -1, "cannot evaluate the fit");
+  qtl_gof_stats(&c->mix, c->ws, out.kmax, sorted, c->nx, &mf->ks, &mf->ad);
+  {
+    size_t nb = o->gof_bins;
+    if (nb == 0) {
+      /* Sturges-like: about 2 n^(1/3) bins, at least 5. */
+      nb = (size_t)ceil(2.0 * cbrt((double)c->nx));
+      if (nb < 5)
+        nb = 5;
+    }
+    mf->bin_lo = malloc(nb * sizeof *mf->bin_lo);
+    mf->bin_hi = malloc(nb * sizeof *mf->bin_hi);
+    mf->bin_expected = malloc(nb * sizeof *mf->bin_expected);
+    mf->bin_observed = malloc(nb * sizeof *mf->bin_observed);
+    if (!mf->bin_lo || !mf->bin_hi || !mf->bin_expected || !mf->bin_observed)
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    if (qtl_gof_bins(&c->mix, c->ws, out.kmax, sorted, c->nx, nb,
+                     mf->bin_lo, mf->bin_hi, mf->bin_observed,
+                     mf->bin_expected) == QUANTAL_OK) {
+      size_t b;
+      mf->n_bins = nb;
+      if (sign < 0)
+        for (b = 0; b < nb; b++) {
+          double a = mf->bin_lo[b];
+          mf->bin_lo[b] = -mf->bin_hi[b];
+          mf->bin_hi[b] = -a;
+        }
+    }
+  }
+  mf->fitted = 1;
+  mf->status = QUANTAL_OK;
+  if (o->bootstrap > 0 && model <= QUANTAL_FIT_BETABINOMIAL)
+    return bootstrap(c, model, fr, o, delta, mf, sign, diag);
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_fit_run(const double *amplitudes, size_t n, const double *minis,
+                size_t n_minis, const quantal_fit_options *opt,
+                quantal_fit_result **out, quantal_diag *diag)
+{
+  quantal_fit_options o = opt ? *opt : quantal_fit_options_default();
+  quantal_fit_result *r = NULL;
+  double *x = NULL, *sorted = NULL, tp[NT], llp, delta, sum = 0.0;
+  fctx c;
+  summary s;
+  size_t i;
+  int sign, mdl, any = 0;
+  quantal_status st = QUANTAL_OK;
+
+  if (out == NULL || (amplitudes == NULL && n > 0) ||
+      (minis == NULL && n_minis > 0))
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1, "no output");
+  *out = NULL;
+  if (n < 10)
+    return qtl_fail(diag, QUANTAL_ENODATA, NULL, -1, -1,
+                    "need at least 10 amplitudes, got %zu", n);
+  if (!(o.level > 0.0 && o.level < 1.0) || o.n_max < 1 ||
+      o.n_max > 100000 || o.models == 0 ||
+      o.models >= QUANTAL_FIT_BIT(QUANTAL_FIT_N_MODELS) ||
+      !(o.noise_sd >= 0.0) || !isfinite(o.noise_sd) ||
+      (o.shape != QUANTAL_QSHAPE_GAUSSIAN && o.shape != QUANTAL_QSHAPE_GAMMA))
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "invalid fit options");
+  for (i = 0; i < n; i++) {
+    if (!isfinite(amplitudes[i]))
+      return qtl_fail(diag, QUANTAL_ENUMERIC, NULL, -1, (long long)i,
+                      "amplitude %zu is not a finite number", i + 1);
+    sum += amplitudes[i];
+  }
+  for (i = 0; i < n_minis; i++)
+    if (!isfinite(minis[i]))
+      return qtl_fail(diag, QUANTAL_ENUMERIC, NULL, -1, (long long)i,
+                      "mini %zu is not a finite number", i + 1);
+  /* Inward currents are negative: fit the sign-corrected values and
+   * report q in the table's convention. */
+  sign = sum < 0.0 ? -1 : 1;
+  memset(&c, 0, sizeof c);
+  x = malloc((n + n_minis) * sizeof *x);
+  sorted = malloc(n * sizeof *sorted);
+  r = calloc(1, sizeof *r);
+  c.ws = qtl_lik_ws_alloc();
+  if (x == NULL || sorted == NULL || r == NULL || c.ws == NULL) {
+    st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    goto fail;
+  }
+  for (i = 0; i < n; i++)
+    x[i] = sign * amplitudes[i];
+  for (i = 0; i < n_minis; i++)
+    x[n + i] = sign * minis[i];
+  memcpy(sorted, x, n * sizeof *sorted);
+  gsl_sort(sorted, 1, n);
+  summarise(x, n, n_minis ? x + n : NULL, n_minis,
+            o.noise_sd > 0.0 ? o.noise_sd : o.noise_hint, &s);
+  if (!(sorted[n - 1] > sorted[0])) {
+    st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
+                  "all %zu amplitudes equal %g: nothing to fit", n,
+                  amplitudes[0]);
+    goto fail;
+  }
+  if (n_minis > 0 && !(s.q_minis > 0.0)) {
+    st = qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                  "the minis have the opposite sign to the amplitudes");
+    goto fail;
+  }
+  if (!(s.mean > 0.0)) {
+    st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
+                  "mean amplitude is 0: nothing to fit");
+    goto fail;
+  }
+  r->n_amplitudes = n;
+  r->n_minis = n_minis;
+  r->sign = sign;
+  r->best = -1;
+  r->lrt_stat = r->lrt_p = r->mixture_lrt_stat = NAN;
+  for (mdl = 0; mdl < QUANTAL_FIT_N_MODELS; mdl++) {
+    model_clear(&r->model[mdl]);
+    r->model[mdl].status = QUANTAL_EUNSUPPORTED;
+  }
+  c.x = x;
+  c.nx = n;
+  c.y = n_minis ? x + n : NULL;
+  c.ny = n_minis;
+  c.scale = 1.0 / (double)(n + n_minis);
+  c.fixed_s0 = o.noise_sd;
+  c.sref = s.sref;
+  c.xmax = s.max;
+  c.nmax = o.n_max;
+  c.mix.shape = QUANTAL_QSHAPE_GAUSSIAN;
+  delta = 0.5 * gsl_cdf_chisq_Pinv(o.level, 1.0);
+  /* The Poisson model is fitted first: it starts every other model. With
+   * gamma-shaped quanta the Gaussian solution starts the gamma one. */
+  llp = -fit_poisson(&c, &s, tp) / c.scale;
+  if (o.shape == QUANTAL_QSHAPE_GAMMA && isfinite(llp)) {
+    c.mix.shape = QUANTAL_QSHAPE_GAMMA;
+    llp = -polish(&c, tp, -1) / c.scale;
+  }
+  if (c.err == QUANTAL_ENOMEM) {
+    st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    goto fail;
+  }
+  for (mdl = 0; mdl < QUANTAL_FIT_N_MODELS; mdl++) {
+    fitted fr;
+    quantal_status ms;
+    if (!(o.models & QUANTAL_FIT_BIT(mdl)))
+      continue;
+    memset(&fr, 0, sizeof fr);
+    if (!isfinite(llp))
+      ms = QUANTAL_EFAILED;
+    else
+      ms = fit_model(&c, (quantal_fit_model)mdl, &s, tp, llp, o.n_max,
+                     delta, &fr);
+    if (ms == QUANTAL_OK && !isfinite(fr.ll))
+      ms = QUANTAL_EFAILED;
+    if (ms == QUANTAL_OK)
+      ms = fill_model(&c, (quantal_fit_model)mdl, &fr, &o, delta, sorted,
+                      sign, &r->model[mdl], diag);
+    fitted_free(&fr);
+    r->model[mdl].status = ms;
+    if (ms == QUANTAL_ENOMEM) {
+      st = ms;
+      goto fail;
+    }
+    if (ms == QUANTAL_OK)
+      any = 1;
+    else
+      r->model[mdl].fitted = 0;
+  }
+  if (!any) {
+    st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
+                  "no model could be fitted");
+    goto fail;
+  }
+  /* The best model has the lowest AIC (Akaike 1974). */
+  for (mdl = 0; mdl < QUANTAL_FIT_N_MODELS; mdl++)
+    if (r->model[mdl].fitted &&
+        (r->best < 0 || r->model[mdl].aic < r->model[r->best].aic))
+      r->best = mdl;
+  if (r->model[QUANTAL_FIT_POISSON].fitted &&
+      r->model[QUANTAL_FIT_BINOMIAL].fitted) {
+    /* Poisson is the n -> infinity edge of the binomial family, so the
+     * likelihood ratio follows the boundary mixture 1/2 chi^2_0 + 1/2
+     * chi^2_1 (Self & Liang 1987) rather than chi^2_1. */
+    double lr = 2.0 * (r->model[QUANTAL_FIT_BINOMIAL].loglik -
+                       r->model[QUANTAL_FIT_POISSON].loglik);
+    if (lr < 0.0)
+      lr = 0.0;
+    r->lrt_stat = lr;
+    r->lrt_p = lr > 0.0 ? 0.5 * gsl_cdf_chisq_Q(lr, 1.0) : 1.0;
+  }
+  if (r->model[QUANTAL_FIT_MIXTURE_NOFAIL].fitted && n_minis == 0) {
+    /* Against one Gaussian (unimodal alternative) fitted by moments. */
+    double v = s.var * (n - 1) / n;
+    double l1 = -0.5 * n * (log(2.0 * M_PI * v) + 1.0);
+    r->mixture_lrt_stat =
+        fmax(0.0, 2.0 * (r->model[QUANTAL_FIT_MIXTURE_NOFAIL].loglik - l1));
+  }
+  free(x);
+  free(sorted);
+  free(c.buf);
+  qtl_lik_ws_free(c.ws);
+  *out = r;
+  return QUANTAL_OK;
+fail:
+  free(x);
+  free(sorted);
+  free(c.buf);
+  qtl_lik_ws_free(c.ws);
+  quantal_fit_result_free(r);
+  return st;
+}
+
+quantal_status
+quantal_fit_loglik(const quantal_release_params *rp, const double *amplitudes,
+                   size_t n, const double *minis, size_t n_minis,
+                   double *loglik, quantal_diag *diag)
+{
+  qtl_mix mix;
+  qtl_lik_ws *ws;
+  qtl_lik_out o;
+  double *x;
+  size_t i;
+  double sg;
+  quantal_status st;
+  if (rp == NULL || loglik == NULL || (amplitudes == NULL && n > 0))
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1, "no parameters");
+  st = quantal_release_params_check(rp, diag);
+  if (st != QUANTAL_OK)
+    return st;
+  if (!(rp->noise_sd > 0.0) || rp->q == 0.0)
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                    "the likelihood needs noise_sd > 0 and q != 0");
+  sg = rp->q < 0.0 ? -1.0 : 1.0;
+  memset(&mix, 0, sizeof mix);
+  mix.shape = rp->shape == QUANTAL_QSHAPE_GAMMA ? QUANTAL_QSHAPE_GAMMA
+                                                : QUANTAL_QSHAPE_GAUSSIAN;
+  mix.q = fabs(rp->q);
+  mix.sigma_q = rp->cv_q * mix.q;
+  mix.sigma0 = rp->noise_sd;
+  switch (rp->model) {
+  case QUANTAL_RELEASE_POISSON:
+    mix.release = QTL_REL_POISSON;
+    mix.m = rp->m;
+    break;
+  case QUANTAL_RELEASE_BINOMIAL:
+    mix.release = QTL_REL_BINOMIAL;
+    mix.n = rp->n;
+    mix.p = rp->p;
+    break;
+  default:
+    mix.release = rp->cv_p > 0.0 ? QTL_REL_BETABIN : QTL_REL_BINOMIAL;
+    mix.n = rp->n;
+    mix.p = rp->p;
+    mix.rho = rp->cv_p * rp->cv_p * rp->p / (1.0 - rp->p);
+    if (!(mix.rho > 0.0 && mix.rho < 1.0) && mix.release == QTL_REL_BETABIN)
+      return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                      "cv_p too large for p");
+    break;
+  }
+  x = malloc((n + n_minis + 1) * sizeof *x);
+  ws = qtl_lik_ws_alloc();
+  if (x == NULL || ws == NULL) {
+    free(x);
+    qtl_lik_ws_free(ws);
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  }
+  for (i = 0; i < n; i++)
+    x[i] = sg * amplitudes[i];
+  for (i = 0; i < n_minis; i++)
+    x[n + i] = sg * minis[i];
+  st = qtl_mix_loglik(&mix, x, n, n_minis ? x + n : NULL, n_minis, ws, 0,
+                      &o);
+  free(x);
+  qtl_lik_ws_free(ws);
+  if (st != QUANTAL_OK)
+    return qtl_fail(diag, st, NULL, -1, -1, "likelihood not computable");
+  *loglik = o.loglik;
+  return QUANTAL_OK;
+}

@@ -1,0 +1,413 @@
+/* model.c - quantal mixture densities and their log-likelihood. SPDX-License-Identifier: GPL-3.0-or-later */
+#include <config.h>
+
+#include "internal.h"
+
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_sf_gamma.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * The amplitude x of one trial is the sum of k quantal responses plus
+ * recording noise, k drawn from the release distribution P(k):
+ *
+ *   f(x) = sum_k P(k) phi(x; k q, sigma_0^2 + k sigma_q^2)
+ *
+ * (Stricker & Redman 1994, eq. 1-3; del Castillo & Katz 1954). Everything
+ * is evaluated in log space: log P(k) from lgamma-based log pmfs (never
+ * factorials), and log f by log-sum-exp over k, so that n in the hundreds
+ * and amplitudes far in the tails neither overflow nor underflow.
+ */
+
+#define LOG_2PI 1.8378770664093453
+
+/* Terms whose log is more than WINDOW_T below the largest possible term
+ * (largest log P plus largest log normalising constant) are dropped. A
+ * point whose largest kept term is within GUARD of that bound is summed
+ * over all k instead, so the dropped mass is below exp(-30) per point. */
+#define WINDOW_T 50.0
+#define GUARD 20.0
+
+void
+qtl_lik_ws_free(qtl_lik_ws *ws)
+{
+  if (ws == NULL)
+    return;
+  free(ws->logp);
+  free(ws->lgam);
+  free(ws);
+}
+
+qtl_lik_ws *
+qtl_lik_ws_alloc(void)
+{
+  return calloc(1, sizeof(qtl_lik_ws));
+}
+
+/* Make room for components 0..kmax. One block holds the per-k arrays so a
+ * fit allocates once and reuses it for every evaluation. */
+static quantal_status
+ws_reserve(qtl_lik_ws *ws, unsigned kmax)
+{
+  size_t cap = (size_t)kmax + 1, i;
+  double *blk, *lg;
+  if (cap <= ws->kcap)
+    return QUANTAL_OK;
+  cap = cap < 64 ? 64 : cap + cap / 2;
+  blk = malloc(9 * cap * sizeof *blk);
+  lg = malloc((cap + 1) * sizeof *lg);
+  if (blk == NULL || lg == NULL) {
+    free(blk);
+    free(lg);
+    return QUANTAL_ENOMEM;
+  }
+  free(ws->logp);
+  free(ws->lgam);
+  ws->logp = blk;
+  ws->c = blk + cap;
+  ws->h = blk + 2 * cap;
+  ws->mu = blk + 3 * cap;
+  ws->v = blk + 4 * cap;
+  ws->lbuf = blk + 5 * cap;
+  ws->rk = blk + 6 * cap;
+  ws->ga = blk + 7 * cap;
+  ws->gc = blk + 8 * cap;
+  ws->lgam = lg;
+  /* lgam[k] = ln k!, from gsl_sf_lnfact (thread-safe, unlike lgamma's
+   * signgam). */
+  for (i = 0; i <= cap; i++)
+    lg[i] = gsl_sf_lnfact((unsigned)i);
+  ws->kcap = cap;
+  return QUANTAL_OK;
+}
+
+unsigned
+qtl_mix_kmax(const qtl_mix *mix)
+{
+  double m;
+  switch (mix->release) {
+  case QTL_REL_POISSON:
+    /* Poisson tail beyond m + 11 sqrt(m) + 30 is below exp(-50) of the
+     * mode for every m (Chernoff bound). */
+    m = mix->m;
+    if (!(m >= 0.0))
+      m = 0.0;
+    if (m > 1e6)
+      return 2000000u;
+    return (unsigned)ceil(m + 11.0 * sqrt(m) + 30.0);
+  default: return mix->n;
+  }
+}
+
+quantal_status
+qtl_mix_logpmf(const qtl_mix *mix, qtl_lik_ws *ws, unsigned *kmax_out)
+{
+  unsigned K = qtl_mix_kmax(mix), k;
+  quantal_status st;
+  double *lp;
+  /* Beyond 100000 quanta per trial the parameters are absurd (an
+   * optimiser exploring a flat direction): refuse rather than allocate. */
+  if (K > 100000)
+    return QUANTAL_ERANGE;
+  st = ws_reserve(ws, K);
+  if (st != QUANTAL_OK)
+    return st;
+  lp = ws->logp;
+  switch (mix->release) {
+  case QTL_REL_POISSON: {
+    double lm = log(mix->m);
+    for (k = 0; k <= K; k++)
+      lp[k] = mix->m > 0.0 ? k * lm - mix->m - ws->lgam[k]
+                           : (k == 0 ? 0.0 : -INFINITY);
+    break;
+  }
+  case QTL_REL_BINOMIAL: {
+    /* log C(n,k) + k log p + (n-k) log(1-p); log1p keeps small p exact. */
+    double lp1 = log(mix->p), lq1 = log1p(-mix->p);
+    unsigned n = mix->n;
+    for (k = 0; k <= K; k++)
+      lp[k] = ws->lgam[n] - ws->lgam[k] - ws->lgam[n - k] +
+              (k ? k * lp1 : 0.0) + (n - k ? (n - k) * lq1 : 0.0);
+    break;
+  }
+  case QTL_REL_BETABIN: {
+    /* Beta-binomial with mean p and intra-class correlation rho
+     * (Bhumbra & Beato 2013): p_i ~ Beta(a, b), a = p (1/rho - 1),
+     * b = (1 - p)(1/rho - 1); P(k) = C(n,k) B(k+a, n-k+b) / B(a, b). */
+    double s = 1.0 / mix->rho - 1.0, a = mix->p * s, b = (1.0 - mix->p) * s;
+    unsigned n = mix->n;
+    double lb = gsl_sf_lnbeta(a, b);
+    for (k = 0; k <= K; k++)
+      lp[k] = ws->lgam[n] - ws->lgam[k] - ws->lgam[n - k] +
+              gsl_sf_lnbeta(k + a, n - k + b) - lb;
+    break;
+  }
+  case QTL_REL_FREE:
+    for (k = 0; k <= K; k++)
+      lp[k] = (k < mix->k_first || mix->w[k] <= 0.0) ? -INFINITY
+                                                     : log(mix->w[k]);
+    break;
+  }
+  for (k = 0; k <= K; k++)
+    if (isnan(lp[k]))
+      return QUANTAL_ENUMERIC;
+  *kmax_out = K;
+  return QUANTAL_OK;
+}
+
+/* Per-component constants: mean, variance and the log normalising
+ * constant of the Gaussian (or moment-matched gamma) component. */
+static void
+component_consts(const qtl_mix *mix, qtl_lik_ws *ws, unsigned K)
+{
+  unsigned k;
+  double s02 = mix->sigma0 * mix->sigma0, sq2 = mix->sigma_q * mix->sigma_q;
+  for (k = 0; k <= K; k++) {
+    double v = s02 + k * sq2;
+    ws->mu[k] = k * mix->q;
+    ws->v[k] = v;
+    ws->h[k] = 0.5 / v;
+    ws->c[k] = -0.5 * (LOG_2PI + log(v));
+    if (mix->shape == QUANTAL_QSHAPE_GAMMA && k > 0) {
+      /* Gamma with the same mean k q and variance sigma_0^2 + k sigma_q^2
+       * as the Gaussian component: shape a = mu^2/v, scale v/mu. This
+       * stands in for the (intractable) convolution of a gamma quantal
+       * sum with Gaussian noise; the failure component stays Gaussian. */
+      double a = ws->mu[k] * ws->mu[k] / v, th = v / ws->mu[k];
+      ws->ga[k] = a;
+      ws->gc[k] = -a * log(th) - gsl_sf_lngamma(a);
+      ws->h[k] = 1.0 / th;
+    }
+  }
+}
+
+static double
+comp_log(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned k, double x,
+         double logx)
+{
+  if (mix->shape == QUANTAL_QSHAPE_GAMMA && k > 0) {
+    if (!(x > 0.0))
+      return -INFINITY;
+    return ws->gc[k] + (ws->ga[k] - 1.0) * logx - x * ws->h[k];
+  }
+  {
+    double d = x - ws->mu[k];
+    return ws->c[k] - d * d * ws->h[k];
+  }
+}
+
+/* The k range where (x - k q)^2 <= 2 T v_k, v_k = s0^2 + k sq^2: the roots
+ * of q^2 k^2 - (2 x q + 2 T sq^2) k + x^2 - 2 T s0^2 = 0. */
+static void
+phi_window(double x, double q, double s02, double sq2, double *klo,
+           double *khi)
+{
+  double a = q * q, b = -(2.0 * x * q + 2.0 * WINDOW_T * sq2),
+         c = x * x - 2.0 * WINDOW_T * s02, disc = b * b - 4.0 * a * c;
+  if (disc < 0.0 || a <= 0.0) {
+    *klo = 1.0;
+    *khi = 0.0;
+    return;
+  }
+  disc = sqrt(disc);
+  *klo = (-b - disc) / (2.0 * a);
+  *khi = (-b + disc) / (2.0 * a);
+}
+
+quantal_status
+qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
+               const double *minis, size_t nm, qtl_lik_ws *ws, int flags,
+               qtl_lik_out *out)
+{
+  unsigned K, k, plo, phi_, k0;
+  quantal_status st;
+  double lpmax = -INFINITY, cmax, s02, sq2, ll = 0.0;
+  double g_q = 0.0, g_v0 = 0.0, g_vq = 0.0;
+  double e_r = 0.0, e_rk = 0.0, e_rk2 = 0.0, e_e2 = 0.0, e_ke2 = 0.0;
+  double e_b = 0.0;
+  int grad = (flags & QTL_LIK_GRAD) != 0, em = (flags & QTL_LIK_EM) != 0;
+  int gamma = mix->shape == QUANTAL_QSHAPE_GAMMA;
+  size_t i;
+
+  memset(out, 0, sizeof *out);
+  if (!(mix->q > 0.0) || !(mix->sigma0 > 0.0) || !(mix->sigma_q >= 0.0))
+    return QUANTAL_ENUMERIC;
+  st = qtl_mix_logpmf(mix, ws, &K);
+  if (st != QUANTAL_OK)
+    return st;
+  component_consts(mix, ws, K);
+  k0 = mix->release == QTL_REL_FREE ? mix->k_first : 0;
+  for (k = 0; k <= K; k++) {
+    if (ws->logp[k] > lpmax)
+      lpmax = ws->logp[k];
+    ws->rk[k] = 0.0;
+  }
+  /* The release window: components with log P(k) within WINDOW_T of the
+   * mode. */
+  for (plo = k0; plo < K && ws->logp[plo] < lpmax - WINDOW_T; plo++)
+    ;
+  for (phi_ = K; phi_ > plo && ws->logp[phi_] < lpmax - WINDOW_T; phi_--)
+    ;
+  cmax = ws->c[k0];
+  s02 = mix->sigma0 * mix->sigma0;
+  sq2 = mix->sigma_q * mix->sigma_q;
+
+  if (gamma) {
+    /* The gamma density is not bounded by the Gaussian constants: sum
+     * over every component. */
+    plo = k0;
+    phi_ = K;
+  }
+  for (i = 0; i < nx; i++) {
+    double xi = x[i], logx = gamma && xi > 0.0 ? log(xi) : 0.0;
+    double lmax = -INFINITY, sum = 0.0, lf;
+    long lo = plo, hi = phi_;
+    int full = 0;
+    if (!gamma) {
+      double a, b;
+      phi_window(xi, mix->q, s02, sq2, &a, &b);
+      if (a > (double)lo)
+        lo = a > (double)hi ? hi + 1 : (long)ceil(a);
+      if (b < (double)hi)
+        hi = b < (double)lo ? lo - 1 : (long)floor(b);
+    }
+    if (lo > hi)
+      full = 1;
+    else {
+      for (k = (unsigned)lo; k <= (unsigned)hi; k++) {
+        double l = ws->logp[k] + comp_log(mix, ws, k, xi, logx);
+        ws->lbuf[k] = l;
+        if (l > lmax)
+          lmax = l;
+      }
+      /* Too little mass inside the window for the bound on what was
+       * dropped: sum over everything (rare: points in the far tails). */
+      if (!(lmax >= lpmax + cmax - WINDOW_T + GUARD +
+                        log((double)K + 1.0)) &&
+          (lo > (long)k0 || hi < (long)K))
+        full = 1;
+    }
+    if (full) {
+      lo = k0;
+      hi = K;
+      lmax = -INFINITY;
+      for (k = (unsigned)lo; k <= (unsigned)hi; k++) {
+        double l = ws->logp[k] + comp_log(mix, ws, k, xi, logx);
+        ws->lbuf[k] = l;
+        if (l > lmax)
+          lmax = l;
+      }
+    }
+    if (!(lmax > -INFINITY)) {
+      /* The point has zero density under these parameters. */
+      out->loglik = -INFINITY;
+      return QUANTAL_OK;
+    }
+    for (k = (unsigned)lo; k <= (unsigned)hi; k++) {
+      /* Terms below exp(-40) of the largest change nothing in double
+       * precision; skipping them also avoids exp's slow underflow path. */
+      double d = ws->lbuf[k] - lmax, e = d < -40.0 ? 0.0 : exp(d);
+      ws->lbuf[k] = e;
+      sum += e;
+    }
+    lf = lmax + log(sum);
+    ll += lf;
+    if (grad || em) {
+      double inv = 1.0 / sum;
+      for (k = (unsigned)lo; k <= (unsigned)hi; k++) {
+        double r = ws->lbuf[k] * inv;
+        double d = xi - ws->mu[k], iv = 2.0 * ws->h[k];
+        ws->rk[k] += r;
+        if (grad) {
+          double gv = r * 0.5 * (d * d * iv * iv - iv);
+          g_q += r * d * k * iv;
+          g_v0 += gv;
+          g_vq += gv * k;
+        }
+        if (em) {
+          e_r += r;
+          e_rk += r * k;
+          e_rk2 += r * (double)k * k;
+          e_e2 += r * d * d;
+          e_ke2 += r * k * d * d;
+          e_b += r * (double)k * k * iv;
+        }
+      }
+    }
+  }
+  /* Minis: single quanta, y ~ N(q, sigma_0^2 + sigma_q^2) (or the
+   * moment-matched gamma), sharing q and sigma_q with the evoked
+   * amplitudes. */
+  for (i = 0; i < nm; i++) {
+    double y = minis[i], v = s02 + sq2, l;
+    if (gamma) {
+      double a = mix->q * mix->q / v, th = v / mix->q;
+      if (!(y > 0.0)) {
+        out->loglik = -INFINITY;
+        return QUANTAL_OK;
+      }
+      l = -a * log(th) - gsl_sf_lngamma(a) + (a - 1.0) * log(y) - y / th;
+    } else {
+      double d = y - mix->q;
+      l = -0.5 * (LOG_2PI + log(v)) - 0.5 * d * d / v;
+      if (grad) {
+        double gv = 0.5 * (d * d / (v * v) - 1.0 / v);
+        g_q += d / v;
+        g_v0 += gv;
+        g_vq += gv;
+      }
+      if (em)
+        e_b += 1.0 / v;
+    }
+    ll += l;
+  }
+  if (!isfinite(ll) && ll != -INFINITY)
+    return QUANTAL_ENUMERIC;
+  out->loglik = ll;
+  out->kmax = K;
+  /* Chain rule to the standard deviations: d/ds = 2 s d/d(s^2). */
+  out->d_q = g_q;
+  out->d_sigma0 = 2.0 * mix->sigma0 * g_v0;
+  out->d_sigma_q = 2.0 * mix->sigma_q * g_vq;
+  out->em_r = e_r;
+  out->em_rk = e_rk;
+  out->em_rk2 = e_rk2;
+  out->em_e2 = e_e2;
+  out->em_ke2 = e_ke2;
+  out->em_b = e_b;
+  return QUANTAL_OK;
+}
+
+double
+qtl_mix_cdf(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned K, double x)
+{
+  /* F(x) = sum_k P(k) Phi((x - k q) / sqrt(v_k)); ws holds the log pmf
+   * and component constants of the last qtl_mix_loglik call. */
+  double f = 0.0;
+  unsigned k;
+  for (k = 0; k <= K; k++) {
+    double pk = exp(ws->logp[k]), c;
+    if (pk < 1e-300)
+      continue;
+    if (mix->shape == QUANTAL_QSHAPE_GAMMA && k > 0)
+      c = x > 0.0 ? gsl_cdf_gamma_P(x, ws->ga[k], 1.0 / ws->h[k]) : 0.0;
+    else
+      c = gsl_cdf_ugaussian_P((x - ws->mu[k]) / sqrt(ws->v[k]));
+    f += pk * c;
+  }
+  return f < 0.0 ? 0.0 : (f > 1.0 ? 1.0 : f);
+}
+
+double
+qtl_mix_density(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned K,
+                double x)
+{
+  double f = 0.0, logx = x > 0.0 ? log(x) : 0.0;
+  unsigned k;
+  for (k = 0; k <= K; k++)
+    f += exp(ws->logp[k] + comp_log(mix, ws, k, x, logx));
+  return f;
+}

@@ -1,0 +1,59 @@
+#!/bin/sh
+# fit.sh - quantal fit: exit codes, stdout, exact stderr, no partial output.
+# SPDX-License-Identifier: GPL-3.0-or-later
+. "$top_srcdir/tests/cli/lib.sh"
+D="$top_srcdir/data"
+
+run 0 "$QUANTAL" fit --help
+expect_out_match '^Usage: quantal fit'
+
+# The bundled binomial synapse (n = 20, p = 0.3, q = 0.5 mV).
+run 0 "$QUANTAL" fit --no-ci "$D/amplitudes.tsv"
+expect_out_match '^kind	model	name	value	ci_low	ci_high	boot_low	boot_high	unit$'
+expect_out_match '^parameter	binomial	q	0\.[0-9]+	NA'
+expect_out_match '^# best model \(lowest AIC\): '
+run 0 "$QUANTAL" fit --model poisson --no-ci --json -o res.json "$D/amplitudes.tsv"
+expect_no_out
+checks=$((checks + 1))
+grep -q '"best_model": "poisson"' res.json || fail "json lacks best_model"
+
+# Joint fit with minis, profile intervals.
+run 0 "$QUANTAL" fit --model binomial --n-max 40 --minis "$D/amplitudes.minis.tsv" "$D/amplitudes.tsv"
+expect_out_match '^classical	direct	m	'
+expect_out_match '^parameter	binomial	n	'
+
+# Bad input.
+printf 'amplitude_mV\n1\n2\n3\n' > few.tsv
+run 1 "$QUANTAL" fit -o out.tsv few.tsv
+expect_err "quantal: fit: few.tsv: need at least 10 amplitudes, got 3"
+no_file out.tsv
+printf 'amplitude_mV\n1\n2\nabc\n' > text.tsv
+run 3 "$QUANTAL" fit text.tsv
+expect_err "quantal: fit: text.tsv: row 3: amplitude_mV is not a number ('abc')"
+printf 'x\ty\n1\t2\n' > nocol.tsv
+run 3 "$QUANTAL" fit nocol.tsv
+expect_err "quantal: fit: nocol.tsv: no amplitude_<unit> column"
+run 3 "$QUANTAL" fit --column amplitude_pA "$D/amplitudes.tsv"
+expect_err "quantal: fit: $D/amplitudes.tsv: no column 'amplitude_pA'"
+printf 'amplitude_mV\n' > c.tsv
+for i in 1 2 3 4 5 6 7 8 9 10 11; do echo 0.5 >> c.tsv; done
+run 1 "$QUANTAL" fit c.tsv
+expect_err "quantal: fit: c.tsv: all 11 amplitudes equal 0.5: nothing to fit"
+printf 'amplitude_pA\n1\n2\n' > minis_pA.tsv
+run 3 "$QUANTAL" fit --minis minis_pA.tsv "$D/amplitudes.tsv"
+expect_err "quantal: fit: minis_pA.tsv: minis are in 'pA' but the amplitudes in 'mV'"
+printf 'amplitude_mV\tfailure\n' > fail.tsv
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do printf '0.0%s\t1\n' "$i" >> fail.tsv; done
+run 1 "$QUANTAL" fit fail.tsv
+expect_err "quantal: fit: fail.tsv: all 12 trials are failures: only the failures estimate (m = 0) is reported"
+expect_out_match '^classical	failures	m	0	0	'
+run 2 "$QUANTAL" fit --model binomal "$D/amplitudes.tsv"
+expect_err_match "unknown model 'binomal'"
+run 2 "$QUANTAL" fit --level 2 "$D/amplitudes.tsv"
+run 2 "$QUANTAL" fit --bootstrap -1 "$D/amplitudes.tsv"
+run 2 "$QUANTAL" fit
+expect_err_match "no amplitude table given"
+run 3 "$QUANTAL" fit missing.tsv
+no_file missing.tsv
+run 3 "$QUANTAL" fit --no-ci --model poisson -o /dev/full "$D/amplitudes.tsv"
+finish

@@ -1,0 +1,332 @@
+/* test_fit.c - quantal fit: likelihood, estimators, literature values. SPDX-License-Identifier: GPL-3.0-or-later */
+#include <config.h>
+
+#include "internal.h"
+#include "quantal.h"
+
+#include <criterion/criterion.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_randist.h>
+#include <math.h>
+#include <stdlib.h>
+
+static void
+setup(void)
+{
+  gsl_set_error_handler_off();
+}
+
+TestSuite(fit, .init = setup);
+
+/* Boyd & Martin (1956), cat tenuissimus in high Mg: 198 trials, 18
+ * failures; 78 MEPPs of mean 0.396 mV (SD 0.086); mean EPP 0.933 mV. */
+Test(fit, failures_boyd_martin)
+{
+  quantal_estimate m;
+  cr_assert_eq(quantal_classic_failures(198, 18, 0.95, &m, NULL), QUANTAL_OK);
+  cr_assert_float_eq(m.value, log(198.0 / 18.0), 1e-12);
+  cr_assert_float_eq(m.value, 2.40, 0.005);
+  /* Binomial SE of ln(N/N0) is sqrt((1 - P0) / (N P0)) = 0.224; the
+   * interval must hold the estimate and be about +-2 SE wide. */
+  cr_assert(m.lo < m.value && m.hi > m.value);
+  cr_assert(m.value - m.lo > 0.3 && m.value - m.lo < 0.6);
+  cr_assert(m.hi - m.value > 0.3 && m.hi - m.value < 0.7);
+}
+
+Test(fit, failures_edges)
+{
+  quantal_estimate m;
+  cr_assert_eq(quantal_classic_failures(50, 0, 0.95, &m, NULL), QUANTAL_OK);
+  cr_assert(isinf(m.value) && isinf(m.hi) && m.lo > 0.0);
+  cr_assert_eq(quantal_classic_failures(50, 50, 0.95, &m, NULL), QUANTAL_OK);
+  cr_assert_eq(m.value, 0.0);
+  cr_assert_eq(m.lo, 0.0);
+  cr_assert(m.hi > 0.0 && m.hi < 0.1);
+  cr_assert_eq(quantal_classic_failures(5, 6, 0.95, &m, NULL),
+               QUANTAL_EINVAL);
+}
+
+Test(fit, direct_boyd_martin)
+{
+  quantal_estimate m;
+  double se_mepp = 0.086 / sqrt(78.0);
+  cr_assert_eq(quantal_classic_direct(0.933, 0.0, 0.396, se_mepp, 0.95, &m,
+                                      NULL),
+               QUANTAL_OK);
+  cr_assert_float_eq(m.value, 2.36, 0.005);
+  /* Relative SE of the MEPP mean: 0.086 / 0.396 / sqrt(78) = 2.46 %. */
+  cr_assert_float_eq(m.hi - m.value, 1.96 * 0.0246 * m.value, 0.002);
+}
+
+Test(fit, cv_method_identity)
+{
+  /* Boyd & Martin's EPP SD is not in the issue: for a Poisson synapse with
+   * the direct-method m = 2.36 and their quantal CV 0.086 / 0.396, the EPP
+   * variance is m (q^2 + sigma_q^2); the CV method must give back m, in
+   * the 2.3-2.4 range the paper reports. */
+  quantal_estimate m;
+  double q = 0.396, sq = 0.086, mm = 0.933 / q;
+  double sd = sqrt(mm * (q * q + sq * sq));
+  cr_assert_eq(quantal_classic_cv(0.933, sd, 198, sq / q, 0.0, 0.95, &m,
+                                  NULL),
+               QUANTAL_OK);
+  cr_assert_float_eq(m.value, mm, 1e-9);
+  cr_assert(m.value > 2.3 && m.value < 2.4);
+  cr_assert(m.lo < m.value && m.hi > m.value);
+  /* Noise variance above the EPP variance: a clear failure. */
+  cr_assert_eq(quantal_classic_cv(1.0, 0.1, 50, 0.2, 0.2, 0.95, &m, NULL),
+               QUANTAL_EFAILED);
+}
+
+/* Koenig & Ikeda (2007): EPP 45 mV, MEPP 0.5 mV, driving force 85 mV. */
+Test(fit, martin_koenig_ikeda)
+{
+  double v;
+  quantal_estimate m;
+  cr_assert_eq(quantal_classic_direct(45.0, 0.0, 0.5, 0.0, 0.95, &m, NULL),
+               QUANTAL_OK);
+  cr_assert_float_eq(m.value, 90.0, 1e-12);
+  cr_assert_eq(quantal_martin_correct(45.0, 85.0, 1.0, &v, NULL), QUANTAL_OK);
+  cr_assert_float_eq(v / 0.5, 191.25, 1e-9);
+  cr_assert_eq(quantal_martin_correct(90.0, 85.0, 1.0, &v, NULL),
+               QUANTAL_EINVAL);
+  cr_assert_eq(quantal_martin_correct(45.0, 85.0, 0.8, &v, NULL), QUANTAL_OK);
+  cr_assert_float_eq(v, 45.0 / (1.0 - 0.8 * 45.0 / 85.0), 1e-9);
+}
+
+static double *
+simulate(quantal_release_model model, unsigned n, double p, double m,
+         size_t N, uint64_t seed)
+{
+  quantal_release_params rp;
+  double *x = malloc(N * sizeof *x);
+  memset(&rp, 0, sizeof rp);
+  rp.model = model;
+  rp.n = n;
+  rp.p = p;
+  rp.m = m;
+  rp.q = 0.5;
+  rp.cv_q = 0.25;
+  rp.noise_sd = 0.1;
+  cr_assert_not_null(x);
+  cr_assert_eq(quantal_sim_amplitudes(&rp, seed, N, x, NULL, NULL),
+               QUANTAL_OK);
+  return x;
+}
+
+Test(fit, loglik_equals_brute_force)
+{
+  /* Sum over every k with GSL's pdfs, no windows, no log space. */
+  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 8, 0.4, 0, 40, 11), ll,
+         bf = 0.0;
+  quantal_release_params rp;
+  size_t i;
+  unsigned k;
+  memset(&rp, 0, sizeof rp);
+  rp.model = QUANTAL_RELEASE_BINOMIAL;
+  rp.n = 8;
+  rp.p = 0.37;
+  rp.q = 0.48;
+  rp.cv_q = 0.3;
+  rp.noise_sd = 0.12;
+  cr_assert_eq(quantal_fit_loglik(&rp, x, 40, NULL, 0, &ll, NULL),
+               QUANTAL_OK);
+  for (i = 0; i < 40; i++) {
+    double f = 0.0;
+    for (k = 0; k <= 8; k++) {
+      double v = 0.12 * 0.12 + k * pow(0.3 * 0.48, 2);
+      f += gsl_ran_binomial_pdf(k, 0.37, 8) *
+           gsl_ran_gaussian_pdf(x[i] - k * 0.48, sqrt(v));
+    }
+    bf += log(f);
+  }
+  cr_assert_float_eq(ll, bf, 1e-9 * fabs(bf));
+  /* Poisson likewise (k up to 60 is exhaustive for m = 3). */
+  rp.model = QUANTAL_RELEASE_POISSON;
+  rp.m = 3.0;
+  cr_assert_eq(quantal_fit_loglik(&rp, x, 40, NULL, 0, &ll, NULL),
+               QUANTAL_OK);
+  bf = 0.0;
+  for (i = 0; i < 40; i++) {
+    double f = 0.0;
+    for (k = 0; k <= 60; k++) {
+      double v = 0.12 * 0.12 + k * pow(0.3 * 0.48, 2);
+      f += gsl_ran_poisson_pdf(k, 3.0) *
+           gsl_ran_gaussian_pdf(x[i] - k * 0.48, sqrt(v));
+    }
+    bf += log(f);
+  }
+  cr_assert_float_eq(ll, bf, 1e-9 * fabs(bf));
+  free(x);
+}
+
+Test(fit, large_n_no_overflow)
+{
+  /* n = 400 and amplitudes far in the tail: finite, no NaN. */
+  double x[12] = {0, 1, 2, 5, 10, 20, 40, 60, 80, 100, 150, -3}, ll;
+  quantal_release_params rp;
+  memset(&rp, 0, sizeof rp);
+  rp.model = QUANTAL_RELEASE_BINOMIAL;
+  rp.n = 400;
+  rp.p = 0.5;
+  rp.q = 0.5;
+  rp.cv_q = 0.2;
+  rp.noise_sd = 0.1;
+  cr_assert_eq(quantal_fit_loglik(&rp, x, 12, NULL, 0, &ll, NULL),
+               QUANTAL_OK);
+  cr_assert(isfinite(ll));
+}
+
+Test(fit, gradient_matches_finite_differences)
+{
+  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.3, 0, 200, 5);
+  double mini[5] = {0.45, 0.5, 0.61, 0.38, 0.52};
+  qtl_mix m, a, b;
+  qtl_lik_ws *ws = qtl_lik_ws_alloc();
+  qtl_lik_out o, o1, o2;
+  double h = 1e-6, g;
+  memset(&m, 0, sizeof m);
+  m.release = QTL_REL_BINOMIAL;
+  m.n = 20;
+  m.p = 0.27;
+  m.q = 0.52;
+  m.sigma_q = 0.11;
+  m.sigma0 = 0.13;
+  cr_assert_eq(qtl_mix_loglik(&m, x, 200, mini, 5, ws, QTL_LIK_GRAD, &o),
+               QUANTAL_OK);
+#define FD(field, out)                                                      \
+  a = m;                                                                    \
+  b = m;                                                                    \
+  a.field += h;                                                             \
+  b.field -= h;                                                             \
+  qtl_mix_loglik(&a, x, 200, mini, 5, ws, 0, &o1);                          \
+  qtl_mix_loglik(&b, x, 200, mini, 5, ws, 0, &o2);                          \
+  cr_assert_float_eq(out, (o1.loglik - o2.loglik) / (2 * h),               \
+                     1e-5 * (1.0 + fabs(out)))
+  FD(q, o.d_q);
+  FD(sigma0, o.d_sigma0);
+  FD(sigma_q, o.d_sigma_q);
+  /* Release: d/dp = sum_k R_k (k - n p) / (p (1 - p)). */
+  cr_assert_eq(qtl_mix_loglik(&m, x, 200, mini, 5, ws, QTL_LIK_GRAD, &o),
+               QUANTAL_OK);
+  g = 0.0;
+  for (unsigned k = 0; k <= 20; k++)
+    g += ws->rk[k] * (k - 20 * m.p) / (m.p * (1 - m.p));
+  FD(p, g);
+#undef FD
+  qtl_lik_ws_free(ws);
+  free(x);
+}
+
+Test(fit, global_maximum_against_grid)
+{
+  /* Small case: Poisson with sigma_0 fixed; the fitted log-likelihood
+   * must be at least the best of a fine grid over (m, q, sigma_q). */
+  double *x = simulate(QUANTAL_RELEASE_POISSON, 0, 0, 2.0, 60, 3);
+  quantal_fit_options o = quantal_fit_options_default();
+  quantal_fit_result *r = NULL;
+  quantal_release_params rp;
+  double best = -INFINITY;
+  int i, j, k;
+  o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON);
+  o.profile_ci = 0;
+  o.noise_sd = 0.1;
+  cr_assert_eq(quantal_fit_run(x, 60, NULL, 0, &o, &r, NULL), QUANTAL_OK);
+  memset(&rp, 0, sizeof rp);
+  rp.model = QUANTAL_RELEASE_POISSON;
+  rp.noise_sd = 0.1;
+  for (i = 0; i < 40; i++)
+    for (j = 0; j < 40; j++)
+      for (k = 0; k < 20; k++) {
+        double ll;
+        rp.m = 0.5 + i * 0.1;
+        rp.q = 0.2 + j * 0.025;
+        rp.cv_q = 0.01 + k * 0.03;
+        if (quantal_fit_loglik(&rp, x, 60, NULL, 0, &ll, NULL) ==
+                QUANTAL_OK &&
+            ll > best)
+          best = ll;
+      }
+  cr_assert(r->model[QUANTAL_FIT_POISSON].loglik >= best - 1e-6,
+            "fit %.6f < grid %.6f", r->model[QUANTAL_FIT_POISSON].loglik,
+            best);
+  quantal_fit_result_free(r);
+  free(x);
+}
+
+Test(fit, binomial_recovers_m_and_q_seeded)
+{
+  /* n = 20, p = 0.3, q = 0.5, CV_q 0.25, sigma_0 0.1, 1000 trials: m and
+   * q within 2 standard errors (SE = half-width of the 95 % profile
+   * interval / 1.96), and the profile intervals hold the truth. */
+  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.3, 0, 1000, 42);
+  quantal_fit_options o = quantal_fit_options_default();
+  quantal_fit_result *r = NULL;
+  const quantal_model_fit *b;
+  double se;
+  o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
+  o.n_max = 60;
+  cr_assert_eq(quantal_fit_run(x, 1000, NULL, 0, &o, &r, NULL), QUANTAL_OK);
+  b = &r->model[QUANTAL_FIT_BINOMIAL];
+  cr_assert(b->fitted);
+  se = (b->par[QUANTAL_PAR_M].hi - b->par[QUANTAL_PAR_M].lo) / 3.92;
+  cr_assert(fabs(b->par[QUANTAL_PAR_M].value - 6.0) < 2.0 * se,
+            "m = %g, SE %g", b->par[QUANTAL_PAR_M].value, se);
+  se = (b->par[QUANTAL_PAR_Q].hi - b->par[QUANTAL_PAR_Q].lo) / 3.92;
+  cr_assert(fabs(b->par[QUANTAL_PAR_Q].value - 0.5) < 2.0 * se,
+            "q = %g, SE %g", b->par[QUANTAL_PAR_Q].value, se);
+  cr_assert(b->par[QUANTAL_PAR_N].lo <= 20 && b->par[QUANTAL_PAR_N].hi >= 20);
+  quantal_fit_result_free(r);
+  free(x);
+}
+
+Test(fit, negative_amplitudes_keep_sign)
+{
+  double *x = simulate(QUANTAL_RELEASE_POISSON, 0, 0, 3.0, 200, 9);
+  quantal_fit_options o = quantal_fit_options_default();
+  quantal_fit_result *r = NULL;
+  int i;
+  for (i = 0; i < 200; i++)
+    x[i] = -x[i];
+  o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON);
+  o.profile_ci = 0;
+  cr_assert_eq(quantal_fit_run(x, 200, NULL, 0, &o, &r, NULL), QUANTAL_OK);
+  cr_assert_eq(r->sign, -1);
+  cr_assert(r->model[QUANTAL_FIT_POISSON].par[QUANTAL_PAR_Q].value < 0.0);
+  quantal_fit_result_free(r);
+  free(x);
+}
+
+Test(fit, bad_input)
+{
+  double x[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  double c[12] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  quantal_fit_result *r = NULL;
+  quantal_diag d;
+  cr_assert_eq(quantal_fit_run(x, 9, NULL, 0, NULL, &r, &d), QUANTAL_ENODATA);
+  cr_assert_str_eq(d.reason, "need at least 10 amplitudes, got 9");
+  x[3] = NAN;
+  cr_assert_eq(quantal_fit_run(x, 12, NULL, 0, NULL, &r, &d),
+               QUANTAL_ENUMERIC);
+  cr_assert_eq(quantal_fit_run(c, 12, NULL, 0, NULL, &r, &d),
+               QUANTAL_EFAILED);
+  cr_assert_null(r);
+  quantal_fit_result_free(NULL);
+  quantal_mpfa_result_free(NULL);
+}
+
+Test(fit, mpfa_exact_parabola)
+{
+  /* q = 0.5, N = 10, CV_q 0.2: s2 = q (1 + cv^2) I - I^2 / N. */
+  double I[4] = {0.5, 1.5, 2.5, 4.0}, v[4];
+  size_t n[4] = {100, 100, 100, 100};
+  quantal_mpfa_result *r = NULL;
+  int j;
+  for (j = 0; j < 4; j++)
+    v[j] = 0.5 * 1.04 * I[j] - I[j] * I[j] / 10.0;
+  cr_assert_eq(quantal_mpfa_fit(I, v, n, 4, 0.2, 0.95, &r, NULL), QUANTAL_OK);
+  cr_assert_float_eq(r->q.value, 0.5, 1e-9);
+  cr_assert_float_eq(r->n_sites.value, 10.0, 1e-6);
+  cr_assert_float_eq(r->p[3].value, 4.0 / (10 * 0.5), 1e-9);
+  quantal_mpfa_result_free(r);
+}

@@ -1,0 +1,923 @@
+/* cmd_fit.c - quantal fit: quantal parameters by maximum likelihood. SPDX-License-Identifier: GPL-3.0-or-later */
+#include <config.h>
+
+#include "cmds.h"
+#include "util.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+  OPT_MODEL = QT_OPT_FIRST_FREE,
+  OPT_MINIS,
+  OPT_COLUMN,
+  OPT_MINIS_COLUMN,
+  OPT_DRIVING,
+  OPT_MARTIN_F,
+  OPT_BOOT,
+  OPT_SEED,
+  OPT_THREADS,
+  OPT_JSON,
+  OPT_NMAX,
+  OPT_LEVEL,
+  OPT_NOISE,
+  OPT_SHAPE,
+  OPT_CVQ,
+  OPT_MPFA,
+  OPT_BINS,
+  OPT_NO_CI
+};
+
+static void
+usage(FILE *fp)
+{
+  fprintf(fp,
+          "Usage: quantal fit [OPTION]... AMPLITUDES.tsv\n"
+          "Quantal parameters (m, n, p, q, quantal and noise SD) of evoked\n"
+          "amplitudes by maximum likelihood, with profile-likelihood\n"
+          "intervals, model choice, goodness of fit and the classical\n"
+          "estimators.\n\n"
+          "  --model M           auto (Poisson and binomial, default),\n"
+          "                      poisson, binomial, betabinomial, mixture,\n"
+          "                      mixture-nofail or all\n"
+          "  --minis FILE        MEPP amplitudes (fitted jointly: same q)\n"
+          "  --column NAME       amplitude column (default: the first\n"
+          "                      amplitude_*)\n"
+          "  --minis-column NAME amplitude column of the minis table\n"
+          "  --driving-force E   Martin correction with E = Erev - Vrest\n"
+          "                      (the amplitudes' unit)\n"
+          "  --martin-f F        factor f of the improved correction (1)\n"
+          "  --noise-sd X        fix the noise SD at X, or 'column' for the\n"
+          "                      median of the noise_sd_* column\n"
+          "  --quantal-shape S   gaussian (default) or gamma\n"
+          "  --cv-q C            quantal CV for the CV method and MPFA\n"
+          "                      (default: from the minis, else 0)\n"
+          "  --n-max N           largest n profiled (200)\n"
+          "  --level L           confidence level (0.95)\n"
+          "  --bootstrap B       parametric bootstrap replicates (0)\n"
+          "  --seed N            bootstrap seed (1)\n"
+          "  --threads N         bootstrap threads (0 = all cores)\n"
+          "  --no-ci             skip the profile-likelihood intervals\n"
+          "  --mpfa TABLE        variance-mean analysis of conditions\n"
+          "  --bins FILE         observed/expected counts of the best model\n"
+          "  --json              JSON instead of the TSV table\n"
+          "  -o, --output FILE   write the result to FILE (default: stdout)\n"
+          "  -h, --help          show this help and exit\n\n"
+          "Exit status: 0 ok, 1 the fit failed or the data cannot be\n"
+          "fitted, 2 usage, 3 a file cannot be read or lacks the column.\n"
+          "See quantal-fit(1).\n");
+}
+
+/* An amplitude column read from a table. */
+typedef struct column {
+  const char *path;
+  quantal_table *t;
+  double *v;
+  size_t n;
+  char name[128];
+  char unit[64];
+  double noise_median; /* median of noise_sd_<unit>, or NaN */
+  long failure_col;
+  size_t n_failures;
+} column;
+
+static int
+cmp_d(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Read path and pick the amplitude column (given name or the first
+ * amplitude_*). Prints the error and returns an exit code on failure. */
+static int
+read_column(const char *path, const char *want, column *c)
+{
+  quantal_diag diag;
+  quantal_status st;
+  long j;
+  size_t i, rows;
+  const double *v;
+  memset(c, 0, sizeof *c);
+  c->path = path;
+  c->noise_median = NAN;
+  c->failure_col = -1;
+  quantal_diag_clear(&diag);
+  st = quantal_table_read(path, &c->t, &diag);
+  if (st != QUANTAL_OK) {
+    qt_diag_error(&diag, st);
+    return qt_exit_code(st) == QT_EXIT_USAGE ? QT_EXIT_IO : qt_exit_code(st);
+  }
+  j = want ? quantal_table_find(c->t, want)
+           : quantal_table_find_prefix(c->t, "amplitude_");
+  if (j < 0) {
+    if (want)
+      qt_error("%s: no column '%s'", path, want);
+    else
+      qt_error("%s: no amplitude_<unit> column", path);
+    return QT_EXIT_IO;
+  }
+  snprintf(c->name, sizeof c->name, "%s",
+           quantal_table_colname(c->t, (size_t)j));
+  {
+    const char *us = strchr(c->name, '_');
+    snprintf(c->unit, sizeof c->unit, "%s", us ? us + 1 : "");
+  }
+  rows = quantal_table_rows(c->t);
+  v = quantal_table_column(c->t, (size_t)j);
+  c->v = malloc((rows + 1) * sizeof *c->v);
+  if (c->v == NULL) {
+    qt_error("out of memory");
+    return QT_EXIT_ANALYSIS;
+  }
+  for (i = 0; i < rows; i++) {
+    if (!isfinite(v[i])) {
+      qt_error("%s: row %zu: %s is not a number ('%s')", path, i + 1,
+               c->name, quantal_table_cell(c->t, i, (size_t)j));
+      return QT_EXIT_IO;
+    }
+    c->v[i] = v[i];
+  }
+  c->n = rows;
+  /* sigma_0 information: the median per-trial baseline noise. */
+  {
+    char nn[160];
+    long jn;
+    snprintf(nn, sizeof nn, "noise_sd_%s", c->unit);
+    jn = quantal_table_find(c->t, nn);
+    if (jn >= 0 && rows > 0) {
+      double *tmp = malloc(rows * sizeof *tmp);
+      const double *nv = quantal_table_column(c->t, (size_t)jn);
+      size_t m = 0;
+      if (tmp) {
+        for (i = 0; i < rows; i++)
+          if (isfinite(nv[i]) && nv[i] > 0.0)
+            tmp[m++] = nv[i];
+        if (m > 0) {
+          qsort(tmp, m, sizeof *tmp, cmp_d);
+          c->noise_median = m % 2 ? tmp[m / 2]
+                                  : 0.5 * (tmp[m / 2 - 1] + tmp[m / 2]);
+        }
+        free(tmp);
+      }
+    }
+  }
+  c->failure_col = quantal_table_find(c->t, "failure");
+  if (c->failure_col >= 0) {
+    const double *fv = quantal_table_column(c->t, (size_t)c->failure_col);
+    for (i = 0; i < rows; i++)
+      c->n_failures += fv[i] == 1.0;
+  }
+  return QT_EXIT_OK;
+}
+
+static void
+column_free(column *c)
+{
+  free(c->v);
+  quantal_table_free(c->t);
+}
+
+static void
+mean_sd(const double *v, size_t n, double *mean, double *sd)
+{
+  double s = 0.0, ss = 0.0;
+  size_t i;
+  for (i = 0; i < n; i++)
+    s += v[i];
+  *mean = n ? s / n : NAN;
+  for (i = 0; i < n; i++)
+    ss += (v[i] - *mean) * (v[i] - *mean);
+  *sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
+}
+
+/* Classical estimates (NaN value when not available). */
+typedef struct classic {
+  quantal_estimate failures, direct, cv;
+  int have_failures, have_direct, have_cv;
+  char cv_note[128];
+} classic;
+
+static void
+print_num(FILE *fp, double v)
+{
+  if (isnan(v))
+    fputs("NA", fp);
+  else if (isinf(v))
+    fputs(v > 0 ? "inf" : "-inf", fp);
+  else
+    fprintf(fp, "%.6g", v);
+}
+
+static void
+row(FILE *fp, const char *kind, const char *model, const char *name,
+    double v, double lo, double hi, double blo, double bhi, const char *unit)
+{
+  fprintf(fp, "%s\t%s\t%s\t", kind, model, name);
+  print_num(fp, v);
+  fputc('\t', fp);
+  print_num(fp, lo);
+  fputc('\t', fp);
+  print_num(fp, hi);
+  fputc('\t', fp);
+  print_num(fp, blo);
+  fputc('\t', fp);
+  print_num(fp, bhi);
+  fprintf(fp, "\t%s\n", unit);
+}
+
+static const char *
+par_unit(int j, const char *unit)
+{
+  switch (j) {
+  case QUANTAL_PAR_Q:
+  case QUANTAL_PAR_SIGMA_Q:
+  case QUANTAL_PAR_SIGMA_0: return unit;
+  default: return "1";
+  }
+}
+
+static const char *
+verdict_name(quantal_n_verdict v)
+{
+  switch (v) {
+  case QUANTAL_N_IDENTIFIED: return "identified";
+  case QUANTAL_N_LOWER_BOUND: return "lower_bound_only";
+  case QUANTAL_N_FLAT: return "not_identifiable";
+  default: return "na";
+  }
+}
+
+static void
+json_est(FILE *fp, const char *name, const quantal_estimate *e, int comma)
+{
+  fprintf(fp, "%s\"%s\": {\"value\": ", comma ? ", " : "", name);
+  qt_json_number(fp, e->value);
+  fputs(", \"ci_low\": ", fp);
+  qt_json_number(fp, e->lo);
+  fputs(", \"ci_high\": ", fp);
+  qt_json_number(fp, e->hi);
+  fputc('}', fp);
+}
+
+static void
+print_json(FILE *fp, int argc, char **argv, const column *amp,
+           const column *minis, const classic *cl,
+           const quantal_fit_result *r, const quantal_fit_options *o,
+           const quantal_mpfa_result *mp, double driving, double martin_f)
+{
+  int i, m, j;
+  size_t k;
+  fprintf(fp, "{\"quantal_version\": ");
+  qt_json_string(fp, quantal_version());
+  fputs(", \"command\": ", fp);
+  {
+    char buf[2048] = "";
+    for (i = 0; i < argc; i++) {
+      strncat(buf, argv[i], sizeof buf - strlen(buf) - 2);
+      if (i + 1 < argc)
+        strncat(buf, " ", sizeof buf - strlen(buf) - 1);
+    }
+    qt_json_string(fp, buf);
+  }
+  fputs(",\n \"input\": {\"file\": ", fp);
+  qt_json_string(fp, amp->path);
+  fputs(", \"column\": ", fp);
+  qt_json_string(fp, amp->name);
+  fputs(", \"unit\": ", fp);
+  qt_json_string(fp, amp->unit);
+  fprintf(fp, ", \"n\": %zu, \"minis_file\": ", amp->n);
+  if (minis)
+    qt_json_string(fp, minis->path);
+  else
+    fputs("null", fp);
+  fprintf(fp, ", \"n_minis\": %zu, \"noise_sd_column_median\": ",
+          minis ? minis->n : 0);
+  qt_json_number(fp, amp->noise_median);
+  fputs("},\n \"settings\": {\"level\": ", fp);
+  qt_json_number(fp, o->level);
+  fprintf(fp, ", \"n_max\": %u, \"bootstrap\": %u, \"seed\": %llu, "
+              "\"quantal_shape\": \"%s\", \"noise_sd_fixed\": ",
+          o->n_max, o->bootstrap, (unsigned long long)o->seed,
+          o->shape == QUANTAL_QSHAPE_GAMMA ? "gamma" : "gaussian");
+  qt_json_number(fp, o->noise_sd > 0.0 ? o->noise_sd : NAN);
+  fputs(", \"driving_force\": ", fp);
+  qt_json_number(fp, driving);
+  fputs(", \"martin_f\": ", fp);
+  qt_json_number(fp, martin_f);
+  fputs("},\n \"classical\": {", fp);
+  {
+    int comma = 0;
+    if (cl->have_failures) {
+      json_est(fp, "failures", &cl->failures, comma);
+      fprintf(fp, ", \"n_failures\": %zu", amp->n_failures);
+      comma = 1;
+    }
+    if (cl->have_direct) {
+      json_est(fp, "direct", &cl->direct, comma);
+      comma = 1;
+    }
+    if (cl->have_cv)
+      json_est(fp, "cv", &cl->cv, comma);
+  }
+  fputs("},\n \"models\": {", fp);
+  for (m = 0, i = 0; r && m < QUANTAL_FIT_N_MODELS; m++) {
+    const quantal_model_fit *f = &r->model[m];
+    if (!f->fitted)
+      continue;
+    fprintf(fp, "%s\n  \"%s\": {\"loglik\": ", i++ ? "," : "",
+            quantal_fit_model_name((quantal_fit_model)m));
+    qt_json_number(fp, f->loglik);
+    fputs(", \"aic\": ", fp);
+    qt_json_number(fp, f->aic);
+    fputs(", \"bic\": ", fp);
+    qt_json_number(fp, f->bic);
+    fprintf(fp, ", \"n_params\": %u, \"n_verdict\": \"%s\", \"ks\": ",
+            f->n_params, verdict_name(f->n_verdict));
+    qt_json_number(fp, f->ks);
+    fputs(", \"ks_p\": ", fp);
+    qt_json_number(fp, f->ks_p);
+    fputs(", \"ad\": ", fp);
+    qt_json_number(fp, f->ad);
+    fputs(", \"ad_p\": ", fp);
+    qt_json_number(fp, f->ad_p);
+    fprintf(fp, ", \"bootstrap_ok\": %u,\n   \"parameters\": {", f->boot_ok);
+    for (j = 0, k = 0; j < QUANTAL_PAR_COUNT; j++) {
+      const quantal_fit_param *p = &f->par[j];
+      if (isnan(p->value))
+        continue;
+      fprintf(fp, "%s\"%s\": {\"value\": ", k++ ? ", " : "",
+              quantal_fit_par_name((quantal_fit_par)j));
+      qt_json_number(fp, p->value);
+      fputs(", \"ci_low\": ", fp);
+      qt_json_number(fp, p->lo);
+      fputs(", \"ci_high\": ", fp);
+      qt_json_number(fp, isinf(p->hi) ? NAN : p->hi);
+      fprintf(fp, ", \"ci_high_open\": %s, \"boot_low\": ",
+              isinf(p->hi) ? "true" : "false");
+      qt_json_number(fp, p->boot_lo);
+      fputs(", \"boot_high\": ", fp);
+      qt_json_number(fp, p->boot_hi);
+      fputc('}', fp);
+    }
+    fputc('}', fp);
+    if (f->n_weights) {
+      fputs(",\n   \"weights\": [", fp);
+      for (k = 0; k < f->n_weights; k++) {
+        if (k)
+          fputs(", ", fp);
+        qt_json_number(fp, f->weights[k]);
+      }
+      fputc(']', fp);
+    }
+    if (f->n_profile) {
+      fputs(",\n   \"profile_n\": [", fp);
+      for (k = 0; k < f->n_profile; k++)
+        fprintf(fp, "%s%u", k ? ", " : "", f->profile_n[k]);
+      fputs("],\n   \"profile_loglik\": [", fp);
+      for (k = 0; k < f->n_profile; k++) {
+        if (k)
+          fputs(", ", fp);
+        qt_json_number(fp, f->profile_loglik[k]);
+      }
+      fputc(']', fp);
+    }
+    fputs(",\n   \"bins\": [", fp);
+    for (k = 0; k < f->n_bins; k++) {
+      fprintf(fp, "%s{\"low\": ", k ? ", " : "");
+      qt_json_number(fp, f->bin_lo[k]);
+      fputs(", \"high\": ", fp);
+      qt_json_number(fp, f->bin_hi[k]);
+      fprintf(fp, ", \"observed\": %zu, \"expected\": ", f->bin_observed[k]);
+      qt_json_number(fp, f->bin_expected[k]);
+      fputc('}', fp);
+    }
+    fputs("]}", fp);
+  }
+  fputs("},\n \"best_model\": ", fp);
+  if (r && r->best >= 0)
+    qt_json_string(fp, quantal_fit_model_name((quantal_fit_model)r->best));
+  else
+    fputs("null", fp);
+  fputs(", \"lrt_binomial_vs_poisson\": ", fp);
+  qt_json_number(fp, r ? r->lrt_stat : NAN);
+  fputs(", \"lrt_p\": ", fp);
+  qt_json_number(fp, r ? r->lrt_p : NAN);
+  fputs(", \"lrt_mixture_vs_unimodal\": ", fp);
+  qt_json_number(fp, r ? r->mixture_lrt_stat : NAN);
+  if (mp) {
+    fputs(",\n \"mpfa\": {", fp);
+    json_est(fp, "q", &mp->q, 0);
+    json_est(fp, "n", &mp->n_sites, 1);
+    json_est(fp, "a", &mp->a, 1);
+    json_est(fp, "b", &mp->b, 1);
+    fputs(", \"chi2\": ", fp);
+    qt_json_number(fp, mp->chi2);
+    fprintf(fp, ", \"df\": %d, \"p\": [", mp->df);
+    for (k = 0; k < mp->n_conditions; k++) {
+      fputs(k ? ", {" : "{", fp);
+      json_est(fp, "p", &mp->p[k], 0);
+      fputc('}', fp);
+    }
+    fputs("]}", fp);
+  }
+  fputs("}\n", fp);
+}
+
+static void
+print_tsv(FILE *fp, int argc, char **argv, const column *amp,
+          const column *minis, const classic *cl,
+          const quantal_fit_result *r, const quantal_fit_options *o,
+          const quantal_mpfa_result *mp)
+{
+  int m, j;
+  size_t k;
+  const char *u = amp->unit;
+  qt_print_provenance(fp, argc, argv);
+  fprintf(fp, "# input: %s column %s (%zu amplitudes)", amp->path, amp->name,
+          amp->n);
+  if (minis)
+    fprintf(fp, "; minis: %s column %s (%zu)", minis->path, minis->name,
+            minis->n);
+  fputc('\n', fp);
+  fprintf(fp, "# level: %g; n_max: %u; bootstrap: %u; seed: %llu\n",
+          o->level, o->n_max, o->bootstrap, (unsigned long long)o->seed);
+  if (r) {
+    for (m = 0; m < QUANTAL_FIT_N_MODELS; m++)
+      if (r->model[m].fitted && r->model[m].n_verdict != QUANTAL_N_NA)
+        fprintf(fp, "# %s: n %s\n",
+                quantal_fit_model_name((quantal_fit_model)m),
+                verdict_name(r->model[m].n_verdict));
+    if (r->best >= 0)
+      fprintf(fp, "# best model (lowest AIC): %s\n",
+              quantal_fit_model_name((quantal_fit_model)r->best));
+  }
+  if (cl->cv_note[0])
+    fprintf(fp, "# %s\n", cl->cv_note);
+  fputs("kind\tmodel\tname\tvalue\tci_low\tci_high\tboot_low\tboot_high"
+        "\tunit\n",
+        fp);
+  if (cl->have_failures)
+    row(fp, "classical", "failures", "m", cl->failures.value, cl->failures.lo,
+        cl->failures.hi, NAN, NAN, "1");
+  if (cl->have_direct)
+    row(fp, "classical", "direct", "m", cl->direct.value, cl->direct.lo,
+        cl->direct.hi, NAN, NAN, "1");
+  if (cl->have_cv)
+    row(fp, "classical", "cv", "m", cl->cv.value, cl->cv.lo, cl->cv.hi, NAN,
+        NAN, "1");
+  for (m = 0; r && m < QUANTAL_FIT_N_MODELS; m++) {
+    const quantal_model_fit *f = &r->model[m];
+    const char *mn = quantal_fit_model_name((quantal_fit_model)m);
+    if (!f->fitted)
+      continue;
+    for (j = 0; j < QUANTAL_PAR_COUNT; j++) {
+      const quantal_fit_param *p = &f->par[j];
+      if (isnan(p->value))
+        continue;
+      row(fp, "parameter", mn, quantal_fit_par_name((quantal_fit_par)j),
+          p->value, p->lo, p->hi, p->boot_lo, p->boot_hi, par_unit(j, u));
+    }
+    for (k = 0; k < f->n_weights; k++) {
+      char nm[32];
+      snprintf(nm, sizeof nm, "w%zu", k);
+      row(fp, "weight", mn, nm, f->weights[k], NAN, NAN, NAN, NAN, "1");
+    }
+    row(fp, "fit", mn, "loglik", f->loglik, NAN, NAN, NAN, NAN, "1");
+    row(fp, "fit", mn, "aic", f->aic, NAN, NAN, NAN, NAN, "1");
+    row(fp, "fit", mn, "bic", f->bic, NAN, NAN, NAN, NAN, "1");
+    row(fp, "gof", mn, "ks", f->ks, NAN, NAN, NAN, NAN, "1");
+    row(fp, "gof", mn, "ks_p", f->ks_p, NAN, NAN, NAN, NAN, "1");
+    row(fp, "gof", mn, "ad", f->ad, NAN, NAN, NAN, NAN, "1");
+    row(fp, "gof", mn, "ad_p", f->ad_p, NAN, NAN, NAN, NAN, "1");
+  }
+  if (r && !isnan(r->lrt_stat)) {
+    row(fp, "compare", "binomial_vs_poisson", "lrt", r->lrt_stat, NAN, NAN,
+        NAN, NAN, "1");
+    row(fp, "compare", "binomial_vs_poisson", "lrt_p", r->lrt_p, NAN, NAN,
+        NAN, NAN, "1");
+  }
+  if (r && !isnan(r->mixture_lrt_stat))
+    row(fp, "compare", "mixture_nofail_vs_unimodal", "lrt",
+        r->mixture_lrt_stat, NAN, NAN, NAN, NAN, "1");
+  if (mp) {
+    row(fp, "mpfa", "parabola", "q", mp->q.value, mp->q.lo, mp->q.hi, NAN,
+        NAN, u);
+    row(fp, "mpfa", "parabola", "n", mp->n_sites.value, mp->n_sites.lo,
+        mp->n_sites.hi, NAN, NAN, "1");
+    for (k = 0; k < mp->n_conditions; k++) {
+      char nm[32];
+      snprintf(nm, sizeof nm, "p%zu", k + 1);
+      row(fp, "mpfa", "parabola", nm, mp->p[k].value, mp->p[k].lo,
+          mp->p[k].hi, NAN, NAN, "1");
+    }
+    row(fp, "mpfa", "parabola", "chi2", mp->chi2, NAN, NAN, NAN, NAN, "1");
+  }
+}
+
+/* --mpfa TABLE: either per-condition summaries (mean_<u>, var_<u>2 or
+ * sd_<u>, n) or raw amplitudes with a condition column. */
+static int
+read_mpfa(const char *path, double cv_q, double level,
+          quantal_mpfa_result **out)
+{
+  quantal_table *t = NULL;
+  quantal_diag diag;
+  quantal_status st;
+  long jc, ja, jm, jv, js, jn;
+  size_t rows, i, nc = 0;
+  double *mean = NULL, *var = NULL;
+  size_t *cnt = NULL;
+  int code = QT_EXIT_OK;
+  quantal_diag_clear(&diag);
+  st = quantal_table_read(path, &t, &diag);
+  if (st != QUANTAL_OK) {
+    qt_diag_error(&diag, st);
+    return QT_EXIT_IO;
+  }
+  rows = quantal_table_rows(t);
+  jc = quantal_table_find(t, "condition");
+  ja = quantal_table_find_prefix(t, "amplitude_");
+  jm = quantal_table_find_prefix(t, "mean_");
+  jv = quantal_table_find_prefix(t, "var_");
+  js = quantal_table_find_prefix(t, "sd_");
+  jn = quantal_table_find(t, "n");
+  mean = calloc(rows + 1, sizeof *mean);
+  var = calloc(rows + 1, sizeof *var);
+  cnt = calloc(rows + 1, sizeof *cnt);
+  if (!mean || !var || !cnt) {
+    qt_error("out of memory");
+    code = QT_EXIT_ANALYSIS;
+    goto done;
+  }
+  if (jm >= 0 && (jv >= 0 || js >= 0) && jn >= 0) {
+    const double *M = quantal_table_column(t, (size_t)jm);
+    const double *V = quantal_table_column(t, (size_t)(jv >= 0 ? jv : js));
+    const double *N = quantal_table_column(t, (size_t)jn);
+    for (i = 0; i < rows; i++) {
+      if (!isfinite(M[i]) || !isfinite(V[i]) || !(N[i] >= 2.0)) {
+        qt_error("%s: row %zu: mean, variance and n >= 2 needed", path,
+                 i + 1);
+        code = QT_EXIT_IO;
+        goto done;
+      }
+      mean[nc] = M[i];
+      var[nc] = jv >= 0 ? V[i] : V[i] * V[i];
+      cnt[nc++] = (size_t)N[i];
+    }
+  } else if (jc >= 0 && ja >= 0) {
+    /* Conditions in order of first appearance; one pass per condition
+     * keeps this simple (tables are small). */
+    const double *A = quantal_table_column(t, (size_t)ja);
+    char **names = calloc(rows + 1, sizeof *names);
+    if (names == NULL) {
+      code = QT_EXIT_ANALYSIS;
+      goto done;
+    }
+    for (i = 0; i < rows; i++) {
+      const char *cn = quantal_table_cell(t, i, (size_t)jc);
+      size_t c;
+      if (!isfinite(A[i])) {
+        qt_error("%s: row %zu: amplitude is not a number", path, i + 1);
+        free(names);
+        code = QT_EXIT_IO;
+        goto done;
+      }
+      for (c = 0; c < nc; c++)
+        if (strcmp(names[c], cn) == 0)
+          break;
+      if (c == nc)
+        names[nc++] = (char *)cn;
+      mean[c] += A[i];
+      cnt[c]++;
+    }
+    for (i = 0; i < nc; i++)
+      mean[i] /= cnt[i];
+    for (i = 0; i < rows; i++) {
+      const char *cn = quantal_table_cell(t, i, (size_t)jc);
+      size_t c;
+      for (c = 0; c < nc; c++)
+        if (strcmp(names[c], cn) == 0)
+          break;
+      var[c] += (A[i] - mean[c]) * (A[i] - mean[c]);
+    }
+    for (i = 0; i < nc; i++)
+      var[i] = cnt[i] > 1 ? var[i] / (cnt[i] - 1) : 0.0;
+    free(names);
+  } else {
+    qt_error("%s: needs columns condition and amplitude_<unit>, or "
+             "mean_<unit>, var_<unit>2 (or sd_<unit>) and n",
+             path);
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  quantal_diag_clear(&diag);
+  st = quantal_mpfa_fit(mean, var, cnt, nc, cv_q, level, out, &diag);
+  if (st != QUANTAL_OK) {
+    qt_error("%s: %s", path, diag.reason[0] ? diag.reason
+                                            : quantal_status_str(st));
+    code = QT_EXIT_ANALYSIS;
+  }
+done:
+  free(mean);
+  free(var);
+  free(cnt);
+  quantal_table_free(t);
+  return code;
+}
+
+int
+cmd_fit(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"model", required_argument, NULL, OPT_MODEL},
+      {"minis", required_argument, NULL, OPT_MINIS},
+      {"column", required_argument, NULL, OPT_COLUMN},
+      {"minis-column", required_argument, NULL, OPT_MINIS_COLUMN},
+      {"driving-force", required_argument, NULL, OPT_DRIVING},
+      {"martin-f", required_argument, NULL, OPT_MARTIN_F},
+      {"bootstrap", required_argument, NULL, OPT_BOOT},
+      {"seed", required_argument, NULL, OPT_SEED},
+      {"threads", required_argument, NULL, OPT_THREADS},
+      {"json", no_argument, NULL, OPT_JSON},
+      {"n-max", required_argument, NULL, OPT_NMAX},
+      {"level", required_argument, NULL, OPT_LEVEL},
+      {"noise-sd", required_argument, NULL, OPT_NOISE},
+      {"quantal-shape", required_argument, NULL, OPT_SHAPE},
+      {"cv-q", required_argument, NULL, OPT_CVQ},
+      {"mpfa", required_argument, NULL, OPT_MPFA},
+      {"bins", required_argument, NULL, OPT_BINS},
+      {"no-ci", no_argument, NULL, OPT_NO_CI},
+      {"output", required_argument, NULL, 'o'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  quantal_fit_options o = quantal_fit_options_default();
+  const char *minis_path = NULL, *col = NULL, *mcol = NULL, *out_path = "-";
+  const char *mpfa_path = NULL, *bins_path = NULL;
+  double driving = NAN, martin_f = 1.0, cv_q = NAN;
+  int json = 0, opt, code = QT_EXIT_OK, noise_from_column = 0;
+  long lv;
+  column amp, mini;
+  int have_minis = 0;
+  classic cl;
+  quantal_fit_result *r = NULL;
+  quantal_mpfa_result *mp = NULL;
+  quantal_diag diag;
+  quantal_status st;
+  qt_out out;
+  size_t i;
+
+  memset(&amp, 0, sizeof amp);
+  memset(&mini, 0, sizeof mini);
+  memset(&cl, 0, sizeof cl);
+  optind = 1;
+  opterr = 0;
+  while ((opt = getopt_long(argc, argv, ":ho:", longopts, NULL)) != -1) {
+    switch (opt) {
+    case OPT_MODEL:
+      if (strcmp(optarg, "auto") == 0)
+        o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON) |
+                   QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
+      else if (strcmp(optarg, "poisson") == 0)
+        o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON);
+      else if (strcmp(optarg, "binomial") == 0)
+        o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
+      else if (strcmp(optarg, "betabinomial") == 0)
+        o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_BETABINOMIAL);
+      else if (strcmp(optarg, "mixture") == 0)
+        o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_MIXTURE);
+      else if (strcmp(optarg, "mixture-nofail") == 0)
+        o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_MIXTURE_NOFAIL);
+      else if (strcmp(optarg, "all") == 0)
+        o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_N_MODELS) - 1u;
+      else
+        return qt_usage_error("unknown model '%s'", optarg);
+      break;
+    case OPT_MINIS: minis_path = optarg; break;
+    case OPT_COLUMN: col = optarg; break;
+    case OPT_MINIS_COLUMN: mcol = optarg; break;
+    case OPT_DRIVING:
+      if (qt_parse_double("--driving-force", optarg, -1e6, 1e6, &driving))
+        return QT_EXIT_USAGE;
+      if (driving == 0.0)
+        return qt_usage_error("--driving-force must not be 0");
+      break;
+    case OPT_MARTIN_F:
+      if (qt_parse_double("--martin-f", optarg, 1e-3, 1.0, &martin_f))
+        return QT_EXIT_USAGE;
+      break;
+    case OPT_BOOT:
+      if (qt_parse_long("--bootstrap", optarg, 0, 100000, &lv))
+        return QT_EXIT_USAGE;
+      o.bootstrap = (unsigned)lv;
+      break;
+    case OPT_SEED:
+      if (qt_parse_long("--seed", optarg, 0, 0x7fffffffL, &lv))
+        return QT_EXIT_USAGE;
+      o.seed = (uint64_t)lv;
+      break;
+    case OPT_THREADS:
+      if (qt_parse_long("--threads", optarg, 0, 1024, &lv))
+        return QT_EXIT_USAGE;
+      o.threads = (unsigned)lv;
+      break;
+    case OPT_JSON: json = 1; break;
+    case OPT_NMAX:
+      if (qt_parse_long("--n-max", optarg, 1, 5000, &lv))
+        return QT_EXIT_USAGE;
+      o.n_max = (unsigned)lv;
+      break;
+    case OPT_LEVEL:
+      if (qt_parse_double("--level", optarg, 0.5, 0.9999, &o.level))
+        return QT_EXIT_USAGE;
+      break;
+    case OPT_NOISE:
+      if (strcmp(optarg, "column") == 0)
+        noise_from_column = 1;
+      else if (qt_parse_double("--noise-sd", optarg, 1e-300, 1e300,
+                               &o.noise_sd))
+        return QT_EXIT_USAGE;
+      break;
+    case OPT_SHAPE:
+      if (strcmp(optarg, "gaussian") == 0)
+        o.shape = QUANTAL_QSHAPE_GAUSSIAN;
+      else if (strcmp(optarg, "gamma") == 0)
+        o.shape = QUANTAL_QSHAPE_GAMMA;
+      else
+        return qt_usage_error("unknown quantal shape '%s'", optarg);
+      break;
+    case OPT_CVQ:
+      if (qt_parse_double("--cv-q", optarg, 0.0, 10.0, &cv_q))
+        return QT_EXIT_USAGE;
+      break;
+    case OPT_MPFA: mpfa_path = optarg; break;
+    case OPT_BINS: bins_path = optarg; break;
+    case OPT_NO_CI: o.profile_ci = 0; break;
+    case 'o': out_path = optarg; break;
+    case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);
+    case ':':
+      return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
+    default:
+      return qt_usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind >= argc)
+    return qt_usage_error("no amplitude table given");
+  if (optind + 1 < argc)
+    return qt_usage_error("one amplitude table only, got '%s' too",
+                          argv[optind + 1]);
+
+  code = read_column(argv[optind], col, &amp);
+  if (code != QT_EXIT_OK)
+    goto done;
+  if (minis_path) {
+    code = read_column(minis_path, mcol, &mini);
+    if (code != QT_EXIT_OK)
+      goto done;
+    have_minis = 1;
+    if (strcmp(mini.unit, amp.unit) != 0) {
+      qt_error("%s: minis are in '%s' but the amplitudes in '%s'",
+               minis_path, mini.unit, amp.unit);
+      code = QT_EXIT_IO;
+      goto done;
+    }
+  }
+  if (noise_from_column) {
+    if (isnan(amp.noise_median)) {
+      qt_error("%s: --noise-sd column: no noise_sd_%s column", amp.path,
+               amp.unit);
+      code = QT_EXIT_IO;
+      goto done;
+    }
+    o.noise_sd = amp.noise_median;
+  } else if (!isnan(amp.noise_median))
+    o.noise_hint = amp.noise_median;
+
+  /* Martin (1955) correction of every amplitude (and mini) before any
+   * estimate: the magnitude is corrected, the sign kept. */
+  if (!isnan(driving)) {
+    for (i = 0; i < amp.n + (have_minis ? mini.n : 0); i++) {
+      double *p = i < amp.n ? &amp.v[i] : &mini.v[i - amp.n];
+      double a = fabs(*p), c;
+      quantal_diag_clear(&diag);
+      if (quantal_martin_correct(a, fabs(driving), martin_f, &c, &diag) !=
+          QUANTAL_OK) {
+        qt_error("%s: amplitude %g is not below the driving force %g%s",
+                 i < amp.n ? amp.path : mini.path, *p, fabs(driving),
+                 martin_f < 1.0 ? " / f" : "");
+        code = QT_EXIT_ANALYSIS;
+        goto done;
+      }
+      *p = *p < 0.0 ? -c : c;
+    }
+  }
+
+  /* Classical estimates. */
+  if (amp.failure_col >= 0 && amp.n > 0) {
+    quantal_diag_clear(&diag);
+    cl.have_failures = quantal_classic_failures(amp.n, amp.n_failures,
+                                                o.level, &cl.failures,
+                                                &diag) == QUANTAL_OK;
+  }
+  if (amp.n >= 2) {
+    double me, se, mm = NAN, sm = NAN, cvq = cv_q;
+    mean_sd(amp.v, amp.n, &me, &se);
+    if (have_minis && mini.n >= 2) {
+      double sdm;
+      mean_sd(mini.v, mini.n, &mm, &sdm);
+      sm = sdm / sqrt((double)mini.n);
+      if (isnan(cvq) && mm != 0.0) {
+        /* The minis' SD includes the noise: subtract it when known. */
+        double s0 = isnan(amp.noise_median) ? 0.0 : amp.noise_median;
+        double vq = sdm * sdm - s0 * s0;
+        cvq = vq > 0.0 ? sqrt(vq) / fabs(mm) : 0.0;
+      }
+      quantal_diag_clear(&diag);
+      cl.have_direct =
+          quantal_classic_direct(me, se / sqrt((double)amp.n), mm, sm,
+                                 o.level, &cl.direct, &diag) == QUANTAL_OK;
+    }
+    if (isnan(cvq)) {
+      cvq = 0.0;
+      snprintf(cl.cv_note, sizeof cl.cv_note,
+               "cv method: quantal CV taken as 0 (give --minis or --cv-q)");
+    }
+    quantal_diag_clear(&diag);
+    cl.have_cv =
+        quantal_classic_cv(me, se, amp.n, cvq,
+                           isnan(amp.noise_median) ? 0.0 : amp.noise_median,
+                           o.level, &cl.cv, &diag) == QUANTAL_OK;
+    if (isnan(cv_q))
+      cv_q = cvq;
+  }
+  if (mpfa_path) {
+    code = read_mpfa(mpfa_path, isnan(cv_q) ? 0.0 : cv_q, o.level, &mp);
+    if (code != QT_EXIT_OK)
+      goto done;
+  }
+
+  /* Degenerate input with a documented result instead of a fit. */
+  if (amp.failure_col >= 0 && amp.n > 0 && amp.n_failures == amp.n) {
+    qt_error("%s: all %zu trials are failures: only the failures estimate "
+             "(m = 0) is reported",
+             amp.path, amp.n);
+    code = QT_EXIT_ANALYSIS;
+  } else {
+    quantal_diag_clear(&diag);
+    st = quantal_fit_run(amp.v, amp.n, have_minis ? mini.v : NULL,
+                         have_minis ? mini.n : 0, &o, &r, &diag);
+    if (st != QUANTAL_OK) {
+      qt_error("%s: %s", amp.path,
+               diag.reason[0] ? diag.reason : quantal_status_str(st));
+      code = st == QUANTAL_EINVAL ? QT_EXIT_USAGE : QT_EXIT_ANALYSIS;
+      goto done;
+    }
+  }
+  if (qt_out_open(&out, out_path) != 0) {
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  if (json)
+    print_json(out.fp, argc, argv, &amp, have_minis ? &mini : NULL, &cl, r,
+               &o, mp, driving, martin_f);
+  else
+    print_tsv(out.fp, argc, argv, &amp, have_minis ? &mini : NULL, &cl, r,
+              &o, mp);
+  {
+    int c2 = qt_out_commit(&out);
+    if (c2 != QT_EXIT_OK) {
+      code = c2;
+      goto done;
+    }
+  }
+  if (bins_path && r && r->best >= 0) {
+    const quantal_model_fit *f = &r->model[r->best];
+    qt_out bo;
+    if (qt_out_open(&bo, bins_path) != 0) {
+      code = QT_EXIT_IO;
+      goto done;
+    }
+    qt_print_provenance(bo.fp, argc, argv);
+    fprintf(bo.fp, "# model: %s\nbin_low_%s\tbin_high_%s\tobserved\t"
+                   "expected\n",
+            quantal_fit_model_name((quantal_fit_model)r->best), amp.unit,
+            amp.unit);
+    for (i = 0; i < f->n_bins; i++)
+      fprintf(bo.fp, "%.6g\t%.6g\t%zu\t%.4f\n", f->bin_lo[i], f->bin_hi[i],
+              f->bin_observed[i], f->bin_expected[i]);
+    {
+      int c2 = qt_out_commit(&bo);
+      if (c2 != QT_EXIT_OK)
+        code = c2;
+    }
+  }
+done:
+  quantal_fit_result_free(r);
+  quantal_mpfa_result_free(mp);
+  column_free(&amp);
+  column_free(&mini);
+  return out_path && strcmp(out_path, "-") == 0 ? qt_finish_stdout(code)
+                                                 : code;
+}
