@@ -84,6 +84,69 @@ double qtl_mad_sd(double *v, size_t n);
 int qtl_tmpfile_near(const char *path, char *tmp, size_t size);
 
 /* ---- fit module (model.c, fit.c, gof.c) ---- */
+
+/* Release distribution of a mixture. */
+typedef enum qtl_release {
+  QTL_REL_POISSON = 0,  /* P(k) Poisson(m) */
+  QTL_REL_BINOMIAL = 1, /* Binomial(n, p) */
+  QTL_REL_BETABIN = 2,  /* beta-binomial(n, mean p, intra-class rho) */
+  QTL_REL_FREE = 3      /* free weights w[k], k = k_first..n */
+} qtl_release;
+
+/* One quantal mixture, on sign-corrected (positive q) amplitudes. */
+typedef struct qtl_mix {
+  qtl_release release;
+  quantal_qshape shape; /* GAUSSIAN or GAMMA */
+  unsigned n;           /* sites, or the largest k of a free mixture */
+  unsigned k_first;     /* free mixture: 0, or 1 without failures */
+  double m, p, rho;
+  const double *w;      /* free weights w[0..n] */
+  double q, sigma_q, sigma0;
+} qtl_mix;
+
+/* Reusable workspace of per-component arrays (grown on demand). */
+typedef struct qtl_lik_ws {
+  size_t kcap;
+  double *logp, *c, *h, *mu, *v, *lbuf, *rk, *ga, *gc; /* kcap each */
+  double *lgam;                                        /* ln k!, kcap+1 */
+} qtl_lik_ws;
+
+enum { QTL_LIK_GRAD = 1, QTL_LIK_EM = 2 };
+
+/* Log-likelihood and, on request, its gradient in q, sigma_0, sigma_q
+ * (ws->rk[k] then holds the responsibilities summed over points, from
+ * which release-parameter gradients follow) and EM sums. */
+typedef struct qtl_lik_out {
+  double loglik;
+  unsigned kmax;
+  double d_q, d_sigma0, d_sigma_q;
+  double em_r, em_rk, em_rk2, em_e2, em_ke2, em_b;
+} qtl_lik_out;
+
+qtl_lik_ws *qtl_lik_ws_alloc(void);
+void qtl_lik_ws_free(qtl_lik_ws *ws);
+unsigned qtl_mix_kmax(const qtl_mix *mix);
+quantal_status qtl_mix_logpmf(const qtl_mix *mix, qtl_lik_ws *ws,
+                              unsigned *kmax);
+quantal_status qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
+                              const double *minis, size_t nm, qtl_lik_ws *ws,
+                              int flags, qtl_lik_out *out);
+/* CDF and density at x; ws must hold the constants of a qtl_mix_loglik
+ * call with the same mix (K = out.kmax). */
+double qtl_mix_cdf(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned K,
+                   double x);
+double qtl_mix_density(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned K,
+                       double x);
+
+/* KS and AD statistics of sorted data against the mixture (gof.c). */
+void qtl_gof_stats(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned K,
+                   const double *sorted, size_t n, double *ks, double *ad);
+/* Observed and expected counts in nbins equal-width bins over the data. */
+quantal_status qtl_gof_bins(const qtl_mix *mix, const qtl_lik_ws *ws,
+                            unsigned K, const double *sorted, size_t n,
+                            size_t nbins, double *lo, double *hi,
+                            size_t *obs, double *expect);
+
 /* ---- end fit module ---- */
 
 /* ---- formats module (abf.c, atf.c) ---- */
@@ -174,71 +237,5 @@ double qtl_json_number(const qtl_json *j);
 const char *qtl_json_string(const qtl_json *j);
 
 /* ---- end json module ---- */
-
-/* ---- fit module (model.c, fit.c, gof.c) ---- */
-
-/* Release distribution of a mixture. */
-typedef enum qtl_release {
-  QTL_REL_POISSON = 0,  /* P(k) Poisson(m) */
-  QTL_REL_BINOMIAL = 1, /* Binomial(n, p) */
-  QTL_REL_BETABIN = 2,  /* beta-binomial(n, mean p, intra-class rho) */
-  QTL_REL_FREE = 3      /* free weights w[k], k = k_first..n */
-} qtl_release;
-
-/* One quantal mixture, on sign-corrected (positive q) amplitudes. */
-typedef struct qtl_mix {
-  qtl_release release;
-  quantal_qshape shape; /* GAUSSIAN or GAMMA */
-  unsigned n;           /* sites, or the largest k of a free mixture */
-  unsigned k_first;     /* free mixture: 0, or 1 without failures */
-  double m, p, rho;
-  const double *w;      /* free weights w[0..n] */
-  double q, sigma_q, sigma0;
-} qtl_mix;
-
-/* Reusable workspace of per-component arrays (grown on demand). */
-typedef struct qtl_lik_ws {
-  size_t kcap;
-  double *logp, *c, *h, *mu, *v, *lbuf, *rk, *ga, *gc; /* kcap each */
-  double *lgam;                                        /* ln k!, kcap+1 */
-} qtl_lik_ws;
-
-enum { QTL_LIK_GRAD = 1, QTL_LIK_EM = 2 };
-
-/* Log-likelihood and, on request, its gradient in q, sigma_0, sigma_q
- * (ws->rk[k] then holds the responsibilities summed over points, from
- * which release-parameter gradients follow) and EM sums. */
-typedef struct qtl_lik_out {
-  double loglik;
-  unsigned kmax;
-  double d_q, d_sigma0, d_sigma_q;
-  double em_r, em_rk, em_rk2, em_e2, em_ke2, em_b;
-} qtl_lik_out;
-
-qtl_lik_ws *qtl_lik_ws_alloc(void);
-void qtl_lik_ws_free(qtl_lik_ws *ws);
-unsigned qtl_mix_kmax(const qtl_mix *mix);
-quantal_status qtl_mix_logpmf(const qtl_mix *mix, qtl_lik_ws *ws,
-                              unsigned *kmax);
-quantal_status qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
-                              const double *minis, size_t nm, qtl_lik_ws *ws,
-                              int flags, qtl_lik_out *out);
-/* CDF and density at x; ws must hold the constants of a qtl_mix_loglik
- * call with the same mix (K = out.kmax). */
-double qtl_mix_cdf(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned K,
-                   double x);
-double qtl_mix_density(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned K,
-                       double x);
-
-/* KS and AD statistics of sorted data against the mixture (gof.c). */
-void qtl_gof_stats(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned K,
-                   const double *sorted, size_t n, double *ks, double *ad);
-/* Observed and expected counts in nbins equal-width bins over the data. */
-quantal_status qtl_gof_bins(const qtl_mix *mix, const qtl_lik_ws *ws,
-                            unsigned K, const double *sorted, size_t n,
-                            size_t nbins, double *lo, double *hi,
-                            size_t *obs, double *expect);
-
-/* ---- end fit module ---- */
 
 #endif /* QUANTAL_INTERNAL_H */

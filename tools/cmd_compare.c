@@ -1,9 +1,13 @@
 /* cmd_compare.c - quantal compare: check results against ground truth. SPDX-License-Identifier: GPL-3.0-or-later */
 #include <config.h>
 
+#include "amplitudes.h"
 #include "cmds.h"
+#include "plot.h"
+#include "progress.h"
 #include "util.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,18 +20,46 @@ enum {
   OPT_TOLERANCE,
   OPT_KIND,
   OPT_TIME_COLUMN,
-  OPT_AMP_COLUMN
+  OPT_AMP_COLUMN,
+  OPT_MINIS,
+  OPT_COLUMN,
+  OPT_MODEL,
+  OPT_N_MAX,
+  OPT_REPLICATES,
+  OPT_TRIALS,
+  OPT_SEED,
+  OPT_THREADS,
+  OPT_QUIET,
+  OPT_PLOT
 };
 
 static void
 usage(FILE *fp)
 {
   fprintf(fp,
-      "Usage: quantal compare --events DETECTED.tsv --truth TRUTH.tsv "
+      "Usage: quantal compare [OPTION]... AMPLITUDES.tsv\n"
+      "       quantal compare --events DETECTED.tsv --truth TRUTH.tsv "
       "[OPTION]...\n"
-      "Score detected events against ground truth (from quantal simulate\n"
-      "or hand-labelled): precision, recall, F1, onset and amplitude\n"
-      "errors. Works for any detector's table with a time column.\n\n"
+      "Could these numbers have been recovered? Fit the amplitudes, then\n"
+      "simulate many experiments like this one with the fitted parameters,\n"
+      "analyse each the same way, and report bias, RMS error and interval\n"
+      "coverage per parameter, a predictive check of the data against the\n"
+      "simulations, and (--trials) how precision grows with stimuli.\n"
+      "With --events/--truth: score a detector against ground truth.\n\n"
+      "Recovery (amplitude tables as for quantal fit):\n"
+      "  --minis FILE         minis table, fitted jointly (same q)\n"
+      "  --column NAME        amplitude column (first amplitude_<unit>)\n"
+      "  --model M            poisson, binomial or betabinomial: the model\n"
+      "                       simulated and scored (default: the one fit\n"
+      "                       prefers by AIC among poisson and binomial)\n"
+      "  --n-max N            largest n profiled (100)\n"
+      "  --replicates B       simulated experiments (200)\n"
+      "  --trials N1,N2,...   design: recovery at these numbers of stimuli\n"
+      "  --seed N             random seed (1); results do not depend on\n"
+      "                       --threads\n"
+      "  --threads N          0 = all processors (0)\n"
+      "  --quiet              no progress bar\n"
+      "Detection scoring:\n"
       "  --events FILE        detected events (TSV)\n"
       "  --truth FILE         true events (TSV), e.g. OUT.truth.tsv\n"
       "  --tolerance-ms MS    largest onset difference of a match (2)\n"
@@ -37,11 +69,13 @@ usage(FILE *fp)
       "                       else peak_s, time_s, stim_s)\n"
       "  --amplitude-column NAME  amplitude column (default: the first\n"
       "                       amplitude_<unit>)\n"
+      "Output:\n"
       "  -o, --output FILE    write the report to FILE (default stdout)\n"
       "  --json               JSON instead of the readable report\n"
+      "  --plot FIG           also draw the result (.png .svg .pdf)\n"
       "  -h, --help           show this help and exit\n\n"
-      "Exit status: 0 ok, 2 usage, 3 a table cannot be read or lacks a\n"
-      "column. See quantal-compare(1).\n");
+      "Exit status: 0 ok, 1 the data cannot be fitted, 2 usage, 3 a table\n"
+      "cannot be read or lacks a column. See quantal-compare(1).\n");
 }
 
 typedef struct events {
@@ -210,7 +244,7 @@ report_json(FILE *fp, const char *det, const char *truth, double tol_s,
 static int
 score_events(const char *det, const char *truth, double tol_s,
              const char *kind, const char *time_col, const char *amp_col,
-             const char *output, int json)
+             const char *output, int json, const char *plot)
 {
   events de, te;
   quantal_match_result r;
@@ -247,8 +281,456 @@ score_events(const char *det, const char *truth, double tol_s,
       report_text(out.fp, det, truth, tol_s, &de, &r);
     code = qt_out_commit(&out);
   }
+  if (code == 0 && plot != NULL)
+    code = qt_plot_compare(det, truth, tol_s, kind, plot, NULL);
   events_free(&de);
   events_free(&te);
+  return code;
+}
+
+/* ---- recovery, predictive check, design -------------------------------- */
+
+typedef struct rec_cli {
+  const char *amp_path, *minis_path, *column, *output, *plot;
+  int model;            /* quantal_fit_model, or -1 = best by AIC */
+  unsigned n_max;
+  size_t replicates;
+  size_t trials[32], n_trials_list;
+  uint64_t seed;
+  unsigned threads;
+  int json, quiet;
+} rec_cli;
+
+static void
+on_rep_progress(size_t done, size_t total, void *user)
+{
+  (void)total;
+  qt_progress_update(user, done);
+}
+
+/* Release parameters of a fitted model, the truth of the simulations. */
+static quantal_release_params
+fitted_truth(const quantal_model_fit *mf, int model)
+{
+  quantal_release_params t;
+  memset(&t, 0, sizeof t);
+  t.model = model == QUANTAL_FIT_POISSON   ? QUANTAL_RELEASE_POISSON
+            : model == QUANTAL_FIT_BINOMIAL ? QUANTAL_RELEASE_BINOMIAL
+                                            : QUANTAL_RELEASE_BETABINOMIAL;
+  t.m = mf->par[QUANTAL_PAR_M].value;
+  t.n = isfinite(mf->par[QUANTAL_PAR_N].value)
+            ? (unsigned)llround(mf->par[QUANTAL_PAR_N].value)
+            : 0;
+  t.p = isfinite(mf->par[QUANTAL_PAR_P].value) ? mf->par[QUANTAL_PAR_P].value
+                                               : 0.0;
+  t.cv_p = isfinite(mf->par[QUANTAL_PAR_CV_P].value)
+               ? mf->par[QUANTAL_PAR_CV_P].value
+               : 0.0;
+  t.q = mf->par[QUANTAL_PAR_Q].value;
+  t.cv_q = mf->par[QUANTAL_PAR_CV_Q].value;
+  if (!isfinite(t.cv_q) || t.cv_q < 0.0)
+    t.cv_q = 0.0;
+  t.shape = QUANTAL_QSHAPE_GAUSSIAN;
+  t.noise_sd = mf->par[QUANTAL_PAR_SIGMA_0].value;
+  if (!isfinite(t.noise_sd) || t.noise_sd < 0.0)
+    t.noise_sd = 0.0;
+  return t;
+}
+
+/* Two-sided Monte Carlo p-value of obs among the simulated values. */
+static double
+mc_p(double obs, const quantal_recovery_result *r, int stat)
+{
+  size_t i, lo = 0, hi = 0, n = 0;
+  if (!isfinite(obs))
+    return NAN;
+  for (i = 0; i < r->replicates; i++) {
+    double v = r->stats[i * QUANTAL_STAT_COUNT + stat];
+    if (!isfinite(v))
+      continue;
+    n++;
+    lo += v <= obs;
+    hi += v >= obs;
+  }
+  if (n == 0)
+    return NAN;
+  return fmin(1.0, 2.0 * (double)((lo < hi ? lo : hi) + 1) / (double)(n + 1));
+}
+
+static void
+sim_stat_range(const quantal_recovery_result *r, int stat, double *mean,
+               double *sd)
+{
+  double s = 0.0, s2 = 0.0;
+  size_t i, n = 0;
+  for (i = 0; i < r->replicates; i++) {
+    double v = r->stats[i * QUANTAL_STAT_COUNT + stat];
+    if (!isfinite(v))
+      continue;
+    s += v;
+    s2 += v * v;
+    n++;
+  }
+  *mean = n ? s / (double)n : NAN;
+  *sd = n > 1 ? sqrt(fmax(0.0, (s2 - s * s / (double)n) / (double)(n - 1)))
+              : NAN;
+}
+
+/* Median relative half-width of parameter k's intervals; INFINITY when
+ * more than half are unbounded. */
+static double
+median_rel_halfwidth(const quantal_recovery_result *r, int k)
+{
+  double *w = malloc((r->replicates + 1) * sizeof *w), med;
+  size_t i, n = 0;
+  if (w == NULL)
+    return NAN;
+  for (i = 0; i < r->replicates; i++) {
+    double lo = r->lower[i * QUANTAL_PAR_COUNT + k];
+    double hi = r->upper[i * QUANTAL_PAR_COUNT + k];
+    double v = r->estimates[i * QUANTAL_PAR_COUNT + k];
+    if (!r->ok[i] || isnan(lo) || isnan(hi) || !isfinite(v) || v == 0.0)
+      continue;
+    w[n++] = 0.5 * (hi - lo) / fabs(v);
+  }
+  if (n == 0) {
+    free(w);
+    return NAN;
+  }
+  /* Sorting puts unbounded widths last. */
+  for (i = 1; i < n; i++) {
+    double x = w[i];
+    size_t j = i;
+    while (j > 0 && w[j - 1] > x) {
+      w[j] = w[j - 1];
+      j--;
+    }
+    w[j] = x;
+  }
+  med = n % 2 ? w[n / 2] : 0.5 * (w[n / 2 - 1] + w[n / 2]);
+  free(w);
+  return med;
+}
+
+static const int scored[] = {QUANTAL_PAR_M,  QUANTAL_PAR_N,
+                             QUANTAL_PAR_P,  QUANTAL_PAR_CV_P,
+                             QUANTAL_PAR_Q,  QUANTAL_PAR_CV_Q,
+                             QUANTAL_PAR_SIGMA_0};
+#define N_SCORED (sizeof scored / sizeof scored[0])
+
+/* Words for what the numbers say about one parameter. */
+static void
+verdict(FILE *fp, const quantal_recovery_param *p, const char *name,
+        double level, size_t n_trials, double p_release)
+{
+  double se_cov, se_bias;
+  if (!isfinite(p->truth) || p->n_estimates == 0)
+    return;
+  if (p->n_unbounded * 10 > p->n_intervals && p->n_intervals > 0) {
+    double u = 100.0 * (double)p->n_unbounded / (double)p->n_intervals;
+    if (strcmp(name, "n") == 0)
+      fprintf(fp,
+              "  n is not identifiable with %zu trials at p = %.3g: the "
+              "upper CI bound is unbounded in %.0f %% of replicates\n",
+              n_trials, p_release, u);
+    else
+      fprintf(fp,
+              "  %s: the upper CI bound is unbounded in %.0f %% of "
+              "replicates\n",
+              name, u);
+  }
+  se_bias = p->sd / sqrt((double)p->n_estimates);
+  if (isfinite(se_bias) && fabs(p->bias) > 2.0 * se_bias &&
+      fabs(p->bias) > 0.02 * fabs(p->truth)) {
+    /* A truth at (nearly) zero makes a relative bias meaningless. */
+    if (fabs(p->truth) > 0.01 * p->sd)
+      fprintf(fp, "  %s is biased by %+.1f %% (%.1f standard errors)\n",
+              name, 100.0 * p->bias / fabs(p->truth), p->bias / se_bias);
+    else
+      fprintf(fp, "  %s is biased by %+.4g (%.1f standard errors; the "
+                  "fitted value is about 0)\n",
+              name, p->bias, p->bias / se_bias);
+  }
+  if (p->n_intervals >= 20) {
+    se_cov = sqrt(level * (1 - level) / (double)p->n_intervals);
+    if (p->coverage < level - 2 * se_cov)
+      fprintf(fp,
+              "  %s: the %.0f %% intervals are too narrow: they cover the "
+              "truth in %.1f %% of replicates\n",
+              name, 100 * level, 100 * p->coverage);
+    else if (p->coverage > level + 2 * se_cov)
+      fprintf(fp,
+              "  %s: the %.0f %% intervals are conservative (coverage "
+              "%.1f %%)\n",
+              name, 100 * level, 100 * p->coverage);
+  }
+}
+
+static void
+report_recovery_text(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
+                     const quantal_fit_result *fr, int model,
+                     const quantal_recovery_options *ro,
+                     const quantal_recovery_result *r, const double *obs,
+                     quantal_recovery_result **design)
+{
+  const quantal_model_fit *mf = &fr->model[model];
+  size_t j, k;
+  double level = ro->fit.level;
+  fprintf(fp, "quantal compare: %s (%zu amplitudes", c->amp_path, a->n);
+  if (ro->n_minis)
+    fprintf(fp, ", %zu minis", ro->n_minis);
+  fprintf(fp, "), model %s\n", quantal_fit_model_name(model));
+  fprintf(fp, "%zu simulated experiments of %zu trials, seed %llu; %zu "
+              "fits converged\n\n",
+          r->replicates, ro->n_trials, (unsigned long long)c->seed, r->n_ok);
+  fprintf(fp, "%-8s %11s %11s %9s %11s %11s %9s %10s\n", "param", "fitted",
+          "sim mean", "bias %", "sim SD", "RMS error", "coverage",
+          "unbounded");
+  for (j = 0; j < N_SCORED; j++) {
+    const quantal_recovery_param *p = &r->par[scored[j]];
+    if (!isfinite(p->truth))
+      continue;
+    fprintf(fp, "%-8s %11.4g %11.4g %9.2f %11.4g %11.4g %8.1f%% %9.1f%%\n",
+            quantal_fit_par_name(scored[j]), p->truth, p->mean,
+            fabs(p->truth) > 0.01 * p->sd ? 100.0 * p->bias / fabs(p->truth)
+                                          : NAN,
+            p->sd,
+            p->rmse, 100.0 * p->coverage,
+            p->n_intervals ? 100.0 * (double)p->n_unbounded /
+                                 (double)p->n_intervals
+                           : NAN);
+  }
+  fprintf(fp, "(coverage: of the %.0f %% profile-likelihood intervals; "
+              "Monte Carlo SE %.1f %%)\n\n",
+          100 * level, 100 * sqrt(level * (1 - level) / (double)r->n_ok));
+  fprintf(fp, "verdict:\n");
+  {
+    long before = ftell(fp);
+    for (j = 0; j < N_SCORED; j++)
+      verdict(fp, &r->par[scored[j]], quantal_fit_par_name(scored[j]), level,
+              ro->n_trials, ro->truth.p);
+    if (ftell(fp) == before)
+      fprintf(fp, "  every parameter is recovered without detectable bias "
+                  "and its intervals are calibrated\n");
+  }
+  fprintf(fp, "\npredictive check (data against the simulated experiments):\n");
+  fprintf(fp, "%-13s %11s %11s %11s %9s\n", "statistic", "data",
+          "sim mean", "sim SD", "p");
+  for (k = 0; k < QUANTAL_STAT_COUNT; k++) {
+    double m, sd;
+    sim_stat_range(r, (int)k, &m, &sd);
+    fprintf(fp, "%-13s %11.4g %11.4g %11.4g %9.3f\n",
+            quantal_stat_name((quantal_stat)k), obs[k], m, sd,
+            mc_p(obs[k], r, (int)k));
+  }
+  fprintf(fp, "(p: two-sided Monte Carlo p-value; low_fraction: amplitudes "
+              "below q/2; ks: KS statistic of each data set against its own "
+              "fitted %s model)\n",
+          quantal_fit_model_name(model));
+  (void)mf;
+  if (c->n_trials_list > 0) {
+    size_t best = 0;
+    fprintf(fp, "\ndesign (median half-width of the %.0f %% interval, "
+                "relative to the estimate):\n",
+            100 * level);
+    fprintf(fp, "%8s %9s %9s %9s %9s\n", "trials", "n", "p", "q", "m");
+    for (j = 0; j < c->n_trials_list; j++) {
+      double wn = median_rel_halfwidth(design[j], QUANTAL_PAR_N);
+      fprintf(fp, "%8zu %8.1f%% %8.1f%% %8.1f%% %8.1f%%\n", c->trials[j],
+              100 * wn, 100 * median_rel_halfwidth(design[j], QUANTAL_PAR_P),
+              100 * median_rel_halfwidth(design[j], QUANTAL_PAR_Q),
+              100 * median_rel_halfwidth(design[j], QUANTAL_PAR_M));
+      if (best == 0 && isfinite(wn) && wn <= 0.2)
+        best = c->trials[j];
+    }
+    if (ro->truth.model != QUANTAL_RELEASE_POISSON) {
+      if (best)
+        fprintf(fp, "  >= %zu trials to get n within +/-20 %% (median "
+                    "interval)\n",
+                best);
+      else
+        fprintf(fp, "  none of these numbers of trials gets n within "
+                    "+/-20 %%\n");
+    }
+  }
+}
+
+static void
+json_param(FILE *fp, const quantal_recovery_param *p)
+{
+  fprintf(fp, "{\"truth\": ");
+  qt_json_number(fp, p->truth);
+  fprintf(fp, ", \"mean\": ");
+  qt_json_number(fp, p->mean);
+  fprintf(fp, ", \"sd\": ");
+  qt_json_number(fp, p->sd);
+  fprintf(fp, ", \"bias\": ");
+  qt_json_number(fp, p->bias);
+  fprintf(fp, ", \"rmse\": ");
+  qt_json_number(fp, p->rmse);
+  fprintf(fp, ", \"coverage\": ");
+  qt_json_number(fp, p->coverage);
+  fprintf(fp, ", \"estimates\": %zu, \"intervals\": %zu, \"covered\": %zu, "
+              "\"unbounded\": %zu}",
+          p->n_estimates, p->n_intervals, p->n_covered, p->n_unbounded);
+}
+
+static void
+report_recovery_json(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
+                     int model, const quantal_recovery_options *ro,
+                     const quantal_recovery_result *r, const double *obs,
+                     quantal_recovery_result **design)
+{
+  size_t j, k;
+  fprintf(fp, "{\"version\": ");
+  qt_json_string(fp, quantal_version());
+  fprintf(fp, ", \"input\": ");
+  qt_json_string(fp, c->amp_path);
+  fprintf(fp, ", \"amplitudes\": %zu, \"minis\": %zu, \"unit\": ", a->n,
+          ro->n_minis);
+  qt_json_string(fp, a->unit);
+  fprintf(fp, ", \"model\": \"%s\", \"replicates\": %zu, \"converged\": "
+              "%zu, \"seed\": %llu, \"level\": ",
+          quantal_fit_model_name(model), r->replicates, r->n_ok,
+          (unsigned long long)c->seed);
+  qt_json_number(fp, ro->fit.level);
+  fprintf(fp, ",\n \"parameters\": {");
+  for (j = 0, k = 0; j < N_SCORED; j++) {
+    const quantal_recovery_param *p = &r->par[scored[j]];
+    if (!isfinite(p->truth))
+      continue;
+    fprintf(fp, "%s\n  \"%s\": ", k++ ? "," : "",
+            quantal_fit_par_name(scored[j]));
+    json_param(fp, p);
+  }
+  fprintf(fp, "},\n \"predictive\": {");
+  for (k = 0; k < QUANTAL_STAT_COUNT; k++) {
+    double m, sd;
+    sim_stat_range(r, (int)k, &m, &sd);
+    fprintf(fp, "%s\n  \"%s\": {\"data\": ", k ? "," : "",
+            quantal_stat_name((quantal_stat)k));
+    qt_json_number(fp, obs[k]);
+    fprintf(fp, ", \"sim_mean\": ");
+    qt_json_number(fp, m);
+    fprintf(fp, ", \"sim_sd\": ");
+    qt_json_number(fp, sd);
+    fprintf(fp, ", \"p\": ");
+    qt_json_number(fp, mc_p(obs[k], r, (int)k));
+    fprintf(fp, "}");
+  }
+  fprintf(fp, "},\n \"design\": [");
+  for (j = 0; j < c->n_trials_list; j++) {
+    fprintf(fp, "%s\n  {\"trials\": %zu", j ? "," : "", c->trials[j]);
+    for (k = 0; k < N_SCORED; k++) {
+      if (!isfinite(design[j]->par[scored[k]].truth))
+        continue;
+      fprintf(fp, ", \"%s_rel_halfwidth\": ", quantal_fit_par_name(scored[k]));
+      qt_json_number(fp, median_rel_halfwidth(design[j], scored[k]));
+      fprintf(fp, ", \"%s_coverage\": ", quantal_fit_par_name(scored[k]));
+      qt_json_number(fp, design[j]->par[scored[k]].coverage);
+    }
+    fprintf(fp, "}");
+  }
+  fprintf(fp, "]}\n");
+}
+
+static int
+recovery(const rec_cli *c)
+{
+  qt_amplitudes a, mn;
+  quantal_fit_options fo = quantal_fit_options_default();
+  quantal_fit_result *fr = NULL;
+  quantal_recovery_options ro = quantal_recovery_options_default();
+  quantal_recovery_result *r = NULL, *design[32];
+  quantal_diag d;
+  quantal_status st;
+  qt_progress bar;
+  qt_out out;
+  double obs[QUANTAL_STAT_COUNT];
+  int code, model;
+  size_t j;
+
+  memset(design, 0, sizeof design);
+  memset(&mn, 0, sizeof mn);
+  if ((code = qt_amplitudes_load(c->amp_path, c->column, &a)) != 0)
+    return code;
+  if (c->minis_path != NULL &&
+      (code = qt_amplitudes_load(c->minis_path, NULL, &mn)) != 0) {
+    qt_amplitudes_free(&a);
+    return code;
+  }
+  if (mn.n && a.unit[0] && mn.unit[0] && strcmp(a.unit, mn.unit) != 0) {
+    qt_error("%s: minis are in %s but %s has %s", c->minis_path, mn.unit,
+             c->amp_path, a.unit);
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  fo.n_max = c->n_max;
+  fo.threads = 1;
+  fo.models = QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON) |
+              QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
+  if (c->model >= 0)
+    fo.models |= QUANTAL_FIT_BIT(c->model);
+  quantal_diag_clear(&d);
+  st = quantal_fit_run(a.x, a.n, mn.x, mn.n, &fo, &fr, &d);
+  if (st != QUANTAL_OK) {
+    if (d.file[0] == '\0')
+      snprintf(d.file, sizeof d.file, "%s", c->amp_path);
+    qt_diag_error(&d, st);
+    code = qt_exit_code(st);
+    goto done;
+  }
+  model = c->model >= 0 ? c->model : fr->best;
+  if (model < 0 || !fr->model[model].fitted) {
+    qt_error("%s: the %s model could not be fitted", c->amp_path,
+             model < 0 ? "chosen" : quantal_fit_model_name(model));
+    code = QT_EXIT_ANALYSIS;
+    goto done;
+  }
+  ro.truth = fitted_truth(&fr->model[model], model);
+  ro.n_trials = a.n;
+  ro.n_minis = mn.n;
+  ro.fit = fo;
+  ro.score_model = (quantal_fit_model)model;
+  ro.replicates = c->replicates;
+  ro.threads = c->threads;
+  ro.seed = c->seed;
+  ro.on_progress = on_rep_progress;
+  ro.user = &bar;
+  quantal_amplitude_stats(a.x, a.n, ro.truth.q, obs);
+  obs[QUANTAL_STAT_KS] = fr->model[model].ks;
+
+  qt_progress_begin(&bar, "compare: replicates", c->replicates, c->quiet);
+  st = quantal_compare_recovery(&ro, &r, &d);
+  qt_progress_end(&bar);
+  for (j = 0; st == QUANTAL_OK && j < c->n_trials_list; j++) {
+    quantal_recovery_options dro = ro;
+    dro.n_trials = c->trials[j];
+    qt_progress_begin(&bar, "compare: design", c->replicates, c->quiet);
+    st = quantal_compare_recovery(&dro, &design[j], &d);
+    qt_progress_end(&bar);
+  }
+  if (st != QUANTAL_OK) {
+    qt_diag_error(&d, st);
+    code = qt_exit_code(st);
+    goto done;
+  }
+  if ((code = qt_out_open(&out, c->output)) != 0)
+    goto done;
+  if (c->json)
+    report_recovery_json(out.fp, c, &a, model, &ro, r, obs, design);
+  else
+    report_recovery_text(out.fp, c, &a, fr, model, &ro, r, obs, design);
+  code = qt_out_commit(&out);
+  if (code == 0 && c->plot != NULL)
+    code = qt_plot_recovery(r, a.unit, c->plot, c->amp_path);
+done:
+  for (j = 0; j < c->n_trials_list; j++)
+    quantal_recovery_result_free(design[j]);
+  quantal_recovery_result_free(r);
+  quantal_fit_result_free(fr);
+  qt_amplitudes_free(&a);
+  qt_amplitudes_free(&mn);
   return code;
 }
 
@@ -264,12 +746,30 @@ cmd_compare(int argc, char **argv)
       {"kind", required_argument, NULL, OPT_KIND},
       {"time-column", required_argument, NULL, OPT_TIME_COLUMN},
       {"amplitude-column", required_argument, NULL, OPT_AMP_COLUMN},
+      {"minis", required_argument, NULL, OPT_MINIS},
+      {"column", required_argument, NULL, OPT_COLUMN},
+      {"model", required_argument, NULL, OPT_MODEL},
+      {"n-max", required_argument, NULL, OPT_N_MAX},
+      {"replicates", required_argument, NULL, OPT_REPLICATES},
+      {"trials", required_argument, NULL, OPT_TRIALS},
+      {"seed", required_argument, NULL, OPT_SEED},
+      {"threads", required_argument, NULL, OPT_THREADS},
+      {"quiet", no_argument, NULL, OPT_QUIET},
+      {"plot", required_argument, NULL, OPT_PLOT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *output = "-", *events_path = NULL, *truth_path = NULL;
   const char *kind = NULL, *time_col = NULL, *amp_col = NULL;
   double tol_ms = 2.0;
   int json = 0, opt;
+  long lv;
+  rec_cli rc;
+
+  memset(&rc, 0, sizeof rc);
+  rc.model = -1;
+  rc.n_max = 100;
+  rc.replicates = 200;
+  rc.seed = 1;
 
   optind = 1;
   opterr = 0;
@@ -287,6 +787,63 @@ cmd_compare(int argc, char **argv)
     case OPT_KIND: kind = optarg; break;
     case OPT_TIME_COLUMN: time_col = optarg; break;
     case OPT_AMP_COLUMN: amp_col = optarg; break;
+    case OPT_MINIS: rc.minis_path = optarg; break;
+    case OPT_COLUMN: rc.column = optarg; break;
+    case OPT_MODEL:
+      if (strcmp(optarg, "poisson") == 0)
+        rc.model = QUANTAL_FIT_POISSON;
+      else if (strcmp(optarg, "binomial") == 0)
+        rc.model = QUANTAL_FIT_BINOMIAL;
+      else if (strcmp(optarg, "betabinomial") == 0)
+        rc.model = QUANTAL_FIT_BETABINOMIAL;
+      else
+        return qt_usage_error("--model: '%s' is not poisson, binomial or "
+                              "betabinomial",
+                              optarg);
+      break;
+    case OPT_N_MAX:
+      if (qt_parse_long("--n-max", optarg, 1, 2000, &lv) != 0)
+        return QT_EXIT_USAGE;
+      rc.n_max = (unsigned)lv;
+      break;
+    case OPT_REPLICATES:
+      if (qt_parse_long("--replicates", optarg, 1, 1000000, &lv) != 0)
+        return QT_EXIT_USAGE;
+      rc.replicates = (size_t)lv;
+      break;
+    case OPT_TRIALS: {
+      char buf[1024], *items[32];
+      int k, i;
+      if (strlen(optarg) >= sizeof buf)
+        return qt_usage_error("--trials: list too long");
+      strcpy(buf, optarg);
+      k = qt_split_commas(buf, items, 32);
+      if (k < 0)
+        return qt_usage_error("--trials: at most 32 numbers");
+      for (i = 0; i < k; i++) {
+        if (qt_parse_long("--trials", items[i], 10, 10000000, &lv) != 0)
+          return QT_EXIT_USAGE;
+        rc.trials[i] = (size_t)lv;
+      }
+      rc.n_trials_list = (size_t)k;
+      break;
+    }
+    case OPT_SEED: {
+      char *end;
+      errno = 0;
+      rc.seed = strtoull(optarg, &end, 10);
+      if (end == optarg || *end != '\0' || errno != 0 || optarg[0] == '-')
+        return qt_usage_error("--seed: '%s' is not a whole number >= 0",
+                              optarg);
+      break;
+    }
+    case OPT_THREADS:
+      if (qt_parse_long("--threads", optarg, 0, 1024, &lv) != 0)
+        return QT_EXIT_USAGE;
+      rc.threads = (unsigned)lv;
+      break;
+    case OPT_QUIET: rc.quiet = 1; break;
+    case OPT_PLOT: rc.plot = optarg; break;
     case ':':
       return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
@@ -301,7 +858,15 @@ cmd_compare(int argc, char **argv)
                             argv[optind]);
     return qt_finish_stdout(score_events(events_path, truth_path,
                                          tol_ms * 1e-3, kind, time_col,
-                                         amp_col, output, json));
+                                         amp_col, output, json, rc.plot));
   }
-  return qt_usage_error("give --events and --truth to score a detector");
+  if (optind >= argc)
+    return qt_usage_error("give an amplitude table, or --events and --truth");
+  if (argc - optind > 1)
+    return qt_usage_error("one amplitude table at a time (got %d)",
+                          argc - optind);
+  rc.amp_path = argv[optind];
+  rc.output = output;
+  rc.json = json;
+  return qt_finish_stdout(recovery(&rc));
 }
