@@ -896,6 +896,8 @@ load_stim_table(cli *c)
                ">= the one before",
                c->stim_table, i + 1, quantal_table_cell(t, i, (size_t)col));
       quantal_table_free(t);
+      free(c->stim_times);
+      c->stim_times = NULL;
       return QT_EXIT_IO;
     }
     c->stim_times[i] = v[i];
