@@ -294,24 +294,34 @@ convert(const char *in, const char *outp, const quantal_open_options *oo,
   wo.scales = ct == QUANTAL_CONTAINER_FLAC ? step : NULL;
   wo.expected_frames = frames;
   wo.comment = comment;
+  qt_signals_hold();
   st = quantal_writer_open(outp, &wo, &w, &diag);
+  if (st == QUANTAL_OK)
+    qt_track_tmp(quantal_writer_temp_path(w));
+  qt_signals_release();
   if (st != QUANTAL_OK) {
     qt_diag_error(&diag, st);
     code = qt_exit_code(st);
     goto done;
   }
-  qt_track_tmp(quantal_writer_temp_path(w));
   wa.w = w;
   wa.diag = &diag;
   st = for_blocks(&j, write_block, &wa, &diag);
-  qt_forget_tmp(quantal_writer_temp_path(w));
-  if (st != QUANTAL_OK) {
-    quantal_writer_abort(w);
-    qt_diag_error(&diag, st);
-    code = qt_exit_code(st);
-    goto done;
+  {
+    /* Stop tracking the temporary file only once it is gone (renamed or
+     * removed), so a signal in between cannot leave it behind. */
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s", quantal_writer_temp_path(w));
+    if (st != QUANTAL_OK) {
+      quantal_writer_abort(w);
+      qt_forget_tmp(tmp);
+      qt_diag_error(&diag, st);
+      code = qt_exit_code(st);
+      goto done;
+    }
+    st = quantal_writer_commit(w, &diag);
+    qt_forget_tmp(tmp);
   }
-  st = quantal_writer_commit(w, &diag);
   if (st != QUANTAL_OK) {
     qt_diag_error(&diag, st);
     code = qt_exit_code(st);

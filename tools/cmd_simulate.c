@@ -1038,12 +1038,15 @@ run_waveform(cli *c, const quantal_sim_derived *d, int argc, char **argv)
   wo.expected_frames = d->frames;
   wo.comment = comment;
   quantal_diag_clear(&diag);
+  qt_signals_hold();
   st = quantal_writer_open(c->out, &wo, &w, &diag);
+  if (st == QUANTAL_OK)
+    qt_track_tmp(quantal_writer_temp_path(w));
+  qt_signals_release();
   if (st != QUANTAL_OK) {
     qt_diag_error(&diag, st);
     return st == QUANTAL_EINVAL ? QT_EXIT_USAGE : QT_EXIT_IO;
   }
-  qt_track_tmp(quantal_writer_temp_path(w));
   code = qt_out_open(&ot, tsv_path);
   if (code != 0) {
     qt_forget_tmp(quantal_writer_temp_path(w));

@@ -240,6 +240,25 @@ on_signal(int sig)
   raise(sig);
 }
 
+static sigset_t held_old;
+
+void
+qt_signals_hold(void)
+{
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigprocmask(SIG_BLOCK, &set, &held_old);
+}
+
+void
+qt_signals_release(void)
+{
+  sigprocmask(SIG_SETMASK, &held_old, NULL);
+}
+
 void
 qt_install_signal_handlers(void)
 {
@@ -292,17 +311,23 @@ qt_out_open(qt_out *o, const char *path)
     qt_error("%s: file name too long", path);
     return QT_EXIT_IO;
   }
+  /* A signal between creating the temporary file and tracking it would
+   * leave it behind: hold signals until it is tracked. */
+  qt_signals_hold();
   fd = mkstemp(o->tmp);
   if (fd < 0) {
+    int e = errno;
+    qt_signals_release();
     qt_error("%s: cannot create a file in its folder: %s", path,
-             strerror(errno));
+             strerror(e));
     o->tmp[0] = '\0';
     return QT_EXIT_IO;
   }
+  qt_track_tmp(o->tmp);
+  qt_signals_release();
   mask = umask(0);
   umask(mask);
   (void)fchmod(fd, 0666 & ~mask);
-  qt_track_tmp(o->tmp);
   o->fp = fdopen(fd, "w");
   if (o->fp == NULL) {
     qt_error("%s: %s", path, strerror(errno));

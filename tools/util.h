@@ -89,6 +89,11 @@ void qt_out_abort(qt_out *o);
 void qt_track_tmp(const char *tmp);
 void qt_forget_tmp(const char *tmp);
 
+/* Hold SIGINT/SIGTERM/SIGHUP while a temporary file is created and
+ * tracked (so a signal cannot come in between), then release them. */
+void qt_signals_hold(void);
+void qt_signals_release(void);
+
 /* Install SIGINT/SIGTERM handlers that unlink tracked temporaries. */
 void qt_install_signal_handlers(void);
 
