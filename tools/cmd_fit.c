@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include "cmds.h"
+#include "plot.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -27,7 +28,8 @@ enum {
   OPT_CVQ,
   OPT_MPFA,
   OPT_BINS,
-  OPT_NO_CI
+  OPT_NO_CI,
+  OPT_PLOT
 };
 
 static void
@@ -64,6 +66,7 @@ usage(FILE *fp)
           "  --bins FILE         observed/expected counts of the best model\n"
           "  --json              JSON instead of the TSV table\n"
           "  -o, --output FILE   write the result to FILE (default: stdout)\n"
+          "  --plot FIG          also draw the fit (.png .svg .pdf)\n"
           "  -h, --help          show this help and exit\n\n"
           "Exit status: 0 ok, 1 the fit failed or the data cannot be\n"
           "fitted, 2 usage, 3 a file cannot be read or lacks the column.\n"
@@ -651,11 +654,12 @@ cmd_fit(int argc, char **argv)
       {"bins", required_argument, NULL, OPT_BINS},
       {"no-ci", no_argument, NULL, OPT_NO_CI},
       {"output", required_argument, NULL, 'o'},
+      {"plot", required_argument, NULL, OPT_PLOT},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   quantal_fit_options o = quantal_fit_options_default();
   const char *minis_path = NULL, *col = NULL, *mcol = NULL, *out_path = "-";
-  const char *mpfa_path = NULL, *bins_path = NULL;
+  const char *mpfa_path = NULL, *bins_path = NULL, *plot_path = NULL;
   double driving = NAN, martin_f = 1.0, cv_q = NAN;
   int json = 0, opt, code = QT_EXIT_OK, noise_from_column = 0;
   long lv;
@@ -754,6 +758,7 @@ cmd_fit(int argc, char **argv)
       break;
     case OPT_MPFA: mpfa_path = optarg; break;
     case OPT_BINS: bins_path = optarg; break;
+    case OPT_PLOT: plot_path = optarg; break;
     case OPT_NO_CI: o.profile_ci = 0; break;
     case 'o': out_path = optarg; break;
     case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);
@@ -887,6 +892,15 @@ cmd_fit(int argc, char **argv)
               &o, mp);
   {
     int c2 = qt_out_commit(&out);
+    if (c2 != QT_EXIT_OK) {
+      code = c2;
+      goto done;
+    }
+  }
+  if (plot_path != NULL && r != NULL) {
+    int c2 = qt_plot_fit_result(amp.v, amp.n, have_minis ? mini.v : NULL,
+                                have_minis ? mini.n : 0, r, -1, amp.unit,
+                                plot_path, amp.path);
     if (c2 != QT_EXIT_OK) {
       code = c2;
       goto done;

@@ -56,4 +56,10 @@ expect_err_match "no amplitude table given"
 run 3 "$QUANTAL" fit missing.tsv
 no_file missing.tsv
 run 3 "$QUANTAL" fit --no-ci --model poisson -o /dev/full "$D/amplitudes.tsv"
+# A figure of the fit.
+if "$QUANTAL" --help | grep -q '^  plot '; then
+  run 0 "$QUANTAL" fit "$top_srcdir/data/amplitudes.tsv" --minis "$top_srcdir/data/amplitudes.minis.tsv" --plot fit.svg -o fit.tsv
+  checks=$((checks + 1))
+  grep -q '<svg' fit.svg || fail "fit --plot wrote no SVG"
+fi
 finish
