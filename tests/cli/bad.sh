@@ -83,6 +83,33 @@ for f in table-empty.tsv table-comments-only.tsv table-ragged.tsv \
 done
 name=
 
+# Amplitude tables that cannot be fitted: fit and compare refuse them
+# with a message naming the table (exit 1 for data that cannot be fitted,
+# 3 for a table that cannot be read or lacks its column).
+if have fit; then
+  for f in table-empty.tsv table-comments-only.tsv table-ragged.tsv \
+      table-binary.tsv table-no-amplitude.tsv table-text-amplitudes.tsv \
+      table-nan-amplitudes.tsv table-header-only.tsv table-five-rows.tsv \
+      table-constant.tsv empty.wav garbage.wav; do
+    p="$bad/$f"
+    try "1 3" "$p" "$q" fit "$p" -o out.tsv
+    try "1 3" "$p" "$q" compare "$p" --replicates 2 --quiet -o out.txt
+    try "1 3" "$p" "$q" compare --events "$p" --truth "$p" -o out.txt
+  done
+fi
+
+# Absurd simulation parameters: usage errors, nothing written.
+if have simulate; then
+  for opt in "--p 2" "--p -0.1" "--n -3" "--rate 0" "--duration -1" \
+      "--duration nan" "--rise 5 --decay 1" "--cv-q -1" "--noise inf" \
+      "--preset bogus" "--model sometimes"; do
+    name="${opt%% *}|preset|model"
+    # shellcheck disable=SC2086
+    try 2 "$bad/constant.wav" "$q" simulate $opt -o out.wav
+  done
+  name=
+fi
+
 # Files that are not there, folders, unreadable files.
 mkdir adir
 try 3 adir "$q" info adir
