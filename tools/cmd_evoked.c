@@ -180,7 +180,11 @@ on_mini(const quantal_event *ev, void *user)
    * evoked response and its artefact are not minis). */
   while (m->next < m->n_stim && m->stim_s[m->next] + m->after_s < ev->onset_s)
     m->next++;
-  if (m->next < m->n_stim && ev->onset_s >= m->stim_s[m->next] - m->before_s)
+  /* The event overlaps the window when it peaks after the window's start
+   * (its onset, estimated from a smoothed trace, may come a few ms before
+   * the stimulus). */
+  if (m->next < m->n_stim &&
+      fmax(ev->onset_s, ev->peak_s) >= m->stim_s[m->next] - m->before_s)
     return 0;
   qt_event_tsv_row(m->fp, ev);
   m->n++;
