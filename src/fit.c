@@ -1459,6 +1459,8 @@ typedef struct boot_job {
   int *ok;
   unsigned next;
   pthread_mutex_t mu;
+  void (*on_progress)(size_t done, size_t total, void *user);
+  void *user;
 } boot_job;
 
 static void
@@ -1516,6 +1518,8 @@ boot_worker(void *arg)
     double tp[NT], llp;
     pthread_mutex_lock(&job->mu);
     b = job->next++;
+    if (job->on_progress != NULL && b < job->B)
+      job->on_progress(b, job->B, job->user);
     pthread_mutex_unlock(&job->mu);
     if (b >= job->B)
       break;
@@ -1619,6 +1623,8 @@ bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
   job.B = o->bootstrap;
   job.delta = delta;
   job.seed = o->seed;
+  job.on_progress = o->on_progress;
+  job.user = o->user;
   if (quantal_release_params_check(&job.rp, diag) != QUANTAL_OK)
     return QUANTAL_EFAILED;
   job.vals = malloc((size_t)job.B * QUANTAL_PAR_COUNT * sizeof *job.vals);

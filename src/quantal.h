@@ -923,6 +923,10 @@ typedef struct quantal_fit_options {
   unsigned threads;     /* bootstrap threads; 0 = online processors */
   uint64_t seed;        /* bootstrap seed; default 1 */
   unsigned gof_bins;    /* bins of the observed/expected table; 0 = auto */
+  /* Called as bootstrap replicates start (done, total); may be NULL. Runs
+   * under a lock, from any worker thread. */
+  void (*on_progress)(size_t done, size_t total, void *user);
+  void *user;
 } quantal_fit_options;
 
 quantal_fit_options quantal_fit_options_default(void);

@@ -4,6 +4,7 @@
 #include "cmds.h"
 #include "events.h"
 #include "plot.h"
+#include "progress.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -32,7 +33,8 @@ enum {
   OPT_ALPHA,
   OPT_MIN_INTERVAL,
   OPT_MINIS,
-  OPT_PLOT
+  OPT_PLOT,
+  OPT_QUIET
 };
 
 static void
@@ -68,6 +70,7 @@ usage(FILE *fp)
       "  --json                 JSON instead of TSV\n"
       "  --plot FIG             also draw the responses (.png .svg .pdf);\n"
       "                         needs -o FILE\n"
+      "  --quiet                no progress bar\n"
       "  --rate HZ, --units U, --scale S   as in quantal info\n"
       "  -h, --help             show this help and exit\n\n"
       "Exit status: 0 ok, 1 no stimuli or nothing measurable, 2 usage,\n"
@@ -169,7 +172,16 @@ typedef struct minis_state {
   double before_s, after_s;
   size_t n;
   double sum;
+  qt_progress *bar;
 } minis_state;
+
+static void
+on_minis_progress(uint64_t done, uint64_t total, void *user)
+{
+  minis_state *m = user;
+  (void)total;
+  qt_progress_update(m->bar, done);
+}
 
 static int
 on_mini(const quantal_event *ev, void *user)
@@ -325,6 +337,7 @@ cmd_evoked(int argc, char **argv)
       {"alpha", required_argument, NULL, OPT_ALPHA},
       {"minis", required_argument, NULL, OPT_MINIS},
       {"plot", required_argument, NULL, OPT_PLOT},
+      {"quiet", no_argument, NULL, OPT_QUIET},
       {"help", no_argument, NULL, 'h'},
       QT_RECORDING_LONGOPTS,
       {NULL, 0, NULL, 0}};
@@ -341,6 +354,8 @@ cmd_evoked(int argc, char **argv)
   qt_out out;
   const char *output = "-", *stim_file = NULL, *path, *minis_path = NULL;
   const char *plot_path = NULL;
+  int quiet = 0;
+  qt_progress bar;
   minis_state ms;
   qt_out mout;
   double stim_threshold = NAN, first = NAN, period = NAN, train_hz = NAN;
@@ -456,6 +471,7 @@ cmd_evoked(int argc, char **argv)
       break;
     case OPT_MINIS: minis_path = optarg; break;
     case OPT_PLOT: plot_path = optarg; break;
+    case OPT_QUIET: quiet = 1; break;
     case QT_OPT_RATE:
     case QT_OPT_UNITS:
     case QT_OPT_SCALE:
@@ -639,7 +655,10 @@ cmd_evoked(int argc, char **argv)
     ms.after_s = eo.window_s;
     dopt.polarity = summary.polarity;
     dopt.on_event = on_mini;
+    dopt.on_progress = on_minis_progress;
     dopt.user = &ms;
+    ms.bar = &bar;
+    qt_progress_begin(&bar, "evoked: minis", info.frames, quiet);
     qt_print_provenance(mout.fp, argc, argv);
     fprintf(mout.fp,
             "# input: %s\n# channel: %ld (%s, %s)\n# minis: events "
@@ -649,6 +668,7 @@ cmd_evoked(int argc, char **argv)
             ms.after_s * 1e3);
     qt_event_tsv_header(mout.fp, chinfo.unit);
     st = quantal_detect_run(rec, (size_t)channel - 1, &dopt, &dsum, &diag);
+    qt_progress_end(&bar);
     if (st != QUANTAL_OK) {
       qt_diag_error(&diag, st);
       code = qt_exit_code(st);

@@ -3,6 +3,7 @@
 
 #include "cmds.h"
 #include "plot.h"
+#include "progress.h"
 #include "util.h"
 
 #include <getopt.h>
@@ -29,7 +30,8 @@ enum {
   OPT_MPFA,
   OPT_BINS,
   OPT_NO_CI,
-  OPT_PLOT
+  OPT_PLOT,
+  OPT_QUIET
 };
 
 static void
@@ -67,6 +69,7 @@ usage(FILE *fp)
           "  --json              JSON instead of the TSV table\n"
           "  -o, --output FILE   write the result to FILE (default: stdout)\n"
           "  --plot FIG          also draw the fit (.png .svg .pdf)\n"
+          "  --quiet             no progress bar for the bootstrap\n"
           "  -h, --help          show this help and exit\n\n"
           "Exit status: 0 ok, 1 the fit failed or the data cannot be\n"
           "fitted, 2 usage, 3 a file cannot be read or lacks the column.\n"
@@ -631,6 +634,13 @@ done:
   return code;
 }
 
+static void
+on_boot_progress(size_t done, size_t total, void *user)
+{
+  (void)total;
+  qt_progress_update(user, done);
+}
+
 int
 cmd_fit(int argc, char **argv)
 {
@@ -655,11 +665,14 @@ cmd_fit(int argc, char **argv)
       {"no-ci", no_argument, NULL, OPT_NO_CI},
       {"output", required_argument, NULL, 'o'},
       {"plot", required_argument, NULL, OPT_PLOT},
+      {"quiet", no_argument, NULL, OPT_QUIET},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   quantal_fit_options o = quantal_fit_options_default();
   const char *minis_path = NULL, *col = NULL, *mcol = NULL, *out_path = "-";
   const char *mpfa_path = NULL, *bins_path = NULL, *plot_path = NULL;
+  int quiet = 0;
+  qt_progress bar;
   double driving = NAN, martin_f = 1.0, cv_q = NAN;
   int json = 0, opt, code = QT_EXIT_OK, noise_from_column = 0;
   long lv;
@@ -759,6 +772,7 @@ cmd_fit(int argc, char **argv)
     case OPT_MPFA: mpfa_path = optarg; break;
     case OPT_BINS: bins_path = optarg; break;
     case OPT_PLOT: plot_path = optarg; break;
+    case OPT_QUIET: quiet = 1; break;
     case OPT_NO_CI: o.profile_ci = 0; break;
     case 'o': out_path = optarg; break;
     case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);
@@ -871,8 +885,13 @@ cmd_fit(int argc, char **argv)
     code = QT_EXIT_ANALYSIS;
   } else {
     quantal_diag_clear(&diag);
+    o.on_progress = on_boot_progress;
+    o.user = &bar;
+    qt_progress_begin(&bar, "fit: bootstrap", o.bootstrap,
+                      quiet || o.bootstrap == 0);
     st = quantal_fit_run(amp.v, amp.n, have_minis ? mini.v : NULL,
                          have_minis ? mini.n : 0, &o, &r, &diag);
+    qt_progress_end(&bar);
     if (st != QUANTAL_OK) {
       qt_error("%s: %s", amp.path,
                diag.reason[0] ? diag.reason : quantal_status_str(st));
