@@ -844,10 +844,8 @@ cmd_compare(int argc, char **argv)
       break;
     case OPT_QUIET: rc.quiet = 1; break;
     case OPT_PLOT: rc.plot = optarg; break;
-    case ':':
-      return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
-      return qt_usage_error("unknown option '%s'", argv[optind - 1]);
+      return qt_common_option(opt, NULL, argv);
     }
   }
   if (events_path != NULL || truth_path != NULL) {

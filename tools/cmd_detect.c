@@ -270,6 +270,7 @@ cmd_detect(int argc, char **argv)
       QT_RECORDING_LONGOPTS,
       {NULL, 0, NULL, 0}};
   qt_recopts ro;
+  int common;
   quantal_open_options oo;
   quantal_detect_options o = quantal_detect_options_default();
   quantal_detect_summary sum;
@@ -374,16 +375,10 @@ cmd_detect(int argc, char **argv)
       break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);
-    case QT_OPT_RATE:
-    case QT_OPT_UNITS:
-    case QT_OPT_SCALE:
-      if (qt_recopts_parse(&ro, opt, optarg) != 0)
-        return QT_EXIT_USAGE;
-      break;
-    case ':':
-      return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
-      return qt_usage_error("unknown option '%s'", argv[optind - 1]);
+      if ((common = qt_common_option(opt, &ro, argv)) != 0)
+        return common;
+      break;
     }
   }
   if (optind >= argc)

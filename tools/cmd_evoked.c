@@ -342,6 +342,7 @@ cmd_evoked(int argc, char **argv)
       QT_RECORDING_LONGOPTS,
       {NULL, 0, NULL, 0}};
   qt_recopts ro;
+  int common;
   quantal_open_options oo;
   quantal_evoked_options eo = quantal_evoked_options_default();
   quantal_evoked_summary summary;
@@ -472,16 +473,10 @@ cmd_evoked(int argc, char **argv)
     case OPT_MINIS: minis_path = optarg; break;
     case OPT_PLOT: plot_path = optarg; break;
     case OPT_QUIET: quiet = 1; break;
-    case QT_OPT_RATE:
-    case QT_OPT_UNITS:
-    case QT_OPT_SCALE:
-      if (qt_recopts_parse(&ro, opt, optarg) != 0)
-        return QT_EXIT_USAGE;
-      break;
-    case ':':
-      return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
-      return qt_usage_error("unknown option '%s'", argv[optind - 1]);
+      if ((common = qt_common_option(opt, &ro, argv)) != 0)
+        return common;
+      break;
     }
   }
   if (optind >= argc)

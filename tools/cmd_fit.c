@@ -776,10 +776,8 @@ cmd_fit(int argc, char **argv)
     case OPT_NO_CI: o.profile_ci = 0; break;
     case 'o': out_path = optarg; break;
     case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);
-    case ':':
-      return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
-      return qt_usage_error("unknown option '%s'", argv[optind - 1]);
+      return qt_common_option(opt, NULL, argv);
     }
   }
   if (optind >= argc)

@@ -369,10 +369,8 @@ cmd_summarize(int argc, char **argv)
     case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);
     case 'o': output = optarg; break;
     case OPT_JSON: json = 1; break;
-    case ':':
-      return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
     default:
-      return qt_usage_error("unknown option '%s'", argv[optind - 1]);
+      return qt_common_option(opt, NULL, argv);
     }
   }
   if (optind >= argc)

@@ -190,6 +190,17 @@ qt_recopts_parse(qt_recopts *ro, int opt, const char *arg)
   }
 }
 
+int
+qt_common_option(int opt, qt_recopts *ro, char **argv)
+{
+  if (ro != NULL &&
+      (opt == QT_OPT_RATE || opt == QT_OPT_UNITS || opt == QT_OPT_SCALE))
+    return qt_recopts_parse(ro, opt, optarg) != 0 ? QT_EXIT_USAGE : 0;
+  if (opt == ':')
+    return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
+  return qt_usage_error("unknown option '%s'", argv[optind - 1]);
+}
+
 quantal_open_options
 qt_recopts_get(const qt_recopts *ro)
 {

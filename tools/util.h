@@ -64,6 +64,12 @@ enum { QT_OPT_RATE = 1000, QT_OPT_UNITS, QT_OPT_SCALE, QT_OPT_FIRST_FREE };
 /* Handle one of the recording options; returns 0, or -1 after printing a
  * usage error. */
 int qt_recopts_parse(qt_recopts *ro, int opt, const char *arg);
+/* The end of every subcommand's option switch: --rate/--units/--scale
+ * into ro (when not NULL), else the usage error for a missing value
+ * (getopt's ':') or an unknown option. Returns 0 to go on, else the exit
+ * code (the error printed). */
+int qt_common_option(int opt, qt_recopts *ro, char **argv);
+
 /* Fill library open options from ro (pointers into ro). */
 quantal_open_options qt_recopts_get(const qt_recopts *ro);
 
