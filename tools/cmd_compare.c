@@ -7,6 +7,8 @@
 #include "progress.h"
 #include "util.h"
 
+#include "../src/internal.h" /* qtl_json_*, qtl_has_suffix */
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -37,7 +39,7 @@ static void
 usage(FILE *fp)
 {
   fprintf(fp,
-      "Usage: quantal compare [OPTION]... AMPLITUDES.tsv\n"
+      "Usage: quantal compare [OPTION]... AMPLITUDES.tsv|FIT.json\n"
       "       quantal compare --events DETECTED.tsv --truth TRUTH.tsv "
       "[OPTION]...\n"
       "Could these numbers have been recovered? Fit the amplitudes, then\n"
@@ -46,7 +48,8 @@ usage(FILE *fp)
       "coverage per parameter, a predictive check of the data against the\n"
       "simulations, and (--trials) how precision grows with stimuli.\n"
       "With --events/--truth: score a detector against ground truth.\n\n"
-      "Recovery (amplitude tables as for quantal fit):\n"
+      "Recovery (amplitude tables as for quantal fit, or the JSON result\n"
+      "of quantal fit --json, which names its tables, model and n_max):\n"
       "  --minis FILE         minis table, fitted jointly (same q)\n"
       "  --column NAME        amplitude column (first amplitude_<unit>)\n"
       "  --model M            poisson, binomial or betabinomial: the model\n"
@@ -294,6 +297,7 @@ typedef struct rec_cli {
   const char *amp_path, *minis_path, *column, *output, *plot;
   int model;            /* quantal_fit_model, or -1 = best by AIC */
   unsigned n_max;
+  int n_max_given;
   size_t replicates;
   size_t trials[32], n_trials_list;
   uint64_t seed;
@@ -734,6 +738,51 @@ done:
   return code;
 }
 
+/* A result of `quantal fit --json` names its inputs and settings: the
+ * same experiment is then re-analysed from them. Options given on the
+ * command line win over the file's. The strings point into *j. */
+static int
+from_fit_json(rec_cli *c, qtl_json **j)
+{
+  quantal_diag d;
+  quantal_status st = qtl_json_read_file(c->amp_path, j, &d);
+  const qtl_json *in;
+  const char *file, *col, *minis, *best;
+  double nmax;
+  if (st != QUANTAL_OK) {
+    qt_diag_error(&d, st);
+    return qt_exit_code(st);
+  }
+  in = qtl_json_get(*j, "input");
+  file = qtl_json_string(qtl_json_get(in, "file"));
+  if (file == NULL) {
+    qt_error("%s: not a result of quantal fit --json (no input.file)",
+             c->amp_path);
+    qtl_json_free(*j);
+    return QT_EXIT_IO;
+  }
+  col = qtl_json_string(qtl_json_get(in, "column"));
+  minis = qtl_json_string(qtl_json_get(in, "minis_file"));
+  best = qtl_json_string(qtl_json_get(*j, "best_model"));
+  nmax = qtl_json_number(qtl_json_path(*j, "settings.n_max"));
+  c->amp_path = file;
+  if (c->column == NULL)
+    c->column = col;
+  if (c->minis_path == NULL)
+    c->minis_path = minis;
+  if (c->model < 0 && best != NULL) {
+    if (strcmp(best, "poisson") == 0)
+      c->model = QUANTAL_FIT_POISSON;
+    else if (strcmp(best, "binomial") == 0)
+      c->model = QUANTAL_FIT_BINOMIAL;
+    else if (strcmp(best, "betabinomial") == 0)
+      c->model = QUANTAL_FIT_BETABINOMIAL;
+  }
+  if (!c->n_max_given && nmax >= 1 && nmax <= 2000)
+    c->n_max = (unsigned)nmax;
+  return 0;
+}
+
 int
 cmd_compare(int argc, char **argv)
 {
@@ -764,6 +813,7 @@ cmd_compare(int argc, char **argv)
   int json = 0, opt;
   long lv;
   rec_cli rc;
+  qtl_json *fitj = NULL;
 
   memset(&rc, 0, sizeof rc);
   rc.model = -1;
@@ -805,6 +855,7 @@ cmd_compare(int argc, char **argv)
       if (qt_parse_long("--n-max", optarg, 1, 2000, &lv) != 0)
         return QT_EXIT_USAGE;
       rc.n_max = (unsigned)lv;
+      rc.n_max_given = 1;
       break;
     case OPT_REPLICATES:
       if (qt_parse_long("--replicates", optarg, 1, 1000000, &lv) != 0)
@@ -866,5 +917,13 @@ cmd_compare(int argc, char **argv)
   rc.amp_path = argv[optind];
   rc.output = output;
   rc.json = json;
+  if (qtl_has_suffix(rc.amp_path, ".json")) {
+    int code = from_fit_json(&rc, &fitj);
+    if (code != 0)
+      return code;
+    code = recovery(&rc);
+    qtl_json_free(fitj);
+    return qt_finish_stdout(code);
+  }
   return qt_finish_stdout(recovery(&rc));
 }

@@ -47,4 +47,20 @@ expect_err "quantal: compare: --events and --truth go together
 Try 'quantal compare --help' for more information."
 run 2 "$q" compare --events det.tsv --truth truth.tsv --tolerance-ms -1
 expect_err_match "tolerance-ms: -1 is outside"
+# Recovery from a fit's JSON result (it names its tables and n_max).
+cp "$top_srcdir/data/amplitudes.tsv" "$top_srcdir/data/amplitudes.minis.tsv" .
+"$q" fit amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --json -o fit.json 2> /dev/null
+run 0 "$q" compare fit.json --replicates 4 --quiet
+expect_out_match '^quantal compare: amplitudes.tsv \(300 amplitudes, 309 minis\), model binomial$'
+expect_out_match '^4 simulated experiments of 300 trials, seed 1; 4 fits converged$'
+run 0 "$q" compare amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --replicates 4 --quiet --json -o direct.json
+run 0 "$q" compare fit.json --replicates 4 --quiet --json -o via.json
+checks=$((checks + 1))
+[ "$(grep -v '"input"' direct.json)" = "$(grep -v '"input"' via.json)" ] || fail "fit.json and the tables gave different results"
+echo '{"models": {}}' > notfit.json
+run 3 "$q" compare notfit.json
+expect_err "quantal: compare: notfit.json: not a result of quantal fit --json (no input.file)"
+echo '{"input": ' > broken.json
+run 3 "$q" compare broken.json
+expect_err_match '^quantal: compare: broken.json: not valid JSON: line 2: '
 finish
