@@ -460,7 +460,9 @@ cmd_detect(int argc, char **argv)
   quantal_recording_close(rec);
   free(wave);
   if (st != QUANTAL_OK) {
-    if (ferror(os.fp))
+    /* Ask the stream before closing it: after fclose it is gone. */
+    int write_failed = ferror(os.fp) != 0;
+    if (write_failed)
       qt_error("%s: write error", outpath);
     else
       qt_diag_error(&diag, st);
@@ -469,7 +471,7 @@ cmd_detect(int argc, char **argv)
     else
       qt_out_abort(&out);
     free(os.amps);
-    return qt_exit_code(st) == QT_EXIT_USAGE && !ferror(os.fp)
+    return qt_exit_code(st) == QT_EXIT_USAGE && !write_failed
                ? QT_EXIT_USAGE
                : qt_exit_code(st);
   }
