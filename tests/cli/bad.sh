@@ -83,6 +83,20 @@ for f in table-empty.tsv table-comments-only.tsv table-ragged.tsv \
 done
 name=
 
+# Figures, reports and summaries of unreadable inputs.
+if have plot && have report; then
+  printf 'onset_s\tpeak_s\tamplitude_mV\n0.1\t0.102\t0.5\n' > "$T/ev.tsv"
+  for f in empty.wav garbage.wav truncated-data.wav abf1-header-only.abf; do
+    p="$bad/$f"
+    try 3 "$p" "$q" plot detect "$p" "$T/ev.tsv" -o out.png
+    try "1 3" "$p" "$q" report "$p" -o outdir
+  done
+  try "1 3" "$bad/table-binary.tsv" "$q" plot fit "$bad/table-binary.tsv" -o out.png
+fi
+if have summarize; then
+  try 3 "$bad/garbage.wav" "$q" summarize "$bad/garbage.wav"
+fi
+
 # Amplitude tables that cannot be fitted: fit and compare refuse them
 # with a message naming the table (exit 1 for data that cannot be fitted,
 # 3 for a table that cannot be read or lacks its column).
