@@ -214,8 +214,7 @@ report_json(FILE *fp, const char *det, const char *truth, double tol_s,
   qt_json_string(fp, det);
   fprintf(fp, ", \"truth\": ");
   qt_json_string(fp, truth);
-  fprintf(fp, ", \"tolerance_ms\": ");
-  qt_json_number(fp, tol_s * 1e3);
+  qt_json_field(fp, "tolerance_ms", tol_s * 1e3);
   fprintf(fp, ", \"unit\": ");
   qt_json_string(fp, de->unit);
   fprintf(fp,
@@ -224,23 +223,17 @@ report_json(FILE *fp, const char *det, const char *truth, double tol_s,
           r->n_true, r->n_detected, r->true_positives, r->false_positives,
           r->false_negatives);
   qt_json_number(fp, r->precision);
-  fprintf(fp, ", \"recall\": ");
-  qt_json_number(fp, r->recall);
-  fprintf(fp, ", \"f1\": ");
-  qt_json_number(fp, r->f1);
+  qt_json_field(fp, "recall", r->recall);
+  qt_json_field(fp, "f1", r->f1);
   fprintf(fp, ",\n \"onset_error_mean_ms\": ");
   qt_json_number(fp, r->onset_error_mean_s * 1e3);
-  fprintf(fp, ", \"onset_error_sd_ms\": ");
-  qt_json_number(fp, r->onset_error_sd_s * 1e3);
-  fprintf(fp, ", \"onset_error_median_abs_ms\": ");
-  qt_json_number(fp, r->onset_error_median_abs_s * 1e3);
+  qt_json_field(fp, "onset_error_sd_ms", r->onset_error_sd_s * 1e3);
+  qt_json_field(fp, "onset_error_median_abs_ms", r->onset_error_median_abs_s * 1e3);
   fprintf(fp, ",\n \"amplitude_matches\": %zu, \"amplitude_error_mean\": ",
           r->n_amplitudes);
   qt_json_number(fp, r->amplitude_error_mean);
-  fprintf(fp, ", \"amplitude_error_rms\": ");
-  qt_json_number(fp, r->amplitude_error_rms);
-  fprintf(fp, ", \"amplitude_error_median_rel\": ");
-  qt_json_number(fp, r->amplitude_error_median_rel);
+  qt_json_field(fp, "amplitude_error_rms", r->amplitude_error_rms);
+  qt_json_field(fp, "amplitude_error_median_rel", r->amplitude_error_median_rel);
   fprintf(fp, "}\n");
 }
 
@@ -564,16 +557,11 @@ json_param(FILE *fp, const quantal_recovery_param *p)
 {
   fprintf(fp, "{\"truth\": ");
   qt_json_number(fp, p->truth);
-  fprintf(fp, ", \"mean\": ");
-  qt_json_number(fp, p->mean);
-  fprintf(fp, ", \"sd\": ");
-  qt_json_number(fp, p->sd);
-  fprintf(fp, ", \"bias\": ");
-  qt_json_number(fp, p->bias);
-  fprintf(fp, ", \"rmse\": ");
-  qt_json_number(fp, p->rmse);
-  fprintf(fp, ", \"coverage\": ");
-  qt_json_number(fp, p->coverage);
+  qt_json_field(fp, "mean", p->mean);
+  qt_json_field(fp, "sd", p->sd);
+  qt_json_field(fp, "bias", p->bias);
+  qt_json_field(fp, "rmse", p->rmse);
+  qt_json_field(fp, "coverage", p->coverage);
   fprintf(fp, ", \"estimates\": %zu, \"intervals\": %zu, \"covered\": %zu, "
               "\"unbounded\": %zu}",
           p->n_estimates, p->n_intervals, p->n_covered, p->n_unbounded);
@@ -614,12 +602,9 @@ report_recovery_json(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
     fprintf(fp, "%s\n  \"%s\": {\"data\": ", k ? "," : "",
             quantal_stat_name((quantal_stat)k));
     qt_json_number(fp, obs[k]);
-    fprintf(fp, ", \"sim_mean\": ");
-    qt_json_number(fp, m);
-    fprintf(fp, ", \"sim_sd\": ");
-    qt_json_number(fp, sd);
-    fprintf(fp, ", \"p\": ");
-    qt_json_number(fp, mc_p(obs[k], r, (int)k));
+    qt_json_field(fp, "sim_mean", m);
+    qt_json_field(fp, "sim_sd", sd);
+    qt_json_field(fp, "p", mc_p(obs[k], r, (int)k));
     fprintf(fp, "}");
   }
   fprintf(fp, "},\n \"design\": [");

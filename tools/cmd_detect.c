@@ -96,10 +96,8 @@ on_ready(const quantal_detect_summary *s, void *user)
                 "\"threshold_sd\": ",
             quantal_detect_method_name(s->method), pol_name(s->polarity));
     qt_json_number(fp, s->threshold);
-    fprintf(fp, ", \"rise_ms\": ");
-    qt_json_number(fp, s->rise_s * 1e3);
-    fprintf(fp, ", \"decay_ms\": ");
-    qt_json_number(fp, s->decay_s * 1e3);
+    qt_json_field(fp, "rise_ms", s->rise_s * 1e3);
+    qt_json_field(fp, "decay_ms", s->decay_s * 1e3);
     fprintf(fp, ", \"kinetics\": \"%s\", \"noise_sd\": ",
             st->o->waveform ? "template file"
             : s->refined    ? "refined"
@@ -142,22 +140,14 @@ on_event(const quantal_event *ev, void *user)
   if (st->json) {
     fprintf(fp, "%s\n  {\"onset_s\": ", st->n ? "," : "");
     qt_json_number(fp, ev->onset_s);
-    fprintf(fp, ", \"peak_s\": ");
-    qt_json_number(fp, ev->peak_s);
-    fprintf(fp, ", \"amplitude\": ");
-    qt_json_number(fp, ev->amplitude);
-    fprintf(fp, ", \"baseline\": ");
-    qt_json_number(fp, ev->baseline);
-    fprintf(fp, ", \"rise_10_90_ms\": ");
-    qt_json_number(fp, ev->rise_10_90_s * 1e3);
-    fprintf(fp, ", \"decay_tau_ms\": ");
-    qt_json_number(fp, ev->decay_tau_s * 1e3);
-    fprintf(fp, ", \"half_width_ms\": ");
-    qt_json_number(fp, ev->half_width_s * 1e3);
-    fprintf(fp, ", \"area_ms\": ");
-    qt_json_number(fp, ev->area * 1e3);
-    fprintf(fp, ", \"criterion\": ");
-    qt_json_number(fp, ev->criterion);
+    qt_json_field(fp, "peak_s", ev->peak_s);
+    qt_json_field(fp, "amplitude", ev->amplitude);
+    qt_json_field(fp, "baseline", ev->baseline);
+    qt_json_field(fp, "rise_10_90_ms", ev->rise_10_90_s * 1e3);
+    qt_json_field(fp, "decay_tau_ms", ev->decay_tau_s * 1e3);
+    qt_json_field(fp, "half_width_ms", ev->half_width_s * 1e3);
+    qt_json_field(fp, "area_ms", ev->area * 1e3);
+    qt_json_field(fp, "criterion", ev->criterion);
     fprintf(fp, ", \"overlap\": %d}", ev->overlap);
   } else {
     qt_event_tsv_row(fp, ev);

@@ -242,12 +242,9 @@ print_json(FILE *fp, const char *path, size_t ch, const char *unit,
               "\"polarity\": %d, \"template_peak\": ",
           n, s->n_failures, s->polarity);
   qt_json_number(fp, s->template_peak);
-  fprintf(fp, ", \"template_onset_ms\": ");
-  qt_json_number(fp, s->template_onset_s * 1e3);
-  fprintf(fp, ", \"template_peak_ms\": ");
-  qt_json_number(fp, s->template_peak_s * 1e3);
-  fprintf(fp, ", \"amplitude_sd\": ");
-  qt_json_number(fp, s->null_sd);
+  qt_json_field(fp, "template_onset_ms", s->template_onset_s * 1e3);
+  qt_json_field(fp, "template_peak_ms", s->template_peak_s * 1e3);
+  qt_json_field(fp, "amplitude_sd", s->null_sd);
   fprintf(fp, ", \"null_from_shams\": %s, \"shams\": %zu, \"z_crit\": ",
           s->null_from_shams ? "true" : "false", s->n_shams);
   qt_json_number(fp, s->z_crit);
@@ -256,20 +253,13 @@ print_json(FILE *fp, const char *path, size_t ch, const char *unit,
     fprintf(fp, "%s\n  {\"stimulus\": %zu, \"pulse\": %u, \"stim_s\": ",
             i ? "," : "", i + 1, pulse[i]);
     qt_json_number(fp, r[i].stim_s);
-    fprintf(fp, ", \"amplitude\": ");
-    qt_json_number(fp, r[i].amplitude);
-    fprintf(fp, ", \"latency_ms\": ");
-    qt_json_number(fp, r[i].latency_s * 1e3);
-    fprintf(fp, ", \"peak_ms\": ");
-    qt_json_number(fp, r[i].peak_latency_s * 1e3);
-    fprintf(fp, ", \"baseline\": ");
-    qt_json_number(fp, r[i].baseline);
-    fprintf(fp, ", \"noise_sd\": ");
-    qt_json_number(fp, r[i].noise_sd);
-    fprintf(fp, ", \"area_ms\": ");
-    qt_json_number(fp, r[i].area * 1e3);
-    fprintf(fp, ", \"z\": ");
-    qt_json_number(fp, r[i].z);
+    qt_json_field(fp, "amplitude", r[i].amplitude);
+    qt_json_field(fp, "latency_ms", r[i].latency_s * 1e3);
+    qt_json_field(fp, "peak_ms", r[i].peak_latency_s * 1e3);
+    qt_json_field(fp, "baseline", r[i].baseline);
+    qt_json_field(fp, "noise_sd", r[i].noise_sd);
+    qt_json_field(fp, "area_ms", r[i].area * 1e3);
+    qt_json_field(fp, "z", r[i].z);
     fprintf(fp, ", \"failure\": %s}", r[i].failure ? "true" : "false");
   }
   fprintf(fp, "\n]}\n");

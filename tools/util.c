@@ -458,6 +458,13 @@ qt_json_number(FILE *fp, double v)
 }
 
 void
+qt_json_field(FILE *fp, const char *key, double v)
+{
+  fprintf(fp, ", \"%s\": ", key);
+  qt_json_number(fp, v);
+}
+
+void
 qt_print_provenance(FILE *fp, int argc, char **argv)
 {
   int i;

@@ -115,6 +115,8 @@ int qt_split_commas(char *s, char **items, size_t max);
 void qt_json_string(FILE *fp, const char *s);
 /* JSON number, or null when not finite. */
 void qt_json_number(FILE *fp, double v);
+/* One more member of an open JSON object: `, "key": number`. */
+void qt_json_field(FILE *fp, const char *key, double v);
 
 /* Print a provenance comment block ("# quantal VERSION ...") */
 void qt_print_provenance(FILE *fp, int argc, char **argv);
