@@ -5,10 +5,13 @@
 #include "quantal.h"
 
 #include <criterion/criterion.h>
+#include <gsl/gsl_cdf.h>
 #include <gsl/gsl_errno.h>
+#include <gsl/gsl_multimin.h>
 #include <gsl/gsl_randist.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void
 setup(void)
@@ -276,6 +279,107 @@ Test(fit, binomial_recovers_m_and_q_seeded)
   cr_assert(fabs(b->par[QUANTAL_PAR_Q].value - 0.5) < 2.0 * se,
             "q = %g, SE %g", b->par[QUANTAL_PAR_Q].value, se);
   cr_assert(b->par[QUANTAL_PAR_N].lo <= 20 && b->par[QUANTAL_PAR_N].hi >= 20);
+  quantal_fit_result_free(r);
+  free(x);
+}
+
+/* Profile of q with every other parameter, n included, maximised: a
+ * Nelder-Mead search over (p, CV_q) at each n, sigma_0 held at its known
+ * value as in the fit. */
+typedef struct prof_q {
+  const double *x;
+  size_t nx;
+  unsigned n;
+  double q;
+} prof_q;
+
+static double
+neg_ll(const gsl_vector *v, void *arg)
+{
+  const prof_q *a = arg;
+  quantal_release_params rp;
+  double ll;
+  memset(&rp, 0, sizeof rp);
+  rp.model = QUANTAL_RELEASE_BINOMIAL;
+  rp.n = a->n;
+  rp.p = 1.0 / (1.0 + exp(-gsl_vector_get(v, 0)));
+  rp.q = a->q;
+  rp.cv_q = exp(gsl_vector_get(v, 1));
+  rp.noise_sd = 0.1;
+  if (quantal_fit_loglik(&rp, a->x, a->nx, NULL, 0, &ll, NULL) !=
+          QUANTAL_OK ||
+      !isfinite(ll))
+    return 1e300;
+  return -ll;
+}
+
+static double
+profile_q(const double *x, size_t nx, unsigned n_lo, unsigned n_hi, double q,
+          double m_hat)
+{
+  double best = -INFINITY;
+  unsigned n;
+  for (n = n_lo; n <= n_hi; n++) {
+    prof_q a = {x, nx, n, q};
+    gsl_multimin_function f = {neg_ll, 2, &a};
+    gsl_multimin_fminimizer *s =
+        gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, 2);
+    gsl_vector *v = gsl_vector_alloc(2), *step = gsl_vector_alloc(2);
+    double p0 = fmin(0.95, m_hat / n);
+    int it;
+    gsl_vector_set(v, 0, log(p0 / (1.0 - p0)));
+    gsl_vector_set(v, 1, log(0.25));
+    gsl_vector_set_all(step, 0.3);
+    gsl_multimin_fminimizer_set(s, &f, v, step);
+    for (it = 0; it < 500; it++)
+      if (gsl_multimin_fminimizer_iterate(s) != GSL_SUCCESS ||
+          gsl_multimin_test_size(gsl_multimin_fminimizer_size(s), 1e-7) ==
+              GSL_SUCCESS)
+        break;
+    if (-s->fval > best)
+      best = -s->fval;
+    gsl_multimin_fminimizer_free(s);
+    gsl_vector_free(v);
+    gsl_vector_free(step);
+  }
+  return best;
+}
+
+Test(fit, q_interval_profiles_over_n)
+{
+  /* p = 0.6, 300 trials: n is poorly determined and q moves with it. At each end of the 95 % interval of q, the likelihood
+   * maximised over everything else, n included, must sit at the Wilks
+   * threshold l_max - chi2_1(0.95) / 2: above it the interval is too
+   * narrow (what conditioning on n_hat gives), below it too wide. The
+   * tolerance is the search's stopping rule (root deviance within 1e-4,
+   * about 2e-4 in log-likelihood) plus the simplex's accuracy. */
+  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.6, 0, 300, 5);
+  quantal_fit_options o = quantal_fit_options_default();
+  quantal_fit_result *r = NULL;
+  const quantal_model_fit *b;
+  double thr, l;
+  unsigned nlo, nhi;
+  o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
+  o.n_max = 60;
+  o.noise_sd = 0.1;
+  cr_assert_eq(quantal_fit_run(x, 300, NULL, 0, &o, &r, NULL), QUANTAL_OK);
+  b = &r->model[QUANTAL_FIT_BINOMIAL];
+  cr_assert(b->fitted);
+  /* Here n has a lower bound only: the profile of n is flat up to
+   * n_max, and the search covers all of that. */
+  nlo = (unsigned)b->par[QUANTAL_PAR_N].lo;
+  nhi = isinf(b->par[QUANTAL_PAR_N].hi) ? o.n_max
+                                        : (unsigned)b->par[QUANTAL_PAR_N].hi;
+  cr_assert(nhi > nlo, "n interval %u..%u", nlo, nhi);
+  thr = b->loglik - 0.5 * gsl_cdf_chisq_Pinv(0.95, 1);
+  l = profile_q(x, 300, nlo, nhi, b->par[QUANTAL_PAR_Q].hi,
+                b->par[QUANTAL_PAR_M].value);
+  cr_assert(fabs(l - thr) < 0.01, "at q_hi %g: %.4f vs threshold %.4f",
+            b->par[QUANTAL_PAR_Q].hi, l, thr);
+  l = profile_q(x, 300, nlo, nhi, b->par[QUANTAL_PAR_Q].lo,
+                b->par[QUANTAL_PAR_M].value);
+  cr_assert(fabs(l - thr) < 0.01, "at q_lo %g: %.4f vs threshold %.4f",
+            b->par[QUANTAL_PAR_Q].lo, l, thr);
   quantal_fit_result_free(r);
   free(x);
 }
