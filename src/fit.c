@@ -335,12 +335,17 @@ gsl_df_num(const gsl_vector *v, void *params, gsl_vector *g)
 /* Damped Newton steps (Levenberg-Marquardt) on the objective, with the
  * Hessian from forward differences of the analytic gradient. The mixture
  * likelihood is badly conditioned (sigma_0 against sigma_q, m against q),
- * where BFGS needs hundreds of iterations; Newton needs a handful. */
+ * where BFGS needs hundreds of iterations; Newton needs a handful. (A
+ * Hessian carried between polishes and refined by BFGS updates was
+ * tried: three times the iterations and no faster, the flat directions
+ * at the edges of the parameter space being poorly learnt.) *gnorm
+ * receives the norm of the gradient at the result. */
 static double
-newton(fctx *c, double *t, int hold)
+newton(fctx *c, double *t, int hold, double *gnorm)
 {
   double f, g[NT], H[NT * NT], A[NT * NT], d[NT], lambda = 1e-3;
   int map[NT], dim = 0, i, j, it;
+  *gnorm = INFINITY;
   for (i = 0; i < NT; i++)
     if (c->active[i] && i != hold)
       map[dim++] = i;
@@ -348,10 +353,13 @@ newton(fctx *c, double *t, int hold)
   if (f >= BIG || dim == 0)
     return f;
   for (it = 0; it < 60; it++) {
-    double gmax = 0.0, tn[NT], fn = BIG, gn[NT];
+    double gmax = 0.0, gsq = 0.0, tn[NT], fn = BIG, gn[NT];
     int tries;
-    for (i = 0; i < dim; i++)
+    for (i = 0; i < dim; i++) {
       gmax = fmax(gmax, fabs(g[map[i]]));
+      gsq += g[map[i]] * g[map[i]];
+    }
+    *gnorm = sqrt(gsq);
     if (gmax < 1e-8)
       break;
     for (j = 0; j < dim; j++) {
@@ -412,6 +420,10 @@ newton(fctx *c, double *t, int hold)
     memcpy(t, tn, sizeof tn);
     memcpy(g, gn, sizeof gn);
     if (f - fn < 1e-15 * (1.0 + fabs(f))) {
+      double gs = 0.0;
+      for (i = 0; i < dim; i++)
+        gs += g[map[i]] * g[map[i]];
+      *gnorm = sqrt(gs);
       f = fn;
       break;
     }
@@ -449,8 +461,13 @@ polish(fctx *c, double *t, int hold)
     if (t[T_R1] > M_PI / 2.0 - 0.02)
       t[T_R1] = M_PI / 2.0 - 0.02;
   }
-  if (!gamma)
-    newton(c, t, hold);
+  if (!gamma) {
+    double gnorm;
+    best = newton(c, t, hold, &gnorm);
+    /* Converged by the same test the quasi-Newton stage applies: done. */
+    if (best < BIG && gnorm < 1e-6)
+      return best;
+  }
   memset(&gp, 0, sizeof gp);
   gp.c = c;
   memcpy(gp.t, t, sizeof gp.t);
@@ -757,26 +774,18 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     }
     return f;
   }
-  /* Three starts: the previous point, the maximum moved to its n, and
-   * the maximum itself. At fixed v the likelihood over n can have two
-   * modes (resolved quantal peaks at large n, a smooth fit at small n):
-   * a walk from the previous point alone stays on its own branch. */
+  /* Two starts: the previous point and the maximum itself. At fixed v
+   * the likelihood over n can have two modes (resolved quantal peaks at
+   * large n, a smooth fit at small n): a walk from the previous point
+   * alone stays on its own branch. */
   nb = c->n_cur;
   f = cond_at(c, tw, j, v, nb);
-  warm_start(c, c->t_hat, c->n_hat, nb, t2);
-  f2 = cond_at(c, t2, j, v, nb);
+  memcpy(t2, c->t_hat, sizeof t2);
+  f2 = cond_at(c, t2, j, v, c->n_hat);
   if (f2 > f) {
     f = f2;
+    nb = c->n_hat;
     memcpy(tw, t2, sizeof t2);
-  }
-  if (nb != c->n_hat) {
-    memcpy(t2, c->t_hat, sizeof t2);
-    f2 = cond_at(c, t2, j, v, c->n_hat);
-    if (f2 > f) {
-      f = f2;
-      nb = c->n_hat;
-      memcpy(tw, t2, sizeof t2);
-    }
   }
   for (dir = 1; dir >= -1; dir -= 2) {
     int moved = 0;
