@@ -247,6 +247,82 @@ bad:
   return BIG;
 }
 
+/* The analytic Hessian is there for Gaussian components with Poisson,
+ * binomial or free release (model.c); elsewhere Newton differences the
+ * gradient. */
+static int
+has_hessian(const fctx *c)
+{
+  return c->mix.shape != QUANTAL_QSHAPE_GAMMA &&
+         c->mix.release != QTL_REL_BETABIN;
+}
+
+/* Objective, its gradient and its Hessian (NT x NT, row-major) in t, by
+ * the chain rule from the analytic ones in theta = (m or p, q, sigma_0^2,
+ * sigma_q^2): H_t = J' H_theta J + diag(theta'' g_theta). One evaluation
+ * replaces the dim + 1 of a differenced Hessian. */
+static double
+objective_h(fctx *c, const double *t, double *g, double *H)
+{
+  qtl_lik_out o;
+  quantal_status st;
+  double d1[NT], d2[NT], r2 = 2.0 * c->sref * c->sref;
+  int th[NT], i, j;
+  for (j = 0; j < NT; j++)
+    if (!isfinite(t[j]) || fabs(t[j]) > 700.0)
+      return BIG;
+  unpack(c, t);
+  if (c->mix.release == QTL_REL_POISSON && c->mix.m > 4.0 * c->nmax + 50.0)
+    return BIG;
+  c->nevals++;
+  st = qtl_mix_loglik(&c->mix, c->x, c->nx, c->y, c->ny, c->ws,
+                      QTL_LIK_HESS, &o);
+  if (st == QUANTAL_ENOMEM)
+    c->err = st;
+  if (st != QUANTAL_OK || !isfinite(o.loglik))
+    return BIG;
+  for (j = 0; j < NT; j++) {
+    th[j] = -1;
+    d1[j] = d2[j] = 0.0;
+  }
+  if (c->mix.release == QTL_REL_POISSON) {
+    th[T_R1] = QTL_TH_REL;
+    d1[T_R1] = d2[T_R1] = c->mix.m;
+  } else if (c->mix.release == QTL_REL_BINOMIAL) {
+    th[T_R1] = QTL_TH_REL;
+    d1[T_R1] = (1.0 - 2.0 * P_EPS) * sin(2.0 * t[T_R1]);
+    d2[T_R1] = 2.0 * (1.0 - 2.0 * P_EPS) * cos(2.0 * t[T_R1]);
+  }
+  th[T_LQ] = QTL_TH_Q;
+  d1[T_LQ] = d2[T_LQ] = c->mix.q;
+  th[T_LSQ] = QTL_TH_VQ;
+  d1[T_LSQ] = r2 * t[T_LSQ];
+  d2[T_LSQ] = r2;
+  if (!(c->fixed_s0 > 0.0)) {
+    th[T_LS0] = QTL_TH_V0;
+    d1[T_LS0] = r2 * t[T_LS0];
+    d2[T_LS0] = r2;
+  }
+  for (i = 0; i < NT; i++) {
+    g[i] = th[i] < 0 ? 0.0 : -c->scale * d1[i] * o.g_th[th[i]];
+    for (j = 0; j < NT; j++) {
+      double v = 0.0;
+      if (th[i] >= 0 && th[j] >= 0) {
+        v = d1[i] * d1[j] * o.h_th[th[i]][th[j]];
+        if (i == j)
+          v += d2[i] * o.g_th[th[i]];
+      }
+      H[i * NT + j] = -c->scale * v;
+    }
+    if (!isfinite(g[i]))
+      return BIG;
+  }
+  for (i = 0; i < NT * NT; i++)
+    if (!isfinite(H[i]))
+      return BIG;
+  return -o.loglik * c->scale;
+}
+
 /* GSL adaptors over the active coordinates; the full vector lives in
  * the params block so inactive (fixed) coordinates keep their value. */
 typedef struct gsl_par {
@@ -335,21 +411,24 @@ gsl_df_num(const gsl_vector *v, void *params, gsl_vector *g)
 /* Damped Newton steps (Levenberg-Marquardt) on the objective, with the
  * Hessian from forward differences of the analytic gradient. The mixture
  * likelihood is badly conditioned (sigma_0 against sigma_q, m against q),
- * where BFGS needs hundreds of iterations; Newton needs a handful. (A
- * Hessian carried between polishes and refined by BFGS updates was
- * tried: three times the iterations and no faster, the flat directions
- * at the edges of the parameter space being poorly learnt.) *gnorm
- * receives the norm of the gradient at the result. */
+ * where BFGS needs hundreds of iterations; Newton needs a handful. The
+ * Hessian is analytic where model.c has it (objective_h), else forward
+ * differences of the gradient. (A Hessian carried between polishes and
+ * refined by BFGS updates was tried instead of the differences: three
+ * times the iterations and no faster, the flat directions at the edges
+ * of the parameter space being poorly learnt.) *gnorm receives the norm
+ * of the gradient at the result. */
 static double
 newton(fctx *c, double *t, int hold, double *gnorm)
 {
   double f, g[NT], H[NT * NT], A[NT * NT], d[NT], lambda = 1e-3;
-  int map[NT], dim = 0, i, j, it;
+  double Hf[NT * NT], Hn[NT * NT];
+  int map[NT], dim = 0, i, j, it, ah = has_hessian(c);
   *gnorm = INFINITY;
   for (i = 0; i < NT; i++)
     if (c->active[i] && i != hold)
       map[dim++] = i;
-  f = objective(c, t, g);
+  f = ah ? objective_h(c, t, g, Hf) : objective(c, t, g);
   if (f >= BIG || dim == 0)
     return f;
   for (it = 0; it < 60; it++) {
@@ -362,19 +441,25 @@ newton(fctx *c, double *t, int hold, double *gnorm)
     *gnorm = sqrt(gsq);
     if (gmax < 1e-8)
       break;
-    for (j = 0; j < dim; j++) {
-      double th[NT], gh[NT], h = 1e-6 * (1.0 + fabs(t[map[j]]));
-      memcpy(th, t, sizeof th);
-      th[map[j]] += h;
-      if (objective(c, th, gh) >= BIG)
-        return f;
+    if (ah) {
       for (i = 0; i < dim; i++)
-        H[i * dim + j] = (gh[map[i]] - g[map[i]]) / h;
+        for (j = 0; j < dim; j++)
+          H[i * dim + j] = Hf[map[i] * NT + map[j]];
+    } else {
+      for (j = 0; j < dim; j++) {
+        double th[NT], gh[NT], h = 1e-6 * (1.0 + fabs(t[map[j]]));
+        memcpy(th, t, sizeof th);
+        th[map[j]] += h;
+        if (objective(c, th, gh) >= BIG)
+          return f;
+        for (i = 0; i < dim; i++)
+          H[i * dim + j] = (gh[map[i]] - g[map[i]]) / h;
+      }
+      for (i = 0; i < dim; i++)
+        for (j = 0; j < i; j++)
+          H[i * dim + j] = H[j * dim + i] =
+              0.5 * (H[i * dim + j] + H[j * dim + i]);
     }
-    for (i = 0; i < dim; i++)
-      for (j = 0; j < i; j++)
-        H[i * dim + j] = H[j * dim + i] =
-            0.5 * (H[i * dim + j] + H[j * dim + i]);
     for (tries = 0; tries < 16; tries++) {
       gsl_matrix_view Av;
       gsl_vector_view bv, dv;
@@ -408,7 +493,7 @@ newton(fctx *c, double *t, int hold, double *gnorm)
         memcpy(tn, t, sizeof tn);
         for (i = 0; i < dim; i++)
           tn[map[i]] += d[i];
-        fn = objective(c, tn, gn);
+        fn = ah ? objective_h(c, tn, gn, Hn) : objective(c, tn, gn);
         if (fn <= f)
           break;
       }
@@ -419,6 +504,8 @@ newton(fctx *c, double *t, int hold, double *gnorm)
     lambda = fmax(lambda * 0.1, 1e-9);
     memcpy(t, tn, sizeof tn);
     memcpy(g, gn, sizeof gn);
+    if (ah)
+      memcpy(Hf, Hn, sizeof Hn);
     if (f - fn < 1e-15 * (1.0 + fabs(f))) {
       double gs = 0.0;
       for (i = 0; i < dim; i++)

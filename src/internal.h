@@ -111,7 +111,11 @@ typedef struct qtl_lik_ws {
   double *lgam;                                        /* ln k!, kcap+1 */
 } qtl_lik_ws;
 
-enum { QTL_LIK_GRAD = 1, QTL_LIK_EM = 2 };
+/* QTL_LIK_HESS (Gaussian components; Poisson, binomial or free release)
+ * adds the gradient and Hessian in theta = (release: m or p, q,
+ * sigma_0^2, sigma_q^2); implies QTL_LIK_GRAD. */
+enum { QTL_LIK_GRAD = 1, QTL_LIK_EM = 2, QTL_LIK_HESS = 4 };
+enum { QTL_TH_REL = 0, QTL_TH_Q = 1, QTL_TH_V0 = 2, QTL_TH_VQ = 3, QTL_NTH = 4 };
 
 /* Log-likelihood and, on request, its gradient in q, sigma_0, sigma_q
  * (ws->rk[k] then holds the responsibilities summed over points, from
@@ -121,6 +125,7 @@ typedef struct qtl_lik_out {
   unsigned kmax;
   double d_q, d_sigma0, d_sigma_q;
   double em_r, em_rk, em_rk2, em_e2, em_ke2, em_b;
+  double g_th[QTL_NTH], h_th[QTL_NTH][QTL_NTH]; /* QTL_LIK_HESS */
 } qtl_lik_out;
 
 qtl_lik_ws *qtl_lik_ws_alloc(void);

@@ -297,7 +297,12 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
   double g_q = 0.0, g_v0 = 0.0, g_vq = 0.0;
   double e_r = 0.0, e_rk = 0.0, e_rk2 = 0.0, e_e2 = 0.0, e_ke2 = 0.0;
   double e_b = 0.0;
-  int grad = (flags & QTL_LIK_GRAD) != 0, em = (flags & QTL_LIK_EM) != 0;
+  int hess = (flags & QTL_LIK_HESS) != 0;
+  int grad = hess || (flags & QTL_LIK_GRAD) != 0, em = (flags & QTL_LIK_EM) != 0;
+  /* Hessian: the release derivative of log P(k) is linear in k,
+   * a_k = ra k + rb, and so is its second derivative, rc k + rd. */
+  double ra = 0.0, rb = 0.0, rc = 0.0, rd = 0.0, H[QTL_NTH][QTL_NTH];
+  double GT[QTL_NTH];
   int gamma = mix->shape == QUANTAL_QSHAPE_GAMMA;
   size_t i;
 
@@ -309,6 +314,25 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
     return st;
   component_consts(mix, ws, K);
   k0 = mix->release == QTL_REL_FREE ? mix->k_first : 0;
+  if (hess) {
+    if (mix->shape == QUANTAL_QSHAPE_GAMMA || mix->release == QTL_REL_BETABIN)
+      return QUANTAL_EINVAL;
+    memset(H, 0, sizeof H);
+    memset(GT, 0, sizeof GT);
+    if (mix->release == QTL_REL_POISSON) {
+      /* log P = k log m - m - log k!: a = k / m - 1, a' = -k / m^2. */
+      ra = 1.0 / mix->m;
+      rb = -1.0;
+      rc = -1.0 / (mix->m * mix->m);
+    } else if (mix->release == QTL_REL_BINOMIAL) {
+      /* a = k / p - (n - k) / (1 - p), a' = -k / p^2 - (n - k) / (1 - p)^2. */
+      double p = mix->p, u = 1.0 - p;
+      ra = 1.0 / p + 1.0 / u;
+      rb = -(double)mix->n / u;
+      rc = -1.0 / (p * p) + 1.0 / (u * u);
+      rd = -(double)mix->n / (u * u);
+    }
+  }
   for (k = 0; k <= K; k++) {
     if (ws->logp[k] > lpmax)
       lpmax = ws->logp[k];
@@ -386,6 +410,11 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
       double inv = 1.0 / sum, a_q = 0.0, a_v0 = 0.0, a_vq = 0.0;
       double b_r = 0.0, b_rk = 0.0, b_rk2 = 0.0, b_e2 = 0.0, b_ke2 = 0.0,
              b_b = 0.0;
+      /* Hessian sums: e k, e k^2, e k g and e (d2 L + g g') over the
+       * three width-and-size coordinates g = (q, v0, vq). */
+      double h_k = 0.0, h_k2 = 0.0, h_kg[3] = {0.0, 0.0, 0.0};
+      double h_qq = 0.0, h_q0 = 0.0, h_qv = 0.0, h_00 = 0.0, h_0v = 0.0,
+             h_vv = 0.0;
       for (k = (unsigned)lo; k <= (unsigned)hi; k++) {
         double e = ws->lbuf[k], kd = (double)k;
         double d = xi - ws->mu[k], iv = 2.0 * ws->h[k];
@@ -395,6 +424,24 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
           a_q += e * d * kd * iv;
           a_v0 += gv;
           a_vq += gv * kd;
+        }
+        if (hess) {
+          double gq = kd * d * iv, G = 0.5 * (d * d * iv * iv - iv);
+          double Hv = 0.5 * iv * iv - d * d * iv * iv * iv;
+          double qq = -kd * kd * iv + gq * gq;
+          double q0 = -kd * d * iv * iv + gq * G;
+          double v00 = Hv + G * G;
+          h_k += e * kd;
+          h_k2 += e * kd * kd;
+          h_kg[0] += e * kd * gq;
+          h_kg[1] += e * kd * G;
+          h_kg[2] += e * kd * kd * G;
+          h_qq += e * qq;
+          h_q0 += e * q0;
+          h_qv += e * kd * q0;
+          h_00 += e * v00;
+          h_0v += e * kd * v00;
+          h_vv += e * kd * kd * v00;
         }
         if (em) {
           b_r += e;
@@ -408,6 +455,32 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
       g_q += a_q * inv;
       g_v0 += a_v0 * inv;
       g_vq += a_vq * inv;
+      if (hess) {
+        /* Per point: E[d2 L + g g'] - E[g] E[g]' over the softmax
+         * weights, with the release entry a_k = ra k + rb. */
+        double gb[QTL_NTH], E2[QTL_NTH][QTL_NTH], mk = h_k * inv;
+        int u, w;
+        gb[QTL_TH_REL] = ra * mk + rb;
+        gb[QTL_TH_Q] = a_q * inv;
+        gb[QTL_TH_V0] = a_v0 * inv;
+        gb[QTL_TH_VQ] = a_vq * inv;
+        E2[0][0] = ra * ra * h_k2 * inv + 2.0 * ra * rb * mk + rb * rb +
+                   rc * mk + rd;
+        E2[0][1] = ra * h_kg[0] * inv + rb * gb[QTL_TH_Q];
+        E2[0][2] = ra * h_kg[1] * inv + rb * gb[QTL_TH_V0];
+        E2[0][3] = ra * h_kg[2] * inv + rb * gb[QTL_TH_VQ];
+        E2[1][1] = h_qq * inv;
+        E2[1][2] = h_q0 * inv;
+        E2[1][3] = h_qv * inv;
+        E2[2][2] = h_00 * inv;
+        E2[2][3] = h_0v * inv;
+        E2[3][3] = h_vv * inv;
+        for (u = 0; u < QTL_NTH; u++) {
+          GT[u] += gb[u];
+          for (w = u; w < QTL_NTH; w++)
+            H[u][w] += E2[u][w] - gb[u] * gb[w];
+        }
+      }
       if (em) {
         e_r += b_r * inv;
         e_rk += b_rk * inv;
@@ -438,6 +511,19 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
         g_q += d / v;
         g_v0 += gv;
         g_vq += gv;
+        if (hess) {
+          /* One component (k = 1), no release term. */
+          double iv = 1.0 / v, Hv = 0.5 * iv * iv - d * d * iv * iv * iv;
+          GT[QTL_TH_Q] += d * iv;
+          GT[QTL_TH_V0] += gv;
+          GT[QTL_TH_VQ] += gv;
+          H[1][1] += -iv;
+          H[1][2] += -d * iv * iv;
+          H[1][3] += -d * iv * iv;
+          H[2][2] += Hv;
+          H[2][3] += Hv;
+          H[3][3] += Hv;
+        }
       }
       if (em)
         e_b += 1.0 / v;
@@ -458,6 +544,20 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
   out->em_e2 = e_e2;
   out->em_ke2 = e_ke2;
   out->em_b = e_b;
+  if (hess) {
+    int u, w;
+    for (u = 0; u < QTL_NTH; u++) {
+      out->g_th[u] = GT[u];
+      for (w = u; w < QTL_NTH; w++)
+        out->h_th[u][w] = out->h_th[w][u] = H[u][w];
+    }
+    if (mix->release == QTL_REL_FREE) {
+      /* No release coordinate. */
+      for (u = 0; u < QTL_NTH; u++)
+        out->h_th[0][u] = out->h_th[u][0] = 0.0;
+      out->g_th[0] = 0.0;
+    }
+  }
   return QUANTAL_OK;
 }
 

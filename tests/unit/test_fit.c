@@ -221,6 +221,87 @@ Test(fit, gradient_matches_finite_differences)
   free(x);
 }
 
+/* theta = (release, q, sigma_0^2, sigma_q^2) of a mixture. */
+static void
+set_theta(qtl_mix *m, int j, double v)
+{
+  switch (j) {
+  case QTL_TH_REL:
+    if (m->release == QTL_REL_POISSON)
+      m->m = v;
+    else
+      m->p = v;
+    break;
+  case QTL_TH_Q: m->q = v; break;
+  case QTL_TH_V0: m->sigma0 = sqrt(v); break;
+  default: m->sigma_q = sqrt(v); break;
+  }
+}
+
+static double
+get_theta(const qtl_mix *m, int j)
+{
+  switch (j) {
+  case QTL_TH_REL: return m->release == QTL_REL_POISSON ? m->m : m->p;
+  case QTL_TH_Q: return m->q;
+  case QTL_TH_V0: return m->sigma0 * m->sigma0;
+  default: return m->sigma_q * m->sigma_q;
+  }
+}
+
+static void
+check_hessian(qtl_mix *m, const double *x, size_t nx, const double *mini,
+              size_t nm)
+{
+  /* The analytic gradient against central differences of the
+   * log-likelihood, and the analytic Hessian against central differences
+   * of the analytic gradient. Step h relative to each coordinate: the
+   * O(h^2) truncation and the rounding (1e-16 |l| / h) are both far below
+   * the 1e-5 relative tolerance. */
+  qtl_lik_ws *ws = qtl_lik_ws_alloc();
+  qtl_lik_out o, o1, o2;
+  int j, i;
+  cr_assert_eq(qtl_mix_loglik(m, x, nx, mini, nm, ws, QTL_LIK_HESS, &o),
+               QUANTAL_OK);
+  for (j = 0; j < QTL_NTH; j++) {
+    qtl_mix a = *m, b = *m;
+    double t = get_theta(m, j), h = 1e-5 * t;
+    set_theta(&a, j, t + h);
+    set_theta(&b, j, t - h);
+    cr_assert_eq(qtl_mix_loglik(&a, x, nx, mini, nm, ws, QTL_LIK_HESS, &o1),
+                 QUANTAL_OK);
+    cr_assert_eq(qtl_mix_loglik(&b, x, nx, mini, nm, ws, QTL_LIK_HESS, &o2),
+                 QUANTAL_OK);
+    cr_assert_float_eq(o.g_th[j], (o1.loglik - o2.loglik) / (2 * h),
+                       1e-5 * (1.0 + fabs(o.g_th[j])), "gradient %d", j);
+    for (i = 0; i < QTL_NTH; i++) {
+      double fd = (o1.g_th[i] - o2.g_th[i]) / (2 * h);
+      cr_assert_float_eq(o.h_th[i][j], fd, 1e-5 * (1.0 + fabs(fd)),
+                         "hessian %d %d: %g vs %g", i, j, o.h_th[i][j], fd);
+    }
+  }
+  qtl_lik_ws_free(ws);
+}
+
+Test(fit, hessian_matches_finite_differences)
+{
+  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.3, 0, 200, 5);
+  double mini[5] = {0.45, 0.5, 0.61, 0.38, 0.52};
+  qtl_mix m;
+  memset(&m, 0, sizeof m);
+  m.release = QTL_REL_BINOMIAL;
+  m.n = 20;
+  m.p = 0.27;
+  m.q = 0.52;
+  m.sigma_q = 0.11;
+  m.sigma0 = 0.13;
+  check_hessian(&m, x, 200, mini, 5);
+  m.release = QTL_REL_POISSON;
+  m.m = 5.5;
+  check_hessian(&m, x, 200, NULL, 0);
+  free(x);
+}
+
 Test(fit, global_maximum_against_grid)
 {
   /* Small case: Poisson with sigma_0 fixed; the fitted log-likelihood
