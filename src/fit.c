@@ -417,11 +417,15 @@ gsl_df_num(const gsl_vector *v, void *params, gsl_vector *g)
  * refined by BFGS updates was tried instead of the differences: three
  * times the iterations and no faster, the flat directions at the edges
  * of the parameter space being poorly learnt.) *gnorm receives the norm
- * of the gradient at the result. */
+ * of the gradient at the result, 0 when the predicted gain of a further
+ * step is negligible, -1 when the search was abandoned: fstop is a value
+ * of the objective the caller needs beaten, and once the quadratic model
+ * says the minimum lies well above it there is no point in converging
+ * (the n walk of the profile, most of whose probes lose). */
 static double
-newton(fctx *c, double *t, int hold, double *gnorm)
+newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
 {
-  double f, g[NT], H[NT * NT], A[NT * NT], d[NT], lambda = 1e-3;
+  double f, g[NT], H[NT * NT], A[NT * NT], d[NT], lambda = 1e-8;
   double Hf[NT * NT], Hn[NT * NT];
   int map[NT], dim = 0, i, j, it, ah = has_hessian(c);
   *gnorm = INFINITY;
@@ -484,7 +488,26 @@ newton(fctx *c, double *t, int hold, double *gnorm)
                                        &dv.vector) == GSL_SUCCESS;
       }
       if (ok) {
-        double step = 0.0;
+        double step = 0.0, pnext = 0.0;
+        for (i = 0; i < dim; i++) {
+          double hd = 0.0;
+          for (j = 0; j < dim; j++)
+            hd += H[i * dim + j] * d[j];
+          pnext -= g[map[i]] * d[i] + 0.5 * d[i] * hd;
+        }
+        /* Converged: the next step would gain under 1e-10 in total
+         * log-likelihood (the objective is per point). */
+        if (lambda < 1e-6 && pnext >= 0.0 && pnext < 1e-10 * c->scale) {
+          *gnorm = 0.0;
+          canonical(c, t);
+          return f;
+        }
+        /* Abandon a search that cannot reach fstop: after two steps the
+         * quadratic model is good to a small factor; ten is the margin. */
+        if (it >= 2 && fstop < BIG && pnext >= 0.0 && f - 10.0 * pnext > fstop) {
+          *gnorm = -1.0;
+          return f;
+        }
         for (i = 0; i < dim; i++)
           step = fmax(step, fabs(d[i]));
         /* Trust region of 2 transformed units per step. */
@@ -496,12 +519,36 @@ newton(fctx *c, double *t, int hold, double *gnorm)
         fn = ah ? objective_h(c, tn, gn, Hn) : objective(c, tn, gn);
         if (fn <= f)
           break;
+        /* A step that was tried and failed cost an evaluation: damp
+         * hard. */
+        lambda = lambda < 1e-4 ? 1e-3 : lambda * 10.0;
+      } else {
+        /* Not positive definite: raising the damping is free. */
+        lambda = lambda < 1e-7 ? 1e-7 : lambda * 10.0;
       }
-      lambda = lambda < 1e-6 ? 1e-3 : lambda * 10.0;
     }
     if (!(fn <= f))
       break;
-    lambda = fmax(lambda * 0.1, 1e-9);
+    {
+      /* Madsen & Nielsen's update of the damping from the ratio of the
+       * actual to the predicted decrease: a good quadratic model goes
+       * straight back to Newton steps (the old divide-by-ten took five
+       * iterations of near-gradient steps to get there). */
+      double pred = 0.0, rho;
+      for (i = 0; i < dim; i++) {
+        double hd = 0.0;
+        for (j = 0; j < dim; j++)
+          hd += H[i * dim + j] * d[j];
+        pred -= g[map[i]] * d[i] + 0.5 * d[i] * hd;
+      }
+      rho = pred > 0.0 ? (f - fn) / pred : 0.0;
+      if (rho > 0.0) {
+        double u = 2.0 * rho - 1.0;
+        lambda *= fmax(1.0 / 3.0, 1.0 - u * u * u);
+      } else
+        lambda *= 0.1;
+      lambda = fmax(lambda, 1e-12);
+    }
     memcpy(t, tn, sizeof tn);
     memcpy(g, gn, sizeof gn);
     if (ah)
@@ -520,10 +567,40 @@ newton(fctx *c, double *t, int hold, double *gnorm)
   return f;
 }
 
+/* The even map sigma = sref sqrt(t^2 + eps) makes a width of 0 a
+ * stationary point in t, where Newton stops even when the likelihood
+ * rises inside (seen: sigma_0 stuck at 0 at one n of a profile, which
+ * blocked the walk over n and narrowed the interval of q). A width at the
+ * edge is tested by the sign of the gradient just inside, the
+ * Kuhn-Tucker condition on sigma^2 >= 0, and when moving in helps, Newton
+ * is restarted from inside. */
+static double
+edge_kick(fctx *c, double *t, int hold, double f)
+{
+  static const int w[2] = {T_LS0, T_LSQ};
+  int i;
+  for (i = 0; i < 2; i++) {
+    double t2[NT], g2[NT], f2, gn;
+    if (!c->active[w[i]] || w[i] == hold || fabs(t[w[i]]) >= 0.01)
+      continue;
+    memcpy(t2, t, sizeof t2);
+    t2[w[i]] = 0.02;
+    if (objective(c, t2, g2) >= BIG || !(g2[w[i]] < 0.0))
+      continue;
+    t2[w[i]] = 0.1;
+    f2 = newton(c, t2, hold, &gn, BIG);
+    if (f2 < f) {
+      f = f2;
+      memcpy(t, t2, sizeof t2);
+    }
+  }
+  return f;
+}
+
 /* Quasi-Newton polish of t (in place) over the active coordinates, all
  * but `hold` (-1: none). Returns the objective, BIG on failure. */
 static double
-polish(fctx *c, double *t, int hold)
+polish_to(fctx *c, double *t, int hold, double fstop)
 {
   const gsl_multimin_fdfminimizer_type *T =
       gsl_multimin_fdfminimizer_vector_bfgs2;
@@ -550,8 +627,11 @@ polish(fctx *c, double *t, int hold)
   }
   if (!gamma) {
     double gnorm;
-    best = newton(c, t, hold, &gnorm);
-    /* Converged by the same test the quasi-Newton stage applies: done. */
+    best = newton(c, t, hold, &gnorm, fstop);
+    if (best < BIG && gnorm >= 0.0)
+      best = edge_kick(c, t, hold, best);
+    /* Converged by the same test the quasi-Newton stage applies (or
+     * abandoned as unable to reach fstop): done. */
     if (best < BIG && gnorm < 1e-6)
       return best;
   }
@@ -607,6 +687,12 @@ polish(fctx *c, double *t, int hold)
   gsl_vector_free(v);
   gsl_multimin_fdfminimizer_free(s);
   return best;
+}
+
+static double
+polish(fctx *c, double *t, int hold)
+{
+  return polish_to(c, t, hold, BIG);
 }
 
 /* Generalised EM steps (Stricker & Redman 1994): responsibilities of the
@@ -819,7 +905,7 @@ static void warm_start(const fctx *c, const double *from, unsigned n_from,
  * held as p = m / n), the others maximised from t (updated). Returns
  * loglik, -INFINITY where the held value is impossible at this n. */
 static double
-cond_at(fctx *c, double *t, int j, double v, unsigned n)
+cond_at(fctx *c, double *t, int j, double v, unsigned n, double llneed)
 {
   double f;
   int h = j;
@@ -832,7 +918,7 @@ cond_at(fctx *c, double *t, int j, double v, unsigned n)
     v = t_of_p(p);
   }
   t[h] = v;
-  f = polish(c, t, h);
+  f = polish_to(c, t, h, isfinite(llneed) ? -llneed * c->scale : BIG);
   return f >= BIG ? -INFINITY : -f / c->scale;
 }
 
@@ -853,8 +939,8 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
      * maximum itself (safe when the previous point strayed onto another
      * branch or to the edge of the parameter space). */
     memcpy(t2, that, sizeof t2);
-    f = cond_at(c, tw, j, v, c->mix.n);
-    f2 = cond_at(c, t2, j, v, c->mix.n);
+    f = cond_at(c, tw, j, v, c->mix.n, -INFINITY);
+    f2 = cond_at(c, t2, j, v, c->mix.n, -INFINITY);
     if (f2 > f) {
       f = f2;
       memcpy(tw, t2, sizeof t2);
@@ -866,9 +952,9 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
    * large n, a smooth fit at small n): a walk from the previous point
    * alone stays on its own branch. */
   nb = c->n_cur;
-  f = cond_at(c, tw, j, v, nb);
+  f = cond_at(c, tw, j, v, nb, -INFINITY);
   memcpy(t2, c->t_hat, sizeof t2);
-  f2 = cond_at(c, t2, j, v, c->n_hat);
+  f2 = cond_at(c, t2, j, v, c->n_hat, -INFINITY);
   if (f2 > f) {
     f = f2;
     nb = c->n_hat;
@@ -879,7 +965,7 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     for (n = nb + dir; n >= 1 && n <= c->nmax; n += dir) {
       double l;
       warm_start(c, tw, nb, n, t2);
-      l = cond_at(c, t2, j, v, n);
+      l = cond_at(c, t2, j, v, n, -INFINITY);
       if (!(l > f))
         break;
       f = l;
@@ -935,8 +1021,9 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
    * its first step is sized like that of log q (m q is the mean). */
   double c0 = j == J_M ? log(c->n_hat * p_of(that[T_R1])) : that[j];
   double z = sqrt(2.0 * delta), se = se_guess(c, that, j == J_M ? T_LQ : j);
-  double tw[NT], a = c0, ra, b, rb, ll, reach = 12.0, edge;
-  int it, side = 0;
+  double tw[NT], tin[NT], a = c0, ra, b, rb, ll, reach = 12.0, edge, end;
+  unsigned nin;
+  int it, side = 0, round;
   int bounded = j == T_R2 || j == T_LSQ || j == T_LS0 ||
                 (j == T_R1 && c->mix.release != QTL_REL_POISSON);
   /* A Poisson mean far beyond n_max quanta per trial is outside the range
@@ -968,55 +1055,103 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
   /* that may be the solution at another n than the maximum (ll0 below
    * llmax): the search starts from its root deviance. */
   ra = ll0 >= llmax ? 0.0 : sqrt(2.0 * (llmax - ll0));
-  memcpy(tw, that, sizeof tw);
+  /* Every profile point starts from the solution at the last point found
+   * inside the interval (tin, at n = nin): an outside point may have been
+   * reached on a worse branch of a multimodal likelihood, and continuing
+   * from it would carry the error along. */
+  memcpy(tin, that, sizeof tin);
+  nin = c->n_cur;
   /* A flat direction gives a huge se: the first step is at most 1 in the
    * transformed scale (a factor e). */
   b = c0 + dir * fmin(fmin(z * se, 1.0), reach);
-  /* Bracket: step outward until the root deviance passes z. */
-  for (it = 0;; it++) {
+  for (round = 0;; round++) {
+    /* Bracket: step outward until the root deviance passes z. */
+    for (it = 0;; it++) {
+      memcpy(tw, tin, sizeof tw);
+      c->n_cur = nin;
+      ll = profile_at(c, tw, that, j, b);
+      rb = ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll));
+      if (!isfinite(ll))
+        rb = 1e3;
+      if (rb >= z)
+        break;
+      memcpy(tin, tw, sizeof tin);
+      nin = c->n_cur;
+      /* 12 units of a log scale is a factor 1.6e5: beyond it the
+       * interval is open on that side. */
+      if (it >= 8 || fabs(b - c0) >= reach * (1.0 - 1e-12))
+        return edge;
+      /* Next trial from the near-linearity of the root deviance in a
+       * well-parametrised coordinate: r = z about z / rb times as far,
+       * with a margin, at least twice and at most eight times as far (a
+       * fixed doubling-plus-half overshot by radians and sent the n walk
+       * of the binomial profile to n_max). */
+      {
+        double w = fabs(b - c0), fac = rb > 1e-3 ? 1.3 * z / rb : 8.0;
+        fac = fmin(fmax(fac, 2.0), 8.0);
+        a = b;
+        ra = rb;
+        b = c0 + dir * fmin(fmax(w * fac, 1e-3), reach);
+      }
+    }
+    /* Illinois iterations on r(v) - z between a (below) and b (above). */
+    side = 0;
+    for (it = 0; it < 30; it++) {
+      double v, rv, fa = ra - z, fb = rb - z;
+      if (fabs(b - a) < 1e-5 * (1.0 + fabs(a)))
+        break;
+      v = b - fb * (b - a) / (fb - fa);
+      if (!(v > fmin(a, b) && v < fmax(a, b)))
+        v = 0.5 * (a + b);
+      memcpy(tw, tin, sizeof tw);
+      c->n_cur = nin;
+      ll = profile_at(c, tw, that, j, v);
+      rv = !isfinite(ll) ? 1e3
+                         : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
+      if (rv < z) {
+        memcpy(tin, tw, sizeof tin);
+        nin = c->n_cur;
+      }
+      if (fabs(rv - z) < 1e-4) {
+        a = b = v;
+        break;
+      }
+      if (rv < z) {
+        a = v;
+        ra = rv;
+        if (side == -1)
+          rb = z + 0.5 * (rb - z);
+        side = -1;
+      } else {
+        b = v;
+        rb = rv;
+        if (side == 1)
+          ra = z + 0.5 * (ra - z);
+        side = 1;
+      }
+    }
+    end = 0.5 * (a + b);
+    if (round >= 3)
+      break;
+    /* Check: a point just outside the end, from the inside solution. If
+     * it is inside after all, an outside point of the bracket was on a
+     * worse branch: bracket again from there. */
+    b = end + dir * fmax(1e-3 * (1.0 + fabs(end)), 0.02 * fabs(end - c0));
+    if (dir * (b - c0) > reach)
+      break;
+    memcpy(tw, tin, sizeof tw);
+    c->n_cur = nin;
     ll = profile_at(c, tw, that, j, b);
-    rb = ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll));
-    if (!isfinite(ll))
-      rb = 1e3;
+    rb = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
     if (rb >= z)
       break;
-    /* 12 units of a log scale is a factor 1.6e5: beyond it the interval
-     * is open on that side. */
-    if (it >= 8 || fabs(b - c0) >= reach * (1.0 - 1e-12))
-      return edge;
+    memcpy(tin, tw, sizeof tin);
+    nin = c->n_cur;
     a = b;
     ra = rb;
-    b = c0 + dir * fmin(fabs(b - c0) * 2.0 + 0.5, reach);
+    b = c0 + dir * fmin(fabs(b - c0) * 1.5, reach);
   }
-  /* Illinois iterations on r(v) - z between a (below) and b (above). */
-  for (it = 0; it < 30; it++) {
-    double v, rv, fa = ra - z, fb = rb - z;
-    if (fabs(b - a) < 1e-5 * (1.0 + fabs(a)))
-      break;
-    v = b - fb * (b - a) / (fb - fa);
-    if (!(v > fmin(a, b) && v < fmax(a, b)))
-      v = 0.5 * (a + b);
-    ll = profile_at(c, tw, that, j, v);
-    rv = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
-    if (fabs(rv - z) < 1e-4) {
-      a = b = v;
-      break;
-    }
-    if (rv < z) {
-      a = v;
-      ra = rv;
-      if (side == -1)
-        rb = z + 0.5 * (rb - z);
-      side = -1;
-    } else {
-      b = v;
-      rb = rv;
-      if (side == 1)
-        ra = z + 0.5 * (ra - z);
-      side = 1;
-    }
-  }
-  return 0.5 * (a + b);
+  return end;
 }
 
 /* Natural-scale value of transformed coordinate j. */
