@@ -6,6 +6,7 @@
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_sf_gamma.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -100,7 +101,9 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
   if (cap <= ws->kcap)
     return QUANTAL_OK;
   cap = cap < 64 ? 64 : cap + cap / 2;
-  blk = malloc(9 * cap * sizeof *blk);
+  /* Eight arrays of cap and lbuf of 4 cap (four points per component in
+   * the vector loop). */
+  blk = malloc(12 * cap * sizeof *blk);
   lg = malloc((cap + 1) * sizeof *lg);
   if (blk == NULL || lg == NULL) {
     free(blk);
@@ -114,10 +117,10 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
   ws->h = blk + 2 * cap;
   ws->mu = blk + 3 * cap;
   ws->v = blk + 4 * cap;
-  ws->lbuf = blk + 5 * cap;
-  ws->rk = blk + 6 * cap;
-  ws->ga = blk + 7 * cap;
-  ws->gc = blk + 8 * cap;
+  ws->rk = blk + 5 * cap;
+  ws->ga = blk + 6 * cap;
+  ws->gc = blk + 7 * cap;
+  ws->lbuf = blk + 8 * cap;
   ws->lgam = lg;
   /* lgam[k] = ln k!, from gsl_sf_lnfact (thread-safe, unlike lgamma's
    * signgam). */
@@ -155,7 +158,8 @@ qtl_mix_logpmf(const qtl_mix *mix, qtl_lik_ws *ws, unsigned *kmax_out)
    * optimiser exploring a flat direction): refuse rather than allocate. */
   if (K > 100000)
     return QUANTAL_ERANGE;
-  st = ws_reserve(ws, K);
+  /* Three components of padding for the four-wide loops. */
+  st = ws_reserve(ws, K + 3);
   if (st != QUANTAL_OK)
     return st;
   lp = ws->logp;
@@ -241,6 +245,316 @@ comp_log(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned k, double x,
     return ws->c[k] - d * d * ws->h[k];
   }
 }
+
+
+/* ---- four points at a time --------------------------------------------
+ *
+ * The sum over points for Gaussian components without EM sums (what every
+ * Newton step asks for) runs over four points at once, one point per lane
+ * of a GCC vector, compiled for AVX2 with FMA (x86-64-v3) and chosen at
+ * run time (__builtin_cpu_supports); elsewhere the scalar loop below
+ * runs. Each component k of the union of the four windows is one step of
+ * the loop, so per-point work (window, log, Hessian assembly) is
+ * vectorised too and no horizontal sums are needed. Points arrive sorted
+ * (fit.c sorts them), so the four windows nearly coincide. Each lane's
+ * terms are taken relative to its term at k = round(x / q), a term of the
+ * sum (so the sum is at least 1) and, the terms being log-concave in k
+ * near there, close to the largest; exp's argument is clamped to
+ * [-700, 700]. exp is a degree-12 Taylor series after the ln 2 reduction
+ * (Estrin's scheme), without a table and so without gathers. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define QTL_V4 1
+#endif
+
+#ifdef QTL_V4
+#if !defined(__clang__)
+/* Every function taking or returning the 32-byte vectors is inlined into
+ * the AVX2 one: GCC's note on their ABI without AVX does not apply. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+typedef double v4d __attribute__((vector_size(32)));
+typedef long long v4l __attribute__((vector_size(32)));
+#define V4_INLINE static inline __attribute__((always_inline))
+#define V4_TARGET __attribute__((target("avx2,fma")))
+
+V4_INLINE v4d
+v4_set1(double a)
+{
+  v4d v = {a, a, a, a};
+  return v;
+}
+
+V4_INLINE v4d
+v4_sel(v4l m, v4d a, v4d b)
+{
+  return (v4d)(((v4l)a & m) | ((v4l)b & ~m));
+}
+
+V4_INLINE v4d
+v4_clamp(v4d a, double lo, double hi)
+{
+  a = v4_sel(a < lo, v4_set1(lo), a);
+  return v4_sel(a > hi, v4_set1(hi), a);
+}
+
+V4_INLINE double
+v4_hsum(v4d a)
+{
+  return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
+/* exp(d), -700 <= d <= 700, lane by lane. */
+V4_INLINE v4d
+v4_exp(v4d d)
+{
+  const v4d shift = v4_set1(6755399441055744.0); /* 1.5 * 2^52 */
+  v4d ks = d * 1.4426950408889634 + shift, kd = ks - shift, r, p;
+  /* The integer n sits in the low bits of ks: no conversion instruction
+   * (AVX2 has none from double to int64). */
+  v4l n = (v4l)ks - (v4l)shift;
+  r = (d - kd * 0x1.62e42feep-1) - kd * 0x1.a39ef35793c76p-33;
+  {
+    v4d r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    v4d q0 = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0));
+    v4d q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) +
+             r2 * (1.0 / 720.0 + r * (1.0 / 5040.0));
+    v4d q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) +
+             r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0));
+    p = (q0 + r4 * q1) + r8 * (q2 + r4 * (1.0 / 479001600.0));
+  }
+  n = (n + 1023) << 52;
+  return p * (v4d)n;
+}
+
+/* Four points x[0..3] (lanes past nlane repeat the last point and are
+ * dropped), components lo..hi. Adds the log-likelihood of the real lanes
+ * to *ll, their gradient and Hessian sums to g, GT, H (as lanes, summed
+ * by the caller), their responsibilities to ws->rk. Returns 0 when a lane
+ * has zero density, -1 when a lane's largest term falls below bound and
+ * the window was restricted (redo over every component), else 1. */
+V4_INLINE int
+v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
+        unsigned hi, int restricted, double bound, int grad, int hess,
+        const double *rel, v4d *ll, v4d *g, v4d *GT, v4d *H)
+{
+  const double *A = ws->ga, *mu = ws->mu, *h = ws->h;
+  double *eb = ws->lbuf;
+  v4d z = v4_set1(0.0), ref = z, vmax;
+  v4d s, aq, a0, av, hk, hk2, hkg0, hkg1, hkg2, hqq, hq0, hqv, h00, h0v, hvv;
+  unsigned k;
+  int j, pass;
+  /* Reference: each lane's largest term among the five components
+   * nearest x / q, or over the window when those are all -inf (free
+   * weights of 0). */
+  for (j = 0; j < 4; j++) {
+    double kr = floor(vx[j] / mix->q + 0.5), best = -INFINITY;
+    long kc = kr <= (double)lo ? (long)lo : (kr >= (double)hi ? (long)hi : (long)kr),
+         a = kc - 2 < (long)lo ? (long)lo : kc - 2,
+         b = kc + 2 > (long)hi ? (long)hi : kc + 2, kk;
+    for (kk = a; kk <= b; kk++) {
+      double d = vx[j] - mu[kk], l = A[kk] - d * d * h[kk];
+      best = l > best ? l : best;
+    }
+    if (!(best > -INFINITY))
+      for (kk = lo; kk <= (long)hi; kk++) {
+        double d = vx[j] - mu[kk], l = A[kk] - d * d * h[kk];
+        best = l > best ? l : best;
+      }
+    ref[j] = best;
+  }
+  for (pass = 0;; pass++) {
+    int redo = 0;
+    vmax = v4_set1(-INFINITY);
+    s = aq = a0 = av = hk = hk2 = hkg0 = hkg1 = hkg2 = z;
+    hqq = hq0 = hqv = h00 = h0v = hvv = z;
+    for (k = lo; k <= hi; k++) {
+      v4d d = vx - mu[k], l = A[k] - d * d * h[k], e;
+      vmax = v4_sel(l > vmax, l, vmax);
+      e = v4_exp(v4_clamp(l - ref, -700.0, 700.0));
+      memcpy(eb + 4 * (size_t)(k - lo), &e, sizeof e);
+      s += e;
+      if (grad) {
+        double kd = (double)k, iv = 2.0 * h[k];
+        v4d G = 0.5 * (d * d * (iv * iv) - iv), eG = e * G;
+        v4d gq = (kd * iv) * d;
+        aq += e * gq;
+        a0 += eG;
+        av += eG * kd;
+        if (hess) {
+          v4d Hv = 0.5 * (iv * iv) - d * d * (iv * iv * iv);
+          v4d q0 = gq * G - (kd * iv * iv) * d, v00 = Hv + G * G;
+          v4d ek = e * kd;
+          hk += ek;
+          hk2 += ek * kd;
+          hkg0 += ek * gq;
+          hkg1 += ek * G;
+          hkg2 += (ek * kd) * G;
+          hqq += e * (gq * gq - kd * kd * iv);
+          hq0 += e * q0;
+          hqv += ek * q0;
+          h00 += e * v00;
+          h0v += ek * v00;
+          hvv += (ek * kd) * v00;
+        }
+      }
+    }
+    for (j = 0; j < nlane; j++) {
+      if (!(vmax[j] > -INFINITY))
+        return 0;
+      if (restricted && !(vmax[j] >= bound))
+        return -1;
+      /* A term far above the reference would have been clamped: once
+       * more with the largest terms as reference. */
+      if (vmax[j] - ref[j] > 600.0)
+        redo = 1;
+    }
+    if (!redo || pass > 0)
+      break;
+    ref = vmax;
+  }
+  {
+    v4d inv = 1.0 / s, lf = z, m = z;
+    for (j = 0; j < 4; j++) {
+      lf[j] = ref[j] + log(s[j]);
+      m[j] = j < nlane ? 1.0 : 0.0;
+    }
+    *ll += lf * m;
+    if (!grad)
+      return 1;
+    inv *= m; /* dropped lanes contribute nothing */
+    for (k = lo; k <= hi; k++) {
+      v4d e;
+      memcpy(&e, eb + 4 * (size_t)(k - lo), sizeof e);
+      ws->rk[k] += v4_hsum(e * inv);
+    }
+    g[0] += aq * inv;
+    g[1] += a0 * inv;
+    g[2] += av * inv;
+    if (hess) {
+      /* Per lane: E[d2 L + g g'] - E[g] E[g]' over the softmax weights,
+       * the release entry a_k = rel[0] k + rel[1], its derivative
+       * rel[2] k + rel[3]. */
+      v4d gb[QTL_NTH], E2[10], mk = hk * inv;
+      double ra = rel[0], rb = rel[1];
+      int u, w, t = 0;
+      gb[QTL_TH_REL] = (ra * mk + rb) * m;
+      gb[QTL_TH_Q] = aq * inv;
+      gb[QTL_TH_V0] = a0 * inv;
+      gb[QTL_TH_VQ] = av * inv;
+      E2[0] = (ra * ra * hk2 * inv + 2.0 * ra * rb * mk + rb * rb +
+               rel[2] * mk + rel[3]) * m;
+      E2[1] = ra * hkg0 * inv + rb * gb[QTL_TH_Q];
+      E2[2] = ra * hkg1 * inv + rb * gb[QTL_TH_V0];
+      E2[3] = ra * hkg2 * inv + rb * gb[QTL_TH_VQ];
+      E2[4] = hqq * inv;
+      E2[5] = hq0 * inv;
+      E2[6] = hqv * inv;
+      E2[7] = h00 * inv;
+      E2[8] = h0v * inv;
+      E2[9] = hvv * inv;
+      for (u = 0; u < QTL_NTH; u++) {
+        GT[u] += gb[u];
+        for (w = u; w < QTL_NTH; w++, t++)
+          H[t] += E2[t] - gb[u] * gb[w];
+      }
+    }
+  }
+  return 1;
+}
+
+/* The k range where (x - k q)^2 <= 2 T v_k, v_k = s0^2 + k sq^2 (see
+ * phi_window), as whole numbers clipped to [lo, hi]; empty: lo > hi. */
+V4_INLINE void
+v4_window(double x, double q, double s02, double sq2, long plo, long phi_,
+          long *lo, long *hi)
+{
+  double a = q * q, b = -(2.0 * x * q + 2.0 * WINDOW_T * sq2),
+         c = x * x - 2.0 * WINDOW_T * s02, disc = b * b - 4.0 * a * c;
+  long l = plo, u = phi_;
+  if (disc < 0.0) {
+    *lo = 1;
+    *hi = 0;
+    return;
+  }
+  disc = sqrt(disc);
+  {
+    double ka = (-b - disc) / (2.0 * a), kb = (-b + disc) / (2.0 * a);
+    if (ka > (double)l)
+      l = ka > (double)u ? u + 1 : (long)ceil(ka);
+    if (kb < (double)u)
+      u = kb < (double)l ? l - 1 : (long)floor(kb);
+  }
+  *lo = l;
+  *hi = u;
+}
+
+/* The sum over points. Returns the log-likelihood (-INFINITY when a point
+ * has zero density) and adds to g (d/dq, d/dv0, d/dvq), H and GT;
+ * ws->rk receives the responsibilities when grad is set. ws->lbuf must
+ * hold 4 (K + 1) values. */
+V4_TARGET static double
+v4_points(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
+          unsigned K, unsigned k0, unsigned plo, unsigned phi_, double bound,
+          int grad, int hess, const double *rel, double *g,
+          double H[QTL_NTH][QTL_NTH], double *GT)
+{
+  double s02 = mix->sigma0 * mix->sigma0, sq2 = mix->sigma_q * mix->sigma_q;
+  v4d z = v4_set1(0.0), ll = z, vg[3] = {z, z, z}, vGT[QTL_NTH] = {z, z, z, z},
+      vH[10] = {z, z, z, z, z, z, z, z, z, z};
+  size_t i;
+  int u, w, t;
+  for (i = 0; i < nx; i += 4) {
+    int nl = nx - i < 4 ? (int)(nx - i) : 4, j, r;
+    long lo = LONG_MAX, hi = LONG_MIN;
+    v4d vx;
+    for (j = 0; j < 4; j++) {
+      long a, b;
+      vx[j] = x[i + (j < nl ? j : nl - 1)];
+      v4_window(vx[j], mix->q, s02, sq2, plo, phi_, &a, &b);
+      if (a > b) {
+        /* Empty window: the whole range. */
+        a = k0;
+        b = K;
+      }
+      lo = a < lo ? a : lo;
+      hi = b > hi ? b : hi;
+    }
+    r = v4_quad(mix, ws, vx, nl, (unsigned)lo, (unsigned)hi,
+                lo > (long)k0 || hi < (long)K, bound, grad, hess, rel, &ll,
+                vg, vGT, vH);
+    if (r < 0)
+      r = v4_quad(mix, ws, vx, nl, k0, K, 0, bound, grad, hess, rel, &ll, vg,
+                  vGT, vH);
+    if (r == 0)
+      return -INFINITY;
+  }
+  for (u = 0; u < 3; u++)
+    g[u] += v4_hsum(vg[u]);
+  for (u = 0, t = 0; u < QTL_NTH; u++) {
+    GT[u] += v4_hsum(vGT[u]);
+    for (w = u; w < QTL_NTH; w++, t++)
+      H[u][w] += v4_hsum(vH[t]);
+  }
+  return v4_hsum(ll);
+}
+
+static int v4_ok;
+
+static void
+v4_init(void)
+{
+  __builtin_cpu_init();
+  v4_ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+static int
+v4_usable(void)
+{
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, v4_init);
+  return v4_ok;
+}
+#endif /* QTL_V4 */
 
 /* The k range where (x - k q)^2 <= 2 T v_k, v_k = s0^2 + k sq^2: the roots
  * of q^2 k^2 - (2 x q + 2 T sq^2) k + x^2 - 2 T s0^2 = 0. */
@@ -338,6 +652,8 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
       lpmax = ws->logp[k];
     ws->rk[k] = 0.0;
   }
+  for (k = K + 1; k <= K + 3; k++)
+    ws->rk[k] = 0.0;
   /* The release window: components with log P(k) within WINDOW_T of the
    * mode. */
   for (plo = k0; plo < K && ws->logp[plo] < lpmax - WINDOW_T; plo++)
@@ -356,9 +672,32 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
   }
   /* Gaussian terms: log P(k) + log normalising constant, once per call
    * rather than once per point and component. */
-  if (!gamma)
+  if (!gamma) {
     for (k = 0; k <= K; k++)
       ws->ga[k] = ws->logp[k] + ws->c[k];
+    /* Padding for the four-wide loops: terms of 0, derivatives of 0. */
+    for (k = K + 1; k <= K + 3; k++) {
+      ws->ga[k] = -INFINITY;
+      ws->mu[k] = 0.0;
+      ws->h[k] = 0.0;
+    }
+  }
+#ifdef QTL_V4
+  if (!gamma && !em && v4_usable()) {
+    double rel[4] = {ra, rb, rc, rd}, gg[3] = {0.0, 0.0, 0.0};
+    ll = v4_points(mix, ws, x, nx, K, k0, plo, phi_,
+                   lpmax + cmax - WINDOW_T + GUARD + log((double)K + 1.0),
+                   grad, hess, rel, gg, H, GT);
+    if (!(ll > -INFINITY)) {
+      out->loglik = -INFINITY;
+      return QUANTAL_OK;
+    }
+    g_q = gg[0];
+    g_v0 = gg[1];
+    g_vq = gg[2];
+    nx = 0; /* done: skip the general loop below */
+  }
+#endif
   for (i = 0; i < nx; i++) {
     double xi = x[i], logx = gamma && xi > 0.0 ? log(xi) : 0.0;
     double lmax = -INFINITY, sum = 0.0, lf;
