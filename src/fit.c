@@ -144,6 +144,25 @@ buf_reserve(fctx *c, size_t k)
   return QUANTAL_OK;
 }
 
+/* Unpack t into the mixture for an evaluation; 0 where t is not a point
+ * worth evaluating. */
+static int
+set_point(fctx *c, const double *t)
+{
+  int j;
+  for (j = 0; j < NT; j++)
+    if (!isfinite(t[j]) || fabs(t[j]) > 700.0)
+      return 0;
+  unpack(c, t);
+  /* The models considered have at most a few times n_max quanta per
+   * trial; a Poisson mean beyond that is an optimiser lost in the flat
+   * Gaussian limit (q -> 0), and costly to evaluate. */
+  if (c->mix.release == QTL_REL_POISSON && c->mix.m > 4.0 * c->nmax + 50.0)
+    return 0;
+  c->nevals++;
+  return 1;
+}
+
 /* Objective -loglik * scale and its gradient in t (all NT coordinates;
  * inactive ones are ignored by the callers). Returns BIG where the
  * likelihood is zero or the parameters overflow. */
@@ -154,16 +173,8 @@ objective(fctx *c, const double *t, double *g)
   quantal_status st;
   unsigned K, k;
   int j;
-  for (j = 0; j < NT; j++)
-    if (!isfinite(t[j]) || fabs(t[j]) > 700.0)
-      goto bad;
-  unpack(c, t);
-  /* The models considered have at most a few times n_max quanta per
-   * trial; a Poisson mean beyond that is an optimiser lost in the flat
-   * Gaussian limit (q -> 0), and costly to evaluate. */
-  if (c->mix.release == QTL_REL_POISSON && c->mix.m > 4.0 * c->nmax + 50.0)
+  if (!set_point(c, t))
     goto bad;
-  c->nevals++;
   st = qtl_mix_loglik(&c->mix, c->x, c->nx, c->y, c->ny, c->ws,
                       g ? QTL_LIK_GRAD : 0, &o);
   if (st == QUANTAL_ENOMEM) {
@@ -268,13 +279,8 @@ objective_h(fctx *c, const double *t, double *g, double *H)
   quantal_status st;
   double d1[NT], d2[NT], r2 = 2.0 * c->sref * c->sref;
   int th[NT], i, j;
-  for (j = 0; j < NT; j++)
-    if (!isfinite(t[j]) || fabs(t[j]) > 700.0)
-      return BIG;
-  unpack(c, t);
-  if (c->mix.release == QTL_REL_POISSON && c->mix.m > 4.0 * c->nmax + 50.0)
+  if (!set_point(c, t))
     return BIG;
-  c->nevals++;
   st = qtl_mix_loglik(&c->mix, c->x, c->nx, c->y, c->ny, c->ws,
                       QTL_LIK_HESS, &o);
   if (st == QUANTAL_ENOMEM)

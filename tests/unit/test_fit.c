@@ -180,14 +180,11 @@ Test(fit, large_n_no_overflow)
   cr_assert(isfinite(ll));
 }
 
-Test(fit, gradient_matches_finite_differences)
+/* A binomial mixture near, not at, the parameters of simulate(). */
+static qtl_mix
+test_mix(void)
 {
-  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.3, 0, 200, 5);
-  double mini[5] = {0.45, 0.5, 0.61, 0.38, 0.52};
-  qtl_mix m, a, b;
-  qtl_lik_ws *ws = qtl_lik_ws_alloc();
-  qtl_lik_out o, o1, o2;
-  double h = 1e-6, g;
+  qtl_mix m;
   memset(&m, 0, sizeof m);
   m.release = QTL_REL_BINOMIAL;
   m.n = 20;
@@ -195,6 +192,17 @@ Test(fit, gradient_matches_finite_differences)
   m.q = 0.52;
   m.sigma_q = 0.11;
   m.sigma0 = 0.13;
+  return m;
+}
+
+Test(fit, gradient_matches_finite_differences)
+{
+  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.3, 0, 200, 5);
+  double mini[5] = {0.45, 0.5, 0.61, 0.38, 0.52};
+  qtl_mix m = test_mix(), a, b;
+  qtl_lik_ws *ws = qtl_lik_ws_alloc();
+  qtl_lik_out o, o1, o2;
+  double h = 1e-6, g;
   cr_assert_eq(qtl_mix_loglik(&m, x, 200, mini, 5, ws, QTL_LIK_GRAD, &o),
                QUANTAL_OK);
 #define FD(field, out)                                                      \
@@ -287,14 +295,7 @@ Test(fit, hessian_matches_finite_differences)
 {
   double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.3, 0, 200, 5);
   double mini[5] = {0.45, 0.5, 0.61, 0.38, 0.52};
-  qtl_mix m;
-  memset(&m, 0, sizeof m);
-  m.release = QTL_REL_BINOMIAL;
-  m.n = 20;
-  m.p = 0.27;
-  m.q = 0.52;
-  m.sigma_q = 0.11;
-  m.sigma0 = 0.13;
+  qtl_mix m = test_mix();
   check_hessian(&m, x, 200, mini, 5);
   m.release = QTL_REL_POISSON;
   m.m = 5.5;
