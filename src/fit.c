@@ -1104,7 +1104,7 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
     side = 0;
     for (it = 0; it < 30; it++) {
       double v, rv, fa = ra - z, fb = rb - z;
-      if (fabs(b - a) < 1e-5 * (1.0 + fabs(a)))
+      if (fabs(b - a) < 1e-4 * (1.0 + fabs(a)))
         break;
       v = b - fb * (b - a) / (fb - fa);
       if (!(v > fmin(a, b) && v < fmax(a, b)))
@@ -1118,7 +1118,7 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
         memcpy(tin, tw, sizeof tin);
         nin = c->n_cur;
       }
-      if (fabs(rv - z) < 1e-4) {
+      if (fabs(rv - z) < 1e-3) {
         a = b = v;
         break;
       }
