@@ -451,9 +451,16 @@ qt_json_string(FILE *fp, const char *s)
 void
 qt_json_number(FILE *fp, double v)
 {
-  if (isfinite(v))
-    fprintf(fp, "%.10g", v);
-  else
+  /* The shortest of 15 or 17 significant digits that reads back as the
+   * same double: scripts comparing log-likelihoods to 1e-6 need all of
+   * them, while 0.1 stays 0.1. */
+  if (isfinite(v)) {
+    char b[40];
+    snprintf(b, sizeof b, "%.15g", v);
+    if (strtod(b, NULL) != v)
+      snprintf(b, sizeof b, "%.17g", v);
+    fputs(b, fp);
+  } else
     fputs("null", fp);
 }
 
