@@ -267,15 +267,12 @@ comp_log(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned k, double x,
 #endif
 
 #ifdef QTL_V4
-#if !defined(__clang__)
-/* Every function taking or returning the 32-byte vectors is inlined into
- * the AVX2 one: GCC's note on their ABI without AVX does not apply. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 typedef double v4d __attribute__((vector_size(32)));
 typedef long long v4l __attribute__((vector_size(32)));
-#define V4_INLINE static inline __attribute__((always_inline))
 #define V4_TARGET __attribute__((target("avx2,fma")))
+/* The helpers carry the target too: clang refuses AVX vectors across a
+ * call into code without it, even when inlined. */
+#define V4_INLINE static inline __attribute__((always_inline)) V4_TARGET
 
 V4_INLINE v4d
 v4_set1(double a)
