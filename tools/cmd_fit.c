@@ -30,6 +30,7 @@ enum {
   OPT_MPFA,
   OPT_BINS,
   OPT_NO_CI,
+  OPT_GROUP,
   OPT_PLOT,
   OPT_QUIET
 };
@@ -65,6 +66,8 @@ usage(FILE *fp)
           "  --threads N         bootstrap threads (0 = all cores)\n"
           "  --no-ci             skip the profile-likelihood intervals\n"
           "  --mpfa TABLE        variance-mean analysis of conditions\n"
+          "  --group-by COLUMN   fit each value of COLUMN separately (the\n"
+          "                      minis too when their table has it)\n"
           "  --bins FILE         observed/expected counts of the best model\n"
           "  --json              JSON instead of the TSV table\n"
           "  -o, --output FILE   write the result to FILE (default: stdout)\n"
@@ -94,6 +97,38 @@ cmp_d(const void *a, const void *b)
 {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
+}
+
+/* Median of the positive values of the noise_sd_<unit> column over the
+ * rows listed (all when rows is NULL); NaN without the column. */
+static double
+noise_median(const quantal_table *t, const char *unit, const size_t *rows,
+             size_t n)
+{
+  char nn[160];
+  long jn;
+  double *tmp, med = NAN;
+  const double *nv;
+  size_t i, m = 0;
+  snprintf(nn, sizeof nn, "noise_sd_%s", unit);
+  jn = quantal_table_find(t, nn);
+  if (jn < 0 || n == 0)
+    return NAN;
+  tmp = malloc(n * sizeof *tmp);
+  if (tmp == NULL)
+    return NAN;
+  nv = quantal_table_column(t, (size_t)jn);
+  for (i = 0; i < n; i++) {
+    double v = nv[rows ? rows[i] : i];
+    if (isfinite(v) && v > 0.0)
+      tmp[m++] = v;
+  }
+  if (m > 0) {
+    qsort(tmp, m, sizeof *tmp, cmp_d);
+    med = m % 2 ? tmp[m / 2] : 0.5 * (tmp[m / 2 - 1] + tmp[m / 2]);
+  }
+  free(tmp);
+  return med;
 }
 
 /* Read path and pick the amplitude column (given name or the first
@@ -148,28 +183,7 @@ read_column(const char *path, const char *want, column *c)
   }
   c->n = rows;
   /* sigma_0 information: the median per-trial baseline noise. */
-  {
-    char nn[160];
-    long jn;
-    snprintf(nn, sizeof nn, "noise_sd_%s", c->unit);
-    jn = quantal_table_find(c->t, nn);
-    if (jn >= 0 && rows > 0) {
-      double *tmp = malloc(rows * sizeof *tmp);
-      const double *nv = quantal_table_column(c->t, (size_t)jn);
-      size_t m = 0;
-      if (tmp) {
-        for (i = 0; i < rows; i++)
-          if (isfinite(nv[i]) && nv[i] > 0.0)
-            tmp[m++] = nv[i];
-        if (m > 0) {
-          qsort(tmp, m, sizeof *tmp, cmp_d);
-          c->noise_median = m % 2 ? tmp[m / 2]
-                                  : 0.5 * (tmp[m / 2 - 1] + tmp[m / 2]);
-        }
-        free(tmp);
-      }
-    }
-  }
+  c->noise_median = noise_median(c->t, c->unit, NULL, rows);
   c->failure_col = quantal_table_find(c->t, "failure");
   if (c->failure_col >= 0) {
     const double *fv = quantal_table_column(c->t, (size_t)c->failure_col);
@@ -217,10 +231,16 @@ print_num(FILE *fp, double v)
     fprintf(fp, "%.6g", v);
 }
 
+/* With --group-by: the group of the rows being printed, their first
+ * column. */
+static const char *row_group;
+
 static void
 row(FILE *fp, const char *kind, const char *model, const char *name,
     double v, double lo, double hi, double blo, double bhi, const char *unit)
 {
+  if (row_group)
+    fprintf(fp, "%s\t", row_group);
   fprintf(fp, "%s\t%s\t%s\t", kind, model, name);
   print_num(fp, v);
   fputc('\t', fp);
@@ -436,35 +456,42 @@ static void
 print_tsv(FILE *fp, int argc, char **argv, const column *amp,
           const column *minis, const classic *cl,
           const quantal_fit_result *r, const quantal_fit_options *o,
-          const quantal_mpfa_result *mp)
+          const quantal_mpfa_result *mp, int first)
 {
   int m, j;
   size_t k;
   const char *u = amp->unit;
-  qt_print_provenance(fp, argc, argv);
-  fprintf(fp, "# input: %s column %s (%zu amplitudes)", amp->path, amp->name,
-          amp->n);
+  /* Grouped: one header for the whole table, the comments of each group
+   * tagged with it. */
+  const char *g = row_group ? row_group : "";
+  const char *gs = row_group ? ": " : "";
+  if (first)
+    qt_print_provenance(fp, argc, argv);
+  fprintf(fp, "# %s%sinput: %s column %s (%zu amplitudes)", g, gs, amp->path,
+          amp->name, amp->n);
   if (minis)
     fprintf(fp, "; minis: %s column %s (%zu)", minis->path, minis->name,
             minis->n);
   fputc('\n', fp);
-  fprintf(fp, "# level: %g; n_max: %u; bootstrap: %u; seed: %llu\n",
-          o->level, o->n_max, o->bootstrap, (unsigned long long)o->seed);
+  if (first)
+    fprintf(fp, "# level: %g; n_max: %u; bootstrap: %u; seed: %llu\n",
+            o->level, o->n_max, o->bootstrap, (unsigned long long)o->seed);
   if (r) {
     for (m = 0; m < QUANTAL_FIT_N_MODELS; m++)
       if (r->model[m].fitted && r->model[m].n_verdict != QUANTAL_N_NA)
-        fprintf(fp, "# %s: n %s\n",
+        fprintf(fp, "# %s%s%s: n %s\n", g, gs,
                 quantal_fit_model_name((quantal_fit_model)m),
                 verdict_name(r->model[m].n_verdict));
     if (r->best >= 0)
-      fprintf(fp, "# best model (lowest AIC): %s\n",
+      fprintf(fp, "# %s%sbest model (lowest AIC): %s\n", g, gs,
               quantal_fit_model_name((quantal_fit_model)r->best));
   }
   if (cl->cv_note[0])
-    fprintf(fp, "# %s\n", cl->cv_note);
-  fputs("kind\tmodel\tname\tvalue\tci_low\tci_high\tboot_low\tboot_high"
-        "\tunit\n",
-        fp);
+    fprintf(fp, "# %s%s%s\n", g, gs, cl->cv_note);
+  if (first)
+    fprintf(fp, "%skind\tmodel\tname\tvalue\tci_low\tci_high\tboot_low"
+                "\tboot_high\tunit\n",
+            row_group ? "group\t" : "");
   if (cl->have_failures)
     row(fp, "classical", "failures", "m", cl->failures.value, cl->failures.lo,
         cl->failures.hi, NAN, NAN, "1");
@@ -641,6 +668,258 @@ on_boot_progress(size_t done, size_t total, void *user)
   qt_progress_update(user, done);
 }
 
+/* The estimates of one set of amplitudes. */
+typedef struct analysis {
+  classic cl;
+  quantal_fit_result *r;
+  double cv_q; /* as used by the CV method: given, from the minis, or 0 */
+  int printable; /* something to report (with r NULL: classical only) */
+} analysis;
+
+/* Classical estimates and likelihood fits of amp (and mini when
+ * have_minis), into an. Returns the exit code, the error printed;
+ * an->printable says whether there is anything to report (all failures:
+ * the classical estimates only, with QT_EXIT_ANALYSIS). */
+static int
+analyse(const column *amp, const column *mini, int have_minis,
+        quantal_fit_options o, double cv_q, int quiet, analysis *an)
+{
+  quantal_diag diag;
+  quantal_status st;
+  qt_progress bar;
+  int code = QT_EXIT_OK;
+  memset(an, 0, sizeof *an);
+  an->cv_q = cv_q;
+  /* Classical estimates. */
+  if (amp->failure_col >= 0 && amp->n > 0) {
+    quantal_diag_clear(&diag);
+    an->cl.have_failures = quantal_classic_failures(amp->n, amp->n_failures,
+                                                o.level, &an->cl.failures,
+                                                &diag) == QUANTAL_OK;
+  }
+  if (amp->n >= 2) {
+    double me, se, mm = NAN, sm = NAN, cvq = cv_q;
+    mean_sd(amp->v, amp->n, &me, &se);
+    if (have_minis && mini->n >= 2) {
+      double sdm;
+      mean_sd(mini->v, mini->n, &mm, &sdm);
+      sm = sdm / sqrt((double)mini->n);
+      if (isnan(cvq) && mm != 0.0) {
+        /* The minis' SD includes the noise: subtract it when known. */
+        double s0 = isnan(amp->noise_median) ? 0.0 : amp->noise_median;
+        double vq = sdm * sdm - s0 * s0;
+        cvq = vq > 0.0 ? sqrt(vq) / fabs(mm) : 0.0;
+      }
+      quantal_diag_clear(&diag);
+      an->cl.have_direct =
+          quantal_classic_direct(me, se / sqrt((double)amp->n), mm, sm,
+                                 o.level, &an->cl.direct, &diag) == QUANTAL_OK;
+    }
+    if (isnan(cvq)) {
+      cvq = 0.0;
+      snprintf(an->cl.cv_note, sizeof an->cl.cv_note,
+               "cv method: quantal CV taken as 0 (give --minis or --cv-q)");
+    }
+    quantal_diag_clear(&diag);
+    an->cl.have_cv =
+        quantal_classic_cv(me, se, amp->n, cvq,
+                           isnan(amp->noise_median) ? 0.0 : amp->noise_median,
+                           o.level, &an->cl.cv, &diag) == QUANTAL_OK;
+    an->cv_q = cvq;
+  }
+  /* Degenerate input with a documented result instead of a fit. */
+  if (amp->failure_col >= 0 && amp->n > 0 && amp->n_failures == amp->n) {
+    qt_error("%s: all %zu trials are failures: only the failures estimate "
+             "(m = 0) is reported",
+             amp->path, amp->n);
+    code = QT_EXIT_ANALYSIS;
+  } else {
+    quantal_diag_clear(&diag);
+    o.on_progress = on_boot_progress;
+    o.user = &bar;
+    qt_progress_begin(&bar, "fit: bootstrap", o.bootstrap,
+                      quiet || o.bootstrap == 0);
+    st = quantal_fit_run(amp->v, amp->n, have_minis ? mini->v : NULL,
+                         have_minis ? mini->n : 0, &o, &an->r, &diag);
+    qt_progress_end(&bar);
+    if (st != QUANTAL_OK) {
+      qt_error("%s: %s", amp->path,
+               diag.reason[0] ? diag.reason : quantal_status_str(st));
+      return st == QUANTAL_EINVAL ? QT_EXIT_USAGE : QT_EXIT_ANALYSIS;
+    }
+  }
+  an->printable = 1;
+  return code;
+}
+
+/* The rows of t whose group column gcol holds value, into rows (room
+ * for every row). */
+static size_t
+group_rows(const quantal_table *t, long gcol, const char *value,
+           size_t *rows)
+{
+  size_t i, n = 0, nr = quantal_table_rows(t);
+  for (i = 0; i < nr; i++)
+    if (strcmp(quantal_table_cell(t, i, (size_t)gcol), value) == 0)
+      rows[n++] = i;
+  return n;
+}
+
+/* A column holding the listed rows of c (values copied; the table is
+ * c's). */
+static int
+sub_column(const column *c, const size_t *rows, size_t n, const char *label,
+           column *sc)
+{
+  size_t i;
+  *sc = *c;
+  sc->path = label;
+  sc->v = malloc((n + 1) * sizeof *sc->v);
+  if (sc->v == NULL)
+    return -1;
+  sc->n_failures = 0;
+  for (i = 0; i < n; i++) {
+    sc->v[i] = c->v[rows[i]];
+    if (c->failure_col >= 0)
+      sc->n_failures +=
+          quantal_table_column(c->t, (size_t)c->failure_col)[rows[i]] == 1.0;
+  }
+  sc->n = n;
+  sc->noise_median = noise_median(c->t, c->unit, rows, n);
+  return 0;
+}
+
+/* --group-by: each value of column gcol of the amplitude table fitted on
+ * its own (with the minis of the same value when the minis table has the
+ * column, else all of them), into one table or JSON document. A group
+ * that cannot be fitted is reported and skipped; the exit status is that
+ * of the first such group. */
+static int
+fit_groups(int argc, char **argv, const column *amp, const column *mini,
+           const char *gname, quantal_fit_options o, double cv_q,
+           int noise_from_column, int quiet, int json, const char *out_path,
+           double driving, double martin_f)
+{
+  long gcol = quantal_table_find(amp->t, gname), mcol = -1;
+  size_t nr = quantal_table_rows(amp->t), i, ng = 0;
+  size_t *rows = malloc((nr + 1) * sizeof *rows), *mrows = NULL;
+  const char **groups = malloc((nr + 1) * sizeof *groups);
+  int code = QT_EXIT_OK;
+  qt_out out;
+  if (gcol < 0) {
+    qt_error("%s: no column '%s' (--group-by)", amp->path, gname);
+    free(rows);
+    free(groups);
+    return QT_EXIT_IO;
+  }
+  if (mini) {
+    mcol = quantal_table_find(mini->t, gname);
+    mrows = malloc((quantal_table_rows(mini->t) + 1) * sizeof *mrows);
+  }
+  if (rows == NULL || groups == NULL || (mini && mrows == NULL)) {
+    qt_error("out of memory");
+    code = QT_EXIT_ANALYSIS;
+    goto done;
+  }
+  /* The groups in order of first appearance. */
+  for (i = 0; i < nr; i++) {
+    const char *g = quantal_table_cell(amp->t, i, (size_t)gcol);
+    size_t k;
+    for (k = 0; k < ng && strcmp(groups[k], g) != 0; k++)
+      ;
+    if (k == ng)
+      groups[ng++] = g;
+  }
+  if (qt_out_open(&out, out_path) != 0) {
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  if (json)
+    fputs("{\"group_by\": ", out.fp);
+  if (json) {
+    qt_json_string(out.fp, gname);
+    fputs(", \"groups\": [\n", out.fp);
+  }
+  for (i = 0; i < ng; i++) {
+    char label[1024], mlabel[1024];
+    column sa, sm;
+    const column *use_m = mini;
+    analysis an;
+    quantal_fit_options og = o;
+    size_t n = group_rows(amp->t, gcol, groups[i], rows);
+    int c;
+    snprintf(label, sizeof label, "%s [%s %s]", amp->path, gname, groups[i]);
+    memset(&sm, 0, sizeof sm);
+    if (sub_column(amp, rows, n, label, &sa) != 0) {
+      qt_error("out of memory");
+      code = QT_EXIT_ANALYSIS;
+      break;
+    }
+    if (mini && mcol >= 0) {
+      size_t nm = group_rows(mini->t, mcol, groups[i], mrows);
+      snprintf(mlabel, sizeof mlabel, "%s [%s %s]", mini->path, gname,
+               groups[i]);
+      if (sub_column(mini, mrows, nm, mlabel, &sm) != 0) {
+        free(sa.v);
+        qt_error("out of memory");
+        code = QT_EXIT_ANALYSIS;
+        break;
+      }
+      use_m = &sm;
+    }
+    og.noise_hint = 0.0;
+    if (noise_from_column) {
+      if (isnan(sa.noise_median)) {
+        qt_error("%s: --noise-sd column: no noise_sd_%s values", label,
+                 sa.unit);
+        c = QT_EXIT_IO;
+        goto next;
+      }
+      og.noise_sd = sa.noise_median;
+    } else if (!isnan(sa.noise_median))
+      og.noise_hint = sa.noise_median;
+    c = analyse(&sa, use_m, use_m != NULL && (use_m->n > 0), og, cv_q, quiet,
+                &an);
+    if (an.printable) {
+      row_group = groups[i];
+      if (json) {
+        fputs(i ? ",\n{\"group\": " : "{\"group\": ", out.fp);
+        qt_json_string(out.fp, groups[i]);
+        fputs(", \"fit\": ", out.fp);
+        print_json(out.fp, argc, argv, &sa, use_m, &an.cl, an.r, &og, NULL,
+                   driving, martin_f);
+        fputs("}", out.fp);
+      } else
+        print_tsv(out.fp, argc, argv, &sa, use_m, &an.cl, an.r, &og, NULL,
+                  i == 0);
+      row_group = NULL;
+      quantal_fit_result_free(an.r);
+    } else if (json) {
+      fputs(i ? ",\n{\"group\": " : "{\"group\": ", out.fp);
+      qt_json_string(out.fp, groups[i]);
+      fputs(", \"fit\": null}", out.fp);
+    } else
+      fprintf(out.fp, "# %s: no fit (see the error on stderr)\n", groups[i]);
+  next:
+    if (c != QT_EXIT_OK && code == QT_EXIT_OK)
+      code = c;
+    free(sa.v);
+    free(sm.v);
+  }
+  if (json)
+    fputs("]}\n", out.fp);
+  {
+    int c2 = qt_out_commit(&out);
+    if (c2 != QT_EXIT_OK)
+      code = c2;
+  }
+done:
+  free(rows);
+  free(mrows);
+  free(groups);
+  return code;
+}
+
 int
 cmd_fit(int argc, char **argv)
 {
@@ -663,6 +942,7 @@ cmd_fit(int argc, char **argv)
       {"mpfa", required_argument, NULL, OPT_MPFA},
       {"bins", required_argument, NULL, OPT_BINS},
       {"no-ci", no_argument, NULL, OPT_NO_CI},
+      {"group-by", required_argument, NULL, OPT_GROUP},
       {"output", required_argument, NULL, 'o'},
       {"plot", required_argument, NULL, OPT_PLOT},
       {"quiet", no_argument, NULL, OPT_QUIET},
@@ -671,8 +951,8 @@ cmd_fit(int argc, char **argv)
   quantal_fit_options o = quantal_fit_options_default();
   const char *minis_path = NULL, *col = NULL, *mcol = NULL, *out_path = "-";
   const char *mpfa_path = NULL, *bins_path = NULL, *plot_path = NULL;
+  const char *group_col = NULL;
   int quiet = 0;
-  qt_progress bar;
   double driving = NAN, martin_f = 1.0, cv_q = NAN;
   int json = 0, opt, code = QT_EXIT_OK, noise_from_column = 0;
   long lv;
@@ -682,7 +962,7 @@ cmd_fit(int argc, char **argv)
   quantal_fit_result *r = NULL;
   quantal_mpfa_result *mp = NULL;
   quantal_diag diag;
-  quantal_status st;
+  analysis an;
   qt_out out;
   size_t i;
 
@@ -774,12 +1054,16 @@ cmd_fit(int argc, char **argv)
     case OPT_PLOT: plot_path = optarg; break;
     case OPT_QUIET: quiet = 1; break;
     case OPT_NO_CI: o.profile_ci = 0; break;
+    case OPT_GROUP: group_col = optarg; break;
     case 'o': out_path = optarg; break;
     case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);
     default:
       return qt_common_option(opt, NULL, argv);
     }
   }
+  if (group_col && (plot_path || bins_path || mpfa_path))
+    return qt_usage_error("--group-by does not go with --plot, --bins or "
+                          "--mpfa");
   if (optind >= argc)
     return qt_usage_error("no amplitude table given");
   if (optind + 1 < argc)
@@ -831,72 +1115,24 @@ cmd_fit(int argc, char **argv)
     }
   }
 
-  /* Classical estimates. */
-  if (amp.failure_col >= 0 && amp.n > 0) {
-    quantal_diag_clear(&diag);
-    cl.have_failures = quantal_classic_failures(amp.n, amp.n_failures,
-                                                o.level, &cl.failures,
-                                                &diag) == QUANTAL_OK;
+  if (group_col) {
+    code = fit_groups(argc, argv, &amp, have_minis ? &mini : NULL, group_col,
+                      o, cv_q, noise_from_column, quiet, json, out_path,
+                      driving, martin_f);
+    goto done;
   }
-  if (amp.n >= 2) {
-    double me, se, mm = NAN, sm = NAN, cvq = cv_q;
-    mean_sd(amp.v, amp.n, &me, &se);
-    if (have_minis && mini.n >= 2) {
-      double sdm;
-      mean_sd(mini.v, mini.n, &mm, &sdm);
-      sm = sdm / sqrt((double)mini.n);
-      if (isnan(cvq) && mm != 0.0) {
-        /* The minis' SD includes the noise: subtract it when known. */
-        double s0 = isnan(amp.noise_median) ? 0.0 : amp.noise_median;
-        double vq = sdm * sdm - s0 * s0;
-        cvq = vq > 0.0 ? sqrt(vq) / fabs(mm) : 0.0;
-      }
-      quantal_diag_clear(&diag);
-      cl.have_direct =
-          quantal_classic_direct(me, se / sqrt((double)amp.n), mm, sm,
-                                 o.level, &cl.direct, &diag) == QUANTAL_OK;
-    }
-    if (isnan(cvq)) {
-      cvq = 0.0;
-      snprintf(cl.cv_note, sizeof cl.cv_note,
-               "cv method: quantal CV taken as 0 (give --minis or --cv-q)");
-    }
-    quantal_diag_clear(&diag);
-    cl.have_cv =
-        quantal_classic_cv(me, se, amp.n, cvq,
-                           isnan(amp.noise_median) ? 0.0 : amp.noise_median,
-                           o.level, &cl.cv, &diag) == QUANTAL_OK;
-    if (isnan(cv_q))
-      cv_q = cvq;
-  }
+  code = analyse(&amp, &mini, have_minis, o, cv_q, quiet, &an);
+  if (!an.printable)
+    goto done;
+  cl = an.cl;
+  r = an.r;
+  cv_q = an.cv_q;
   if (mpfa_path) {
     code = read_mpfa(mpfa_path, isnan(cv_q) ? 0.0 : cv_q, o.level, &mp);
     if (code != QT_EXIT_OK)
       goto done;
   }
 
-  /* Degenerate input with a documented result instead of a fit. */
-  if (amp.failure_col >= 0 && amp.n > 0 && amp.n_failures == amp.n) {
-    qt_error("%s: all %zu trials are failures: only the failures estimate "
-             "(m = 0) is reported",
-             amp.path, amp.n);
-    code = QT_EXIT_ANALYSIS;
-  } else {
-    quantal_diag_clear(&diag);
-    o.on_progress = on_boot_progress;
-    o.user = &bar;
-    qt_progress_begin(&bar, "fit: bootstrap", o.bootstrap,
-                      quiet || o.bootstrap == 0);
-    st = quantal_fit_run(amp.v, amp.n, have_minis ? mini.v : NULL,
-                         have_minis ? mini.n : 0, &o, &r, &diag);
-    qt_progress_end(&bar);
-    if (st != QUANTAL_OK) {
-      qt_error("%s: %s", amp.path,
-               diag.reason[0] ? diag.reason : quantal_status_str(st));
-      code = st == QUANTAL_EINVAL ? QT_EXIT_USAGE : QT_EXIT_ANALYSIS;
-      goto done;
-    }
-  }
   if (qt_out_open(&out, out_path) != 0) {
     code = QT_EXIT_IO;
     goto done;
@@ -906,7 +1142,7 @@ cmd_fit(int argc, char **argv)
                &o, mp, driving, martin_f);
   else
     print_tsv(out.fp, argc, argv, &amp, have_minis ? &mini : NULL, &cl, r,
-              &o, mp);
+              &o, mp, 1);
   {
     int c2 = qt_out_commit(&out);
     if (c2 != QT_EXIT_OK) {

@@ -56,6 +56,35 @@ expect_err_match "no amplitude table given"
 run 3 "$QUANTAL" fit missing.tsv
 no_file missing.tsv
 run 3 "$QUANTAL" fit --no-ci --model poisson -o /dev/full "$D/amplitudes.tsv"
+# --group-by: each group's rows are exactly what a fit of that group's
+# table alone reports (same data, same options), in one table with a group
+# column; a group too small to fit is reported by name and skipped, the
+# others kept. Groups come in order of first appearance (even: row 1).
+awk -F '\t' 'BEGIN { OFS = "\t" } /^#/ { next }
+  !h { print "cell", $0; h = 1; next }
+  { g = (NR % 2) ? "odd" : "even"; print g, $0 > (g ".tsv.body"); print g, $0 }' \
+  "$D/amplitudes.tsv" > grouped.tsv
+for g in odd even; do
+  { head -n 1 grouped.tsv; cat "$g.tsv.body"; } > "$g.tsv"
+  "$QUANTAL" fit --model poisson --no-ci "$g.tsv" | grep -v '^#' | tail -n +2 |
+    sed "s/^/$g	/" > "$g.expected"
+done
+run 0 "$QUANTAL" fit --group-by cell --model poisson --no-ci grouped.tsv
+expect_out_match '^group	kind	model	name	value	'
+checks=$((checks + 1))
+grep -v '^#' out | tail -n +2 > got
+cat even.expected odd.expected | cmp -s - got ||
+  fail "fit --group-by rows differ from the fits of each group alone"
+printf 'tiny\t1\t1\t0\t1.5\t3\n' >> grouped.tsv
+run 1 "$QUANTAL" fit --group-by cell --model poisson --no-ci grouped.tsv
+expect_err "quantal: fit: grouped.tsv [cell tiny]: need at least 10 amplitudes, got 1"
+expect_out_match '^odd	parameter	poisson	m	'
+expect_out_match '^even	parameter	poisson	m	'
+expect_out_match '^# tiny: no fit'
+run 3 "$QUANTAL" fit --group-by nope grouped.tsv
+expect_err "quantal: fit: grouped.tsv: no column 'nope' (--group-by)"
+run 2 "$QUANTAL" fit --group-by cell --bins b.tsv grouped.tsv
+expect_err_match "group-by does not go with"
 # A figure of the fit.
 if "$QUANTAL" --help | grep -q '^  plot '; then
   run 0 "$QUANTAL" fit "$top_srcdir/data/amplitudes.tsv" --minis "$top_srcdir/data/amplitudes.minis.tsv" --plot fit.svg -o fit.tsv
