@@ -946,7 +946,7 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
      * branch or to the edge of the parameter space). */
     memcpy(t2, that, sizeof t2);
     f = cond_at(c, tw, j, v, c->mix.n, -INFINITY);
-    f2 = cond_at(c, t2, j, v, c->mix.n, -INFINITY);
+    f2 = cond_at(c, t2, j, v, c->mix.n, f);
     if (f2 > f) {
       f = f2;
       memcpy(tw, t2, sizeof t2);
@@ -960,7 +960,7 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
   nb = c->n_cur;
   f = cond_at(c, tw, j, v, nb, -INFINITY);
   memcpy(t2, c->t_hat, sizeof t2);
-  f2 = cond_at(c, t2, j, v, c->n_hat, -INFINITY);
+  f2 = cond_at(c, t2, j, v, c->n_hat, f);
   if (f2 > f) {
     f = f2;
     nb = c->n_hat;
