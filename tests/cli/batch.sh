@@ -75,4 +75,39 @@ checks=$((checks + 1))
 [ ! -e out3/a_c1_ctrl ] || fail "task 2 ran row 1"
 run 2 "$b" --quantal "$q" --one 9 out3/manifest.tsv -o out3
 expect_err "batch: --one 9: the manifest has rows 1 to 4"
+# Interruption: SIGINT to the whole run, as Ctrl-C sends it, once the
+# first recording is done. The finished results stay, the run says how
+# many were not run and exits 130, no temporary file is left behind, and
+# the same command again completes exactly the rest.
+if command -v setsid > /dev/null; then
+  printf 'file\tcell\tcondition\n' > si.tsv
+  for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    cp "$top_srcdir/data/minis.flac" "si$i.flac"
+    printf 'si%d.flac\tc%d\tctrl\n' "$i" "$i" >> si.tsv
+  done
+  setsid "$b" --quantal "$q" -j 1 si.tsv -o sires > si.out 2> si.err &
+  pid=$!
+  k=0
+  while [ $k -lt 400 ] && ! ls sires/*/done.stamp > /dev/null 2>&1; do
+    sleep 0.05
+    k=$((k + 1))
+  done
+  kill -INT -- "-$pid"
+  code=0
+  wait "$pid" || code=$?
+  checks=$((checks + 1))
+  [ "$code" = 130 ] || fail "interrupted batch exited $code, not 130"
+  checks=$((checks + 1))
+  grep -q '^batch: interrupted: [0-9]* recordings not run' si.err ||
+    fail "no interruption message: $(cat si.err)"
+  ndone=$(ls sires/*/done.stamp 2> /dev/null | wc -l)
+  checks=$((checks + 1))
+  [ "$ndone" -ge 1 ] && [ "$ndone" -lt 12 ] ||
+    fail "after the interruption $ndone of 12 recordings have stamps"
+  checks=$((checks + 1))
+  left=$(find sires -name '*.tmp*' -o -name '.info.json')
+  [ -z "$left" ] || fail "temporary files left after the interruption: $left"
+  run 0 "$b" --quantal "$q" -j 2 si.tsv -o sires
+  expect_out_match "^batch: 12 recordings: $((12 - ndone)) done, $ndone up to date, 0 failed$"
+fi
 finish
