@@ -415,14 +415,16 @@ static const int scored[] = {QUANTAL_PAR_M,  QUANTAL_PAR_N,
                              QUANTAL_PAR_SIGMA_0};
 #define N_SCORED (sizeof scored / sizeof scored[0])
 
-/* Words for what the numbers say about one parameter. */
-static void
+/* Words for what the numbers say about one parameter; returns the number
+ * of lines written. */
+static int
 verdict(FILE *fp, const quantal_recovery_param *p, const char *name,
         double level, size_t n_trials, double p_release)
 {
   double se_cov, se_bias;
+  int lines = 0;
   if (!isfinite(p->truth) || p->n_estimates == 0)
-    return;
+    return 0;
   if (p->n_unbounded * 10 > p->n_intervals && p->n_intervals > 0) {
     double u = 100.0 * (double)p->n_unbounded / (double)p->n_intervals;
     if (strcmp(name, "n") == 0)
@@ -435,6 +437,7 @@ verdict(FILE *fp, const quantal_recovery_param *p, const char *name,
               "  %s: the upper CI bound is unbounded in %.0f %% of "
               "replicates\n",
               name, u);
+    lines++;
   }
   se_bias = p->sd / sqrt((double)p->n_estimates);
   if (isfinite(se_bias) && fabs(p->bias) > 2.0 * se_bias &&
@@ -447,20 +450,25 @@ verdict(FILE *fp, const quantal_recovery_param *p, const char *name,
       fprintf(fp, "  %s is biased by %+.4g (%.1f standard errors; the "
                   "fitted value is about 0)\n",
               name, p->bias, p->bias / se_bias);
+    lines++;
   }
   if (p->n_intervals >= 20) {
     se_cov = sqrt(level * (1 - level) / (double)p->n_intervals);
-    if (p->coverage < level - 2 * se_cov)
+    if (p->coverage < level - 2 * se_cov) {
       fprintf(fp,
               "  %s: the %.0f %% intervals are too narrow: they cover the "
               "truth in %.1f %% of replicates\n",
               name, 100 * level, 100 * p->coverage);
-    else if (p->coverage > level + 2 * se_cov)
+      lines++;
+    } else if (p->coverage > level + 2 * se_cov) {
       fprintf(fp,
               "  %s: the %.0f %% intervals are conservative (coverage "
               "%.1f %%)\n",
               name, 100 * level, 100 * p->coverage);
+      lines++;
+    }
   }
+  return lines;
 }
 
 static void
@@ -502,11 +510,13 @@ report_recovery_text(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
           100 * level, 100 * sqrt(level * (1 - level) / (double)r->n_ok));
   fprintf(fp, "verdict:\n");
   {
-    long before = ftell(fp);
+    /* Counted, not measured with ftell: on a pipe ftell fails both times
+     * and the all-clear was printed under a list of problems. */
+    int said = 0;
     for (j = 0; j < N_SCORED; j++)
-      verdict(fp, &r->par[scored[j]], quantal_fit_par_name(scored[j]), level,
-              ro->n_trials, ro->truth.p);
-    if (ftell(fp) == before)
+      said += verdict(fp, &r->par[scored[j]], quantal_fit_par_name(scored[j]),
+                      level, ro->n_trials, ro->truth.p);
+    if (said == 0)
       fprintf(fp, "  every parameter is recovered without detectable bias "
                   "and its intervals are calibrated\n");
   }
