@@ -160,6 +160,9 @@ quantal_status qtl_gof_bins(const qtl_mix *mix, const qtl_lik_ws *ws,
  * "ABF " or "ABF2". Sweeps, channel names, units and int16 scaling come
  * from the header; the data are read block by block. */
 quantal_status qtl_abf_open(quantal_recording *rec, quantal_diag *diag);
+/* libbiosig's formats (biosig.c): 1 when the first bytes name one. */
+int qtl_biosig_magic(const unsigned char *head, size_t n);
+quantal_status qtl_biosig_open(quantal_recording *rec, quantal_diag *diag);
 
 /* Axon Text File (first line "ATF 1.0"): sweeps from the "Signals="
  * record, units from the column titles, the rate from the Time column
