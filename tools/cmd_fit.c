@@ -55,7 +55,8 @@ usage(FILE *fp)
           "                      (the amplitudes' unit)\n"
           "  --martin-f F        factor f of the improved correction (1)\n"
           "  --noise-sd X        fix the noise SD at X, or 'column' for the\n"
-          "                      median of the noise_sd_* column\n"
+          "                      median of the amplitude_sd_* (else\n"
+          "                      noise_sd_*) column\n"
           "  --quantal-shape S   gaussian (default) or gamma\n"
           "  --cv-q C            quantal CV for the CV method and MPFA\n"
           "                      (default: from the minis, else 0)\n"
@@ -87,7 +88,7 @@ typedef struct column {
   size_t n;
   char name[128];
   char unit[64];
-  double noise_median; /* median of noise_sd_<unit>, or NaN */
+  double noise_median; /* see noise_median(), or NaN */
   long failure_col;
   size_t n_failures;
 } column;
@@ -99,8 +100,11 @@ cmp_d(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* Median of the positive values of the noise_sd_<unit> column over the
- * rows listed (all when rows is NULL); NaN without the column. */
+/* Median of the positive values of the amplitude noise column over the
+ * rows listed (all when rows is NULL); NaN without one. The column is
+ * amplitude_sd_<unit> when there is one (evoked's SD of the amplitude
+ * itself, measured in sham windows: sigma_0 of the model), else
+ * noise_sd_<unit> (the SD of the baseline trace, an upper bound on it). */
 static double
 noise_median(const quantal_table *t, const char *unit, const size_t *rows,
              size_t n)
@@ -110,8 +114,12 @@ noise_median(const quantal_table *t, const char *unit, const size_t *rows,
   double *tmp, med = NAN;
   const double *nv;
   size_t i, m = 0;
-  snprintf(nn, sizeof nn, "noise_sd_%s", unit);
+  snprintf(nn, sizeof nn, "amplitude_sd_%s", unit);
   jn = quantal_table_find(t, nn);
+  if (jn < 0) {
+    snprintf(nn, sizeof nn, "noise_sd_%s", unit);
+    jn = quantal_table_find(t, nn);
+  }
   if (jn < 0 || n == 0)
     return NAN;
   tmp = malloc(n * sizeof *tmp);
@@ -870,8 +878,9 @@ fit_groups(int argc, char **argv, const column *amp, const column *mini,
     og.noise_hint = 0.0;
     if (noise_from_column) {
       if (isnan(sa.noise_median)) {
-        qt_error("%s: --noise-sd column: no noise_sd_%s values", label,
-                 sa.unit);
+        qt_error("%s: --noise-sd column: no amplitude_sd_%s or noise_sd_%s "
+               "values",
+               label, sa.unit, sa.unit);
         c = QT_EXIT_IO;
         goto next;
       }
@@ -1087,8 +1096,9 @@ cmd_fit(int argc, char **argv)
   }
   if (noise_from_column) {
     if (isnan(amp.noise_median)) {
-      qt_error("%s: --noise-sd column: no noise_sd_%s column", amp.path,
-               amp.unit);
+      qt_error("%s: --noise-sd column: no amplitude_sd_%s or noise_sd_%s "
+               "column",
+               amp.path, amp.unit, amp.unit);
       code = QT_EXIT_IO;
       goto done;
     }

@@ -85,6 +85,14 @@ run 3 "$QUANTAL" fit --group-by nope grouped.tsv
 expect_err "quantal: fit: grouped.tsv: no column 'nope' (--group-by)"
 run 2 "$QUANTAL" fit --group-by cell --bins b.tsv grouped.tsv
 expect_err_match "group-by does not go with"
+# --noise-sd column: sigma_0 is the amplitude's own SD (amplitude_sd_*,
+# as evoked writes it) rather than the baseline trace's (noise_sd_*).
+awk -F '\t' 'BEGIN { OFS = "\t" } /^#/ { next }
+  !h { print $0, "noise_sd_mV", "amplitude_sd_mV"; h = 1; next }
+  { print $0, 0.5, 0.1 }' "$D/amplitudes.tsv" > sd.tsv
+run 0 "$QUANTAL" fit --model poisson --no-ci --noise-sd column --json sd.tsv
+checks=$((checks + 1))
+grep -q '"noise_sd_fixed": 0.1[,}]' out || fail "--noise-sd column did not take amplitude_sd_mV: $(grep -o '"noise_sd_fixed": [^,]*' out)"
 # A figure of the fit.
 if "$QUANTAL" --help | grep -q '^  plot '; then
   run 0 "$QUANTAL" fit "$top_srcdir/data/amplitudes.tsv" --minis "$top_srcdir/data/amplitudes.minis.tsv" --plot fit.svg -o fit.tsv
