@@ -69,6 +69,8 @@ usage(FILE *fp)
           "  --stim-channel N      trigger channel: evoked analysis\n"
           "                        (default: a channel named TTL, trig or\n"
           "                        stim, or in V, that has rising edges)\n"
+          "  --sweep-stim S        or one stimulus S seconds into each\n"
+          "                        sweep of an episodic file\n"
           "  --mode M              auto, detect or evoked (auto)\n"
           "  --truth FILE          truth table for compare (default:\n"
           "                        RECORDING without extension +\n"
@@ -433,7 +435,7 @@ static const char *css =
 static int
 write_page(const report *r, const char *rec_path, const char *mode,
            size_t ch, const quantal_channel_info *ci, long stim_ch,
-           const char *truth)
+           const char *sweep_stim, const char *truth)
 {
   char p[PATH_MAX + 64], when[64], backend[64];
   const char *name = strrchr(rec_path, '/');
@@ -467,7 +469,9 @@ write_page(const report *r, const char *rec_path, const char *mode,
   fputs(", ", fp);
   html_text(fp, ci->unit);
   fprintf(fp, "); analysis: %s", mode);
-  if (stim_ch >= 0)
+  if (sweep_stim)
+    fprintf(fp, " with one stimulus %s s into each sweep", sweep_stim);
+  else if (stim_ch >= 0)
     fprintf(fp, " with stimuli from channel %ld", stim_ch + 1);
   fprintf(fp, "; written %s by quantal %s.</p>\n", when, quantal_version());
   if (r->failed)
@@ -634,7 +638,8 @@ enum {
   OPT_STIM = QT_OPT_FIRST_FREE,
   OPT_MODE,
   OPT_TRUTH,
-  OPT_FORCE
+  OPT_FORCE,
+  OPT_SWEEP_STIM
 };
 
 int
@@ -644,6 +649,7 @@ cmd_report(int argc, char **argv)
       {"output", required_argument, NULL, 'o'},
       {"channel", required_argument, NULL, 'c'},
       {"stim-channel", required_argument, NULL, OPT_STIM},
+      {"sweep-stim", required_argument, NULL, OPT_SWEEP_STIM},
       {"mode", required_argument, NULL, OPT_MODE},
       {"truth", required_argument, NULL, OPT_TRUTH},
       {"force", no_argument, NULL, OPT_FORCE},
@@ -662,11 +668,13 @@ cmd_report(int argc, char **argv)
   quantal_status st;
   qt_progress prog;
   const char *out = NULL, *mode = "auto", *truth_opt = NULL;
+  const char *sweep_stim = NULL;
+  double sweep_s;
   char rec_abs[PATH_MAX], truth[PATH_MAX], chs[32], stims[32], path[PATH_MAX
                                                                      + 64];
   char *slash, base[PATH_MAX], shown[3 * PATH_MAX];
   long ch = 1, stim_ch = -1;
-  int opt, quiet = 0, force = 0, code, have_truth = 0, n_steps;
+  int opt, quiet = 0, force = 0, code, have_truth = 0, n_steps, evoked;
   ssize_t len;
 
   memset(&ro, 0, sizeof ro);
@@ -692,6 +700,11 @@ cmd_report(int argc, char **argv)
         return qt_usage_error("--mode: '%s' is not auto, detect or evoked",
                               optarg);
       mode = optarg;
+      break;
+    case OPT_SWEEP_STIM:
+      if (qt_parse_double("--sweep-stim", optarg, 0.0, 1e6, &sweep_s))
+        return QT_EXIT_USAGE;
+      sweep_stim = optarg;
       break;
     case OPT_TRUTH: truth_opt = optarg; break;
     case OPT_FORCE: force = 1; break;
@@ -733,17 +746,23 @@ cmd_report(int argc, char **argv)
     return QT_EXIT_USAGE;
   }
   quantal_recording_get_channel(rec, (size_t)ch - 1, &ci);
+  if (sweep_stim && strcmp(mode, "detect") == 0) {
+    quantal_recording_close(rec);
+    return qt_usage_error("--sweep-stim asks for an evoked analysis, not "
+                          "--mode detect");
+  }
   if (strcmp(mode, "detect") == 0)
     stim_ch = -1;
-  else if (stim_ch < 0)
+  else if (stim_ch < 0 && sweep_stim == NULL)
     stim_ch = find_stim_channel(rec, (size_t)ch - 1, info.n_channels, &ci);
   quantal_recording_close(rec);
-  if (strcmp(mode, "evoked") == 0 && stim_ch < 0) {
+  if (strcmp(mode, "evoked") == 0 && stim_ch < 0 && sweep_stim == NULL) {
     qt_error("%s: no trigger channel found (give --stim-channel)",
              argv[optind]);
     return QT_EXIT_ANALYSIS;
   }
-  mode = stim_ch >= 0 ? "evoked" : "detect";
+  evoked = stim_ch >= 0 || sweep_stim != NULL;
+  mode = evoked ? "evoked" : "detect";
   if (realpath(argv[optind], rec_abs) == NULL)
     qtl_strlcpy(rec_abs, argv[optind], sizeof rec_abs);
 
@@ -812,7 +831,7 @@ cmd_report(int argc, char **argv)
     run_step(&r, "info", "info.tsv", a, a);
   }
   qt_progress_update(&prog, 1);
-  if (stim_ch < 0) {
+  if (!evoked) {
     char ev[PATH_MAX + 64];
     char *a[] = {"detect", "-c", chs, rec_abs, "-o", ev, NULL};
     char *s[] = {"detect", "-c", chs, rec_abs, "-o", "events.tsv", NULL};
@@ -830,9 +849,12 @@ cmd_report(int argc, char **argv)
     }
   } else {
     char ev[PATH_MAX + 64], mi[PATH_MAX + 64], fi[PATH_MAX + 64];
-    char *a[] = {"evoked", "-c", chs, "--stim-channel", stims, rec_abs,
+    /* The stimuli: a trigger channel, or a fixed time in each sweep. */
+    char *sopt = sweep_stim ? "--sweep-stim" : "--stim-channel";
+    char *sval = sweep_stim ? (char *)sweep_stim : stims;
+    char *a[] = {"evoked", "-c", chs, sopt, sval, rec_abs,
                  "-o", ev, "--minis", mi, NULL};
-    char *s[] = {"evoked", "-c", chs, "--stim-channel", stims, rec_abs,
+    char *s[] = {"evoked", "-c", chs, sopt, sval, rec_abs,
                  "-o", "evoked.tsv", "--minis", "minis.tsv", NULL};
     in_tmp(&r, "evoked.tsv", ev, sizeof ev);
     in_tmp(&r, "minis.tsv", mi, sizeof mi);
@@ -869,7 +891,7 @@ cmd_report(int argc, char **argv)
   }
   qt_progress_update(&prog, 4);
   if (have_truth) {
-    const char *det = stim_ch < 0 ? "events.tsv" : "minis.tsv";
+    const char *det = !evoked ? "events.tsv" : "minis.tsv";
     char dp[PATH_MAX + 64], cp[PATH_MAX + 64];
     int kind = has_kind_column(truth);
     in_tmp(&r, det, dp, sizeof dp);
@@ -898,7 +920,7 @@ cmd_report(int argc, char **argv)
                                "spontaneous", (char *)NULL),
                   code);
     }
-    if (stim_ch >= 0 && kind && file_exists(&r, "evoked.tsv")) {
+    if (evoked && kind && file_exists(&r, "evoked.tsv")) {
       char ev[PATH_MAX + 64], ce[PATH_MAX + 64];
       char *a[] = {"compare", "--events", ev, "--truth", truth, "--kind",
                    "evoked", "--time-column", "stim_s", "-o", ce, NULL};
@@ -914,6 +936,7 @@ cmd_report(int argc, char **argv)
   qt_progress_end(&prog);
 
   code = write_page(&r, rec_abs, mode, (size_t)ch - 1, &ci, stim_ch,
+                    sweep_stim,
                     have_truth ? truth : NULL);
   if (code == 0)
     code = commit_dir(&r, force);

@@ -34,6 +34,24 @@ Try 'quantal report --help' for more information."
 run 1 "$QUANTAL" report --mode evoked minis.flac -o ev
 expect_err "quantal: report: minis.flac: no trigger channel found (give --stim-channel)"
 no_file ev
+run 2 "$QUANTAL" report --mode detect --sweep-stim 0.03 minis.flac -o sw
+expect_err_match "sweep-stim asks for an evoked analysis"
+# An episodic file with one stimulus per sweep: the real EJC recording,
+# when the shared folder is there.
+real="$top_srcdir/../shared/real-recordings/20112011-EJC_test.abf"
+if [ -r "$real" ] && "$QUANTAL" info "$real" > /dev/null 2>&1; then
+  run 0 "$QUANTAL" report -q -c 2 --sweep-stim 0.0345 "$real" -o ejc
+  for f in ejc/index.html ejc/evoked.tsv ejc/evoked.svg ejc/fit.tsv; do
+    checks=$((checks + 1))
+    [ -s "$f" ] || fail "report --sweep-stim: $f missing"
+  done
+  checks=$((checks + 1))
+  grep -q 'one stimulus 0.0345 s into each sweep' ejc/index.html ||
+    fail "report --sweep-stim: the page does not say how stimuli were found"
+  checks=$((checks + 1))
+  [ "$(grep -v '^#' ejc/evoked.tsv | awk 'NR > 1' | wc -l)" = 40 ] ||
+    fail "report --sweep-stim: not 40 responses"
+fi
 checks=$((checks + 1))
 ls -a | grep -q '\.tmp' && fail "temporary folder left behind"
 finish
