@@ -28,33 +28,6 @@
 #define ATF_MAX_COLUMNS 65536
 #define ATF_MAX_RECORDS 65536
 
-typedef struct atf_ctx {
-  double *data; /* frames * n_channels, interleaved, sweeps concatenated */
-  size_t n_channels;
-} atf_ctx;
-
-static quantal_status
-atf_read(void *vctx, uint64_t first, size_t n, double *out,
-         quantal_diag *diag)
-{
-  atf_ctx *c = vctx;
-  (void)diag;
-  memcpy(out, c->data + first * c->n_channels,
-         n * c->n_channels * sizeof *out);
-  return QUANTAL_OK;
-}
-
-static void
-atf_close(void *vctx)
-{
-  atf_ctx *c = vctx;
-  if (c == NULL)
-    return;
-  free(c->data);
-  free(c);
-}
-
-static const qtl_backend_ops atf_ops = {atf_read, atf_close};
 
 /* A whole file in memory, handed out line by line. */
 typedef struct lines {
@@ -204,7 +177,6 @@ qtl_atf_open(quantal_recording *rec, double rate_hz, quantal_diag *diag)
   long n_records, n_columns;
   double *rows = NULL, t0 = 0.0, t_last = 0.0;
   atf_parse P;
-  atf_ctx *c = NULL;
   uint64_t *sw_first = NULL, *sw_len = NULL;
   quantal_status st = QUANTAL_OK;
 
@@ -418,20 +390,20 @@ qtl_atf_open(quantal_recording *rec, double rate_hz, quantal_diag *diag)
   }
   rec->info.frames = sw_first[P.n_sweeps - 1] + sw_len[P.n_sweeps - 1];
 
-  c = calloc(1, sizeof *c);
-  if (c == NULL)
-    BAD("out of memory");
-  rec->ctx = c;
-  rec->ops = &atf_ops;
-  c->n_channels = P.n_chan;
-  c->data = malloc((size_t)rec->info.frames * P.n_chan * sizeof *c->data);
-  if (c->data == NULL)
-    BAD("out of memory");
-  for (k = 0; k < P.n_cols; k++) {
-    size_t col = k + (P.have_time ? 1 : 0), r, s = P.sweep_of[k];
-    for (r = 0; r < sw_len[s]; r++)
-      c->data[(sw_first[s] + r) * P.n_chan + P.chan_of[k]] =
-          rows[r * total_cols + col];
+  {
+    double *data =
+        malloc((size_t)rec->info.frames * P.n_chan * sizeof *data);
+    if (data == NULL)
+      BAD("out of memory");
+    for (k = 0; k < P.n_cols; k++) {
+      size_t col = k + (P.have_time ? 1 : 0), r, s = P.sweep_of[k];
+      for (r = 0; r < sw_len[s]; r++)
+        data[(sw_first[s] + r) * P.n_chan + P.chan_of[k]] =
+            rows[r * total_cols + col];
+    }
+    st = qtl_memory_backend(rec, data, P.n_chan, diag);
+    if (st != QUANTAL_OK)
+      goto done;
   }
   st = qtl_recording_alloc_layout(rec, P.n_chan, diag);
   if (st != QUANTAL_OK)

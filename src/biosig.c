@@ -21,38 +21,10 @@
  * and libsndfile's formats itself; recordings whose first bytes name one
  * of the formats below come here. The whole recording is read into
  * memory at open (scaled to physical values by libbiosig), frames by
- * channels, and handed out like the ATF reader does. Sweeps of episodic
- * files are not separated: the recording is one sweep. libbiosig runs in
- * a child process (see qtl_biosig_open).
+ * channels, and handed out by the memory backend, as ATF's are. Sweeps
+ * of episodic files are not separated: the recording is one sweep.
+ * libbiosig runs in a child process (see qtl_biosig_open).
  */
-
-typedef struct bio_ctx {
-  double *data; /* frames * n_channels, interleaved */
-  size_t n_channels;
-} bio_ctx;
-
-static quantal_status
-bio_read(void *vctx, uint64_t first, size_t n, double *out,
-         quantal_diag *diag)
-{
-  bio_ctx *c = vctx;
-  (void)diag;
-  memcpy(out, c->data + first * c->n_channels,
-         n * c->n_channels * sizeof *out);
-  return QUANTAL_OK;
-}
-
-static void
-bio_close(void *vctx)
-{
-  bio_ctx *c = vctx;
-  if (c == NULL)
-    return;
-  free(c->data);
-  free(c);
-}
-
-static const qtl_backend_ops bio_ops = {bio_read, bio_close};
 
 /* An EDF header: "0" and seven spaces, then at byte 184 the header length
  * in ASCII, 256 (1 + number of signals), the number at byte 252. A text
@@ -260,7 +232,7 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
   pid_t pid;
   bio_head hd;
   bio_chan *ch = NULL;
-  bio_ctx *c = NULL;
+  double *data = NULL;
   quantal_status st = QUANTAL_OK;
   size_t k;
 
@@ -291,15 +263,14 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
       goto done;
     }
     ch = calloc(hd.ns, sizeof *ch);
-    c = calloc(1, sizeof *c);
-    if (ch == NULL || c == NULL ||
-        (c->data = malloc(hd.rows * hd.ns * sizeof *c->data)) == NULL) {
+    data = malloc(hd.rows * hd.ns * sizeof *data);
+    if (ch == NULL || data == NULL) {
       st = qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1,
                     "out of memory for %zu samples", hd.rows * hd.ns);
       goto done;
     }
     if (read_all(fds[0], ch, hd.ns * sizeof *ch) != 0 ||
-        read_all(fds[0], c->data, hd.rows * hd.ns * sizeof *c->data) != 0)
+        read_all(fds[0], data, hd.rows * hd.ns * sizeof *data) != 0)
       hd.status = -1;
   }
 done:
@@ -322,7 +293,6 @@ done:
                   hd.msg);
     goto out;
   }
-  c->n_channels = hd.ns;
   rec->info.frames = hd.rows;
   st = qtl_recording_alloc_layout(rec, hd.ns, diag);
   if (st != QUANTAL_OK)
@@ -342,11 +312,10 @@ done:
                 sizeof rec->channels[k].unit);
     rec->channels[k].unit_source = QUANTAL_UNIT_FILE;
   }
-  rec->ctx = c;
-  rec->ops = &bio_ops;
-  c = NULL;
+  st = qtl_memory_backend(rec, data, hd.ns, diag);
+  data = NULL;
 out:
   free(ch);
-  bio_close(c);
+  free(data);
   return st;
 }

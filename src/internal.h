@@ -60,6 +60,12 @@ quantal_status qtl_recording_set_sweeps(quantal_recording *rec, size_t n,
                                         const uint64_t *frames,
                                         quantal_diag *diag);
 
+/* Make data (frames x n_channels doubles, interleaved, sweeps
+ * concatenated; taken over, freed on close or failure) the backend of
+ * rec. */
+quantal_status qtl_memory_backend(quantal_recording *rec, double *data,
+                                  size_t n_channels, quantal_diag *diag);
+
 /* Backends. Each returns QUANTAL_EFORMAT with a reason when the file is not
  * in its format. */
 quantal_status qtl_sndfile_open(quantal_recording *rec, quantal_diag *diag);

@@ -49,6 +49,53 @@ qtl_recording_alloc_layout(quantal_recording *rec, size_t n,
   return qtl_recording_set_sweeps(rec, 1, NULL, NULL, diag);
 }
 
+/* Samples held in memory (ATF, libbiosig): frames by channels,
+ * interleaved, sweeps concatenated. */
+typedef struct mem_ctx {
+  double *data;
+  size_t n_channels;
+} mem_ctx;
+
+static quantal_status
+mem_read(void *vctx, uint64_t first, size_t n, double *out,
+         quantal_diag *diag)
+{
+  mem_ctx *c = vctx;
+  (void)diag;
+  memcpy(out, c->data + first * c->n_channels,
+         n * c->n_channels * sizeof *out);
+  return QUANTAL_OK;
+}
+
+static void
+mem_close(void *vctx)
+{
+  mem_ctx *c = vctx;
+  if (c == NULL)
+    return;
+  free(c->data);
+  free(c);
+}
+
+static const qtl_backend_ops mem_ops = {mem_read, mem_close};
+
+quantal_status
+qtl_memory_backend(quantal_recording *rec, double *data, size_t n_channels,
+                   quantal_diag *diag)
+{
+  mem_ctx *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    free(data);
+    return qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1,
+                    "out of memory");
+  }
+  c->data = data;
+  c->n_channels = n_channels;
+  rec->ctx = c;
+  rec->ops = &mem_ops;
+  return QUANTAL_OK;
+}
+
 quantal_status
 qtl_recording_set_sweeps(quantal_recording *rec, size_t n,
                          const uint64_t *first, const uint64_t *frames,
