@@ -32,7 +32,8 @@ enum {
   OPT_SEED,
   OPT_THREADS,
   OPT_QUIET,
-  OPT_PLOT
+  OPT_PLOT,
+  OPT_NOISE
 };
 
 static void
@@ -56,6 +57,9 @@ usage(FILE *fp)
       "                       simulated and scored (default: the one fit\n"
       "                       prefers by AIC among poisson and binomial)\n"
       "  --n-max N            largest n profiled (100)\n"
+      "  --noise-sd X         sigma_0 known: fixed at X in every fit and\n"
+      "                       in the simulations (default: estimated;\n"
+      "                       from FIT.json when its fit fixed it)\n"
       "  --replicates B       simulated experiments (200)\n"
       "  --trials N1,N2,...   design: recovery at these numbers of stimuli\n"
       "  --seed N             random seed (1); results do not depend on\n"
@@ -291,6 +295,7 @@ typedef struct rec_cli {
   int model;            /* quantal_fit_model, or -1 = best by AIC */
   unsigned n_max;
   int n_max_given;
+  double noise_sd; /* > 0: sigma_0 fixed */
   size_t replicates;
   size_t trials[32], n_trials_list;
   uint64_t seed;
@@ -665,6 +670,7 @@ recovery(const rec_cli *c)
     goto done;
   }
   fo.n_max = c->n_max;
+  fo.noise_sd = c->noise_sd;
   fo.threads = 1;
   fo.models = QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON) |
               QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
@@ -775,6 +781,12 @@ from_fit_json(rec_cli *c, qtl_json **j)
   }
   if (!c->n_max_given && nmax >= 1 && nmax <= 2000)
     c->n_max = (unsigned)nmax;
+  /* A fit that fixed sigma_0 is re-analysed the same way. */
+  {
+    double s0 = qtl_json_number(qtl_json_path(*j, "settings.noise_sd_fixed"));
+    if (!(c->noise_sd > 0.0) && s0 > 0.0 && isfinite(s0))
+      c->noise_sd = s0;
+  }
   return 0;
 }
 
@@ -800,6 +812,7 @@ cmd_compare(int argc, char **argv)
       {"threads", required_argument, NULL, OPT_THREADS},
       {"quiet", no_argument, NULL, OPT_QUIET},
       {"plot", required_argument, NULL, OPT_PLOT},
+      {"noise-sd", required_argument, NULL, OPT_NOISE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *output = "-", *events_path = NULL, *truth_path = NULL;
@@ -890,6 +903,11 @@ cmd_compare(int argc, char **argv)
       break;
     case OPT_QUIET: rc.quiet = 1; break;
     case OPT_PLOT: rc.plot = optarg; break;
+    case OPT_NOISE:
+      if (qt_parse_double("--noise-sd", optarg, 1e-300, 1e300,
+                          &rc.noise_sd) != 0)
+        return QT_EXIT_USAGE;
+      break;
     default:
       return qt_common_option(opt, NULL, argv);
     }

@@ -69,6 +69,19 @@ run 0 "$q" compare amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --repl
 run 0 "$q" compare fit.json --replicates 4 --quiet --json -o via.json
 checks=$((checks + 1))
 [ "$(grep -v '"input"' direct.json)" = "$(grep -v '"input"' via.json)" ] || fail "fit.json and the tables gave different results"
+# sigma_0 known: fixed in every fit and in the simulations, given or
+# taken from a fit that fixed it.
+run 0 "$q" compare amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --noise-sd 0.1 --replicates 4 --quiet --json -o s0.json
+checks=$((checks + 1))
+grep -q '"sigma_0": {"truth": 0.1, "mean": 0.1, "sd": 0' s0.json ||
+  fail "compare --noise-sd: sigma_0 not fixed: $(grep -o '"sigma_0": {[^}]*' s0.json)"
+"$q" fit amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --noise-sd 0.1 --json -o fit01.json 2> /dev/null
+run 0 "$q" compare fit01.json --replicates 4 --quiet --json -o s0b.json
+checks=$((checks + 1))
+[ "$(grep -v '"input"' s0.json)" = "$(grep -v '"input"' s0b.json)" ] ||
+  fail "compare FIT.json did not take the fit's fixed sigma_0"
+run 2 "$q" compare amplitudes.tsv --noise-sd -1
+expect_err_match "noise-sd"
 echo '{"models": {}}' > notfit.json
 run 3 "$q" compare notfit.json
 expect_err "quantal: compare: notfit.json: not a result of quantal fit --json (no input.file)"
