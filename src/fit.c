@@ -1714,6 +1714,40 @@ coord_par(quantal_fit_model model, int j)
   }
 }
 
+/* Widen [lo, hi] (NaN: not set yet) of every profiled parameter by the
+ * interval searched from the solution t at n sites (log-likelihood ll),
+ * measured from the global maximum llmax. A start whose own value lies
+ * inside the interval found already is skipped: its piece of the profile
+ * set overlaps that interval, so their union is connected and the
+ * interval holds it. */
+static void
+hull_from(fctx *c, quantal_fit_model model, int binom, const double *t,
+          double ll, unsigned n, double llmax, double delta, double *lo,
+          double *hi)
+{
+  int j, dir;
+  c->n_hat = n;
+  c->t_hat = t;
+  for (j = 0; j <= NT; j++) {
+    int par = j == J_M ? QUANTAL_PAR_M : coord_par(model, j);
+    double ctr;
+    if (j == J_M ? !binom : !c->active[j])
+      continue;
+    ctr = j == J_M ? n * p_of(t[T_R1]) : natural(c, j, t[j]);
+    if (ctr >= lo[par] && ctr <= hi[par])
+      continue;
+    for (dir = -1; dir <= 1; dir += 2) {
+      double e;
+      c->mix.n = c->n_cur = n;
+      e = natural(c, j, wilks_end(c, t, ll, llmax, j, dir, delta));
+      if (dir < 0 && (isnan(lo[par]) || e < lo[par]))
+        lo[par] = e;
+      if (dir > 0 && (isnan(hi[par]) || e > hi[par]))
+        hi[par] = e;
+    }
+  }
+}
+
 /* Wilks intervals (profile likelihood, Wilks 1938: 2 (l_max - l) ~
  * chi^2_1) of every continuous parameter, on the sign-corrected scale.
  * For the binomial family n is a nuisance parameter like the others: at
@@ -1737,30 +1771,14 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
     lo[j] = hi[j] = NAN;
   select_model(c, model, fr);
   c->nprof = binom;
-  c->n_hat = fr->n;
-  c->t_hat = fr->t;
-  for (j = 0; j <= NT; j++) {
-    int par = j == J_M ? QUANTAL_PAR_M : coord_par(model, j), dir;
-    double e[2];
-    if (j == J_M ? !binom : !c->active[j])
-      continue;
-    for (dir = -1; dir <= 1; dir += 2) {
-      c->mix.n = c->n_cur = fr->n;
-      e[dir > 0] = natural(c, j, wilks_end(c, fr->t, fr->ll, fr->ll, j, dir,
-                                           delta));
-    }
-    lo[par] = e[0];
-    hi[par] = e[1];
-  }
+  hull_from(c, model, binom, fr->t, fr->ll, fr->n, fr->ll, delta, lo, hi);
   /* The discreteness of n can make the profile set of p (and m, and the
    * others) a union of separate pieces, one per n: the walk above follows
    * the piece of the maximum only (measured: p covered 80 % at p = 0.6,
    * 1000 trials, n known to +-1). The interval is the hull of the pieces:
    * the same search, walking over n, from the solution at every other n
    * of the interval of n (its ends only when it is wide), measured from
-   * the global maximum. A piece whose centre lies inside the interval
-   * found already is part of it (the two overlap, so their union is
-   * connected): only centres outside are searched. */
+   * the global maximum. */
   if (binom && fr->prof_t != NULL) {
     size_t i, nin = 0;
     for (i = 0; i < fr->n_prof; i++)
@@ -1771,32 +1789,12 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
         continue;
       if (nin > 12 && n != fr->n_lo && n != fr->n_hi)
         continue;
-      c->n_hat = n;
-      c->t_hat = fr->prof_t[i];
-      for (j = 0; j <= NT; j++) {
-        int par = j == J_M ? QUANTAL_PAR_M : coord_par(model, j), dir;
-        double ctr;
-        if (j == J_M ? 0 : !c->active[j])
-          continue;
-        ctr = j == J_M ? n * p_of(fr->prof_t[i][T_R1])
-                       : natural(c, j, fr->prof_t[i][j]);
-        if (ctr >= lo[par] && ctr <= hi[par])
-          continue;
-        for (dir = -1; dir <= 1; dir += 2) {
-          double e;
-          c->mix.n = c->n_cur = n;
-          e = natural(c, j, wilks_end(c, fr->prof_t[i], fr->prof_ll[i],
-                                      fr->ll, j, dir, delta));
-          if (dir < 0 && e < lo[par])
-            lo[par] = e;
-          if (dir > 0 && e > hi[par])
-            hi[par] = e;
-        }
-      }
+      hull_from(c, model, binom, fr->prof_t[i], fr->prof_ll[i], n, fr->ll,
+                delta, lo, hi);
     }
-    c->n_hat = fr->n;
-    c->t_hat = fr->t;
   }
+  c->n_hat = fr->n;
+  c->t_hat = fr->t;
   c->nprof = 0;
   c->mix.n = fr->n;
   if (binom && fr->verdict != QUANTAL_N_IDENTIFIED)

@@ -158,8 +158,7 @@ qtl_mix_logpmf(const qtl_mix *mix, qtl_lik_ws *ws, unsigned *kmax_out)
    * optimiser exploring a flat direction): refuse rather than allocate. */
   if (K > 100000)
     return QUANTAL_ERANGE;
-  /* Three components of padding for the four-wide loops. */
-  st = ws_reserve(ws, K + 3);
+  st = ws_reserve(ws, K);
   if (st != QUANTAL_OK)
     return st;
   lp = ws->logp;
@@ -649,8 +648,6 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
       lpmax = ws->logp[k];
     ws->rk[k] = 0.0;
   }
-  for (k = K + 1; k <= K + 3; k++)
-    ws->rk[k] = 0.0;
   /* The release window: components with log P(k) within WINDOW_T of the
    * mode. */
   for (plo = k0; plo < K && ws->logp[plo] < lpmax - WINDOW_T; plo++)
@@ -672,12 +669,6 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
   if (!gamma) {
     for (k = 0; k <= K; k++)
       ws->ga[k] = ws->logp[k] + ws->c[k];
-    /* Padding for the four-wide loops: terms of 0, derivatives of 0. */
-    for (k = K + 1; k <= K + 3; k++) {
-      ws->ga[k] = -INFINITY;
-      ws->mu[k] = 0.0;
-      ws->h[k] = 0.0;
-    }
   }
 #ifdef QTL_V4
   if (!gamma && !em && v4_usable()) {
