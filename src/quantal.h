@@ -830,7 +830,7 @@ quantal_status quantal_evoked_measure(quantal_recording *rec, size_t ch,
                                       quantal_diag *diag);
 /* ---- end evoked ---- */
 
-/* fit module: model.c, fit.c, classic.c, mpfa.c, gof.c */
+/* fit module: model.c, fit.c, fit_shared.c, classic.c, mpfa.c, gof.c */
 
 /* An estimate with a confidence interval. lo/hi are NaN when theory gives
  * no interval; hi is INFINITY when only a lower bound exists. */
@@ -1005,6 +1005,52 @@ quantal_status quantal_mpfa_fit(const double *mean, const double *var,
                                 quantal_mpfa_result **out,
                                 quantal_diag *diag);
 void quantal_mpfa_result_free(quantal_mpfa_result *r);
+
+/* Shared-q binomial model across conditions (fit_shared.c): the
+ * maximum-likelihood form of multiple-probability fluctuation analysis.
+ * Condition g's amplitudes follow the binomial-Gaussian mixture with
+ * its own release probability p_g; the number of sites n, the quantal
+ * size q, its SD sigma_q and the noise SD sigma_0 are common (sigma_0
+ * fixed at opt->noise_sd when > 0). Minis, when given, enter the
+ * likelihood once and share q and sigma_q. n is profiled over
+ * 1..opt->n_max; intervals (opt->profile_ci) are profile-likelihood
+ * (Wilks) intervals over every other parameter and n; m_g = n p_g is
+ * reported with its profile interval too. The conditions are also fitted
+ * one by one (binomial, each its own n, q, sigma_q, sigma_0), and the
+ * likelihood-ratio test of the shared model against them is reported
+ * (NaN with minis: the separate fits would each use them). With
+ * opt->bootstrap B > 0 (opt->threads, opt->seed, opt->on_progress as in
+ * quantal_fit_run): percentile intervals (boot_lo, boot_hi) of every
+ * parameter and the bootstrap p-value of the likelihood-ratio statistic,
+ * from B data sets simulated at the maximum, each refitted without
+ * intervals. Gaussian quantal sizes only. */
+typedef struct quantal_shared_fit {
+  size_t n_groups, n_minis;
+  size_t *n_amplitudes;             /* per condition */
+  int sign;                         /* -1 when amplitudes are negative */
+  quantal_fit_param n, q, sigma_q, cv_q, sigma_0; /* cv_q: value only */
+  quantal_fit_param *p, *m;         /* per condition */
+  quantal_n_verdict n_verdict;
+  double loglik, aic, bic;
+  unsigned n_params;                /* G + 3, + 1 when sigma_0 is fitted */
+  double *loglik_group;             /* each condition's share of loglik */
+  size_t n_profile;                 /* profile of n */
+  unsigned *profile_n;
+  double *profile_loglik;
+  double loglik_separate;           /* sum of the separate maxima */
+  unsigned n_params_separate;
+  double lrt_stat, lrt_df, lrt_p;   /* shared vs separate, chi-square p */
+  double lrt_boot_p;                /* its parametric-bootstrap p (NaN) */
+  unsigned boot_ok;                 /* bootstrap replicates fitted */
+} quantal_shared_fit;
+
+quantal_status quantal_fit_shared(const double *const *amplitudes,
+                                  const size_t *n, size_t n_groups,
+                                  const double *minis, size_t n_minis,
+                                  const quantal_fit_options *opt,
+                                  quantal_shared_fit **out,
+                                  quantal_diag *diag);
+void quantal_shared_fit_free(quantal_shared_fit *r);
 /* ---- end fit ---- */
 
 /* formats module: abf.c, atf.c, biosig.c, nwb.c */

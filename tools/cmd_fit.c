@@ -31,6 +31,7 @@ enum {
   OPT_BINS,
   OPT_NO_CI,
   OPT_GROUP,
+  OPT_SHARED_Q,
   OPT_PLOT,
   OPT_QUIET
 };
@@ -39,7 +40,7 @@ static void
 usage(FILE *fp)
 {
   fprintf(fp,
-          "Usage: quantal fit [OPTION]... AMPLITUDES.tsv\n"
+          "Usage: quantal fit [OPTION]... AMPLITUDES.tsv [MORE.tsv]...\n"
           "Quantal parameters (m, n, p, q, quantal and noise SD) of evoked\n"
           "amplitudes by maximum likelihood, with profile-likelihood\n"
           "intervals, model choice, goodness of fit and the classical\n"
@@ -68,7 +69,10 @@ usage(FILE *fp)
           "  --no-ci             skip the profile-likelihood intervals\n"
           "  --mpfa TABLE        variance-mean analysis of conditions\n"
           "  --group-by COLUMN   fit each value of COLUMN separately (the\n"
-          "                      minis too when their table has it)\n"
+          "                      minis too when their table has it);\n"
+          "                      several tables: each one a group\n"
+          "  --shared-q          one binomial model over the groups: n, q,\n"
+          "                      sigma_q, sigma_0 shared, p per group\n"
           "  --bins FILE         observed/expected counts of the best model\n"
           "  --json              JSON instead of the TSV table\n"
           "  -o, --output FILE   write the result to FILE (default: stdout)\n"
@@ -797,90 +801,176 @@ sub_column(const column *c, const size_t *rows, size_t n, const char *label,
   return 0;
 }
 
-/* --group-by: each value of column gcol of the amplitude table fitted on
- * its own (with the minis of the same value when the minis table has the
- * column, else all of them), into one table or JSON document. A group
- * that cannot be fitted is reported and skipped; the exit status is that
- * of the first such group. */
+/* The groups of a grouped fit: the amplitudes of each (values owned,
+ * the table borrowed), their label, and their minis (v NULL: none of
+ * their own). */
+typedef struct grouping {
+  size_t ng;
+  column *a, *m;
+  const char **label;
+  const char *by; /* the grouping column, or NULL: one table a group */
+} grouping;
+
+static void
+grouping_free(grouping *gr)
+{
+  size_t i;
+  for (i = 0; gr->a && i < gr->ng; i++) {
+    free(gr->a[i].v);
+    free(gr->m[i].v);
+  }
+  free(gr->a);
+  free(gr->m);
+  free(gr->label);
+  memset(gr, 0, sizeof *gr);
+}
+
+/* Room for ng groups; 0 or the exit code (error printed). */
 static int
-fit_groups(int argc, char **argv, const column *amp, const column *mini,
-           const char *gname, quantal_fit_options o, double cv_q,
-           int noise_from_column, int quiet, int json, const char *out_path,
-           double driving, double martin_f)
+grouping_alloc(grouping *gr, size_t ng)
+{
+  gr->ng = 0;
+  gr->a = calloc(ng + 1, sizeof *gr->a);
+  gr->m = calloc(ng + 1, sizeof *gr->m);
+  gr->label = calloc(ng + 1, sizeof *gr->label);
+  if (gr->a == NULL || gr->m == NULL || gr->label == NULL) {
+    qt_error("out of memory");
+    return QT_EXIT_ANALYSIS;
+  }
+  return QT_EXIT_OK;
+}
+
+/* --group-by: the values of column gname of amp, in order of first
+ * appearance; the minis of the same value when the minis table has the
+ * column. */
+static int
+groups_by_column(const column *amp, const column *mini, const char *gname,
+                 grouping *gr)
 {
   long gcol = quantal_table_find(amp->t, gname), mcol = -1;
   size_t nr = quantal_table_rows(amp->t), i, ng = 0;
   size_t *rows = malloc((nr + 1) * sizeof *rows), *mrows = NULL;
-  const char **groups = malloc((nr + 1) * sizeof *groups);
-  int code = QT_EXIT_OK;
-  qt_out out;
+  int code;
+  memset(gr, 0, sizeof *gr);
+  gr->by = gname;
   if (gcol < 0) {
     qt_error("%s: no column '%s' (--group-by)", amp->path, gname);
     free(rows);
-    free(groups);
     return QT_EXIT_IO;
   }
+  code = grouping_alloc(gr, nr);
   if (mini) {
     mcol = quantal_table_find(mini->t, gname);
     mrows = malloc((quantal_table_rows(mini->t) + 1) * sizeof *mrows);
   }
-  if (rows == NULL || groups == NULL || (mini && mrows == NULL)) {
+  if (code == QT_EXIT_OK && (rows == NULL || (mini && mrows == NULL))) {
     qt_error("out of memory");
     code = QT_EXIT_ANALYSIS;
-    goto done;
   }
-  /* The groups in order of first appearance. */
-  for (i = 0; i < nr; i++) {
+  for (i = 0; code == QT_EXIT_OK && i < nr; i++) {
     const char *g = quantal_table_cell(amp->t, i, (size_t)gcol);
     size_t k;
-    for (k = 0; k < ng && strcmp(groups[k], g) != 0; k++)
+    for (k = 0; k < ng && strcmp(gr->label[k], g) != 0; k++)
       ;
     if (k == ng)
-      groups[ng++] = g;
+      gr->label[ng++] = g;
   }
-  if (qt_out_open(&out, out_path) != 0) {
-    code = QT_EXIT_IO;
-    goto done;
-  }
-  if (json)
-    fputs("{\"group_by\": ", out.fp);
-  if (json) {
-    qt_json_string(out.fp, gname);
-    fputs(", \"groups\": [\n", out.fp);
-  }
-  for (i = 0; i < ng; i++) {
-    char label[1024], mlabel[1024];
-    column sa, sm;
-    const column *use_m = mini;
-    analysis an;
-    quantal_fit_options og = o;
-    size_t n = group_rows(amp->t, gcol, groups[i], rows);
-    int c;
-    snprintf(label, sizeof label, "%s [%s %s]", amp->path, gname, groups[i]);
-    memset(&sm, 0, sizeof sm);
-    if (sub_column(amp, rows, n, label, &sa) != 0) {
+  for (i = 0; code == QT_EXIT_OK && i < ng; i++) {
+    size_t n = group_rows(amp->t, gcol, gr->label[i], rows);
+    if (sub_column(amp, rows, n, amp->path, &gr->a[i]) != 0) {
       qt_error("out of memory");
       code = QT_EXIT_ANALYSIS;
       break;
     }
+    gr->ng = i + 1;
     if (mini && mcol >= 0) {
-      size_t nm = group_rows(mini->t, mcol, groups[i], mrows);
-      snprintf(mlabel, sizeof mlabel, "%s [%s %s]", mini->path, gname,
-               groups[i]);
-      if (sub_column(mini, mrows, nm, mlabel, &sm) != 0) {
-        free(sa.v);
+      size_t nm = group_rows(mini->t, mcol, gr->label[i], mrows);
+      if (sub_column(mini, mrows, nm, mini->path, &gr->m[i]) != 0) {
         qt_error("out of memory");
         code = QT_EXIT_ANALYSIS;
         break;
       }
+    }
+  }
+  free(rows);
+  free(mrows);
+  return code;
+}
+
+/* Several tables: each one a group, labelled by its path. */
+static int
+groups_of_tables(const column *amps, size_t na, grouping *gr)
+{
+  size_t i, j;
+  int code;
+  memset(gr, 0, sizeof *gr);
+  code = grouping_alloc(gr, na);
+  for (i = 0; code == QT_EXIT_OK && i < na; i++) {
+    size_t *rows = malloc((amps[i].n + 1) * sizeof *rows);
+    int bad = rows == NULL;
+    for (j = 0; !bad && j < amps[i].n; j++)
+      rows[j] = j;
+    if (bad || sub_column(&amps[i], rows, amps[i].n, amps[i].path,
+                          &gr->a[i]) != 0) {
+      free(rows);
+      qt_error("out of memory");
+      return QT_EXIT_ANALYSIS;
+    }
+    free(rows);
+    gr->label[i] = amps[i].path;
+    gr->ng = i + 1;
+  }
+  return code;
+}
+
+/* The analysis of each group on its own (with its minis, else all of
+ * them), into one table or JSON document. A group that cannot be fitted
+ * is reported and skipped; the exit status is that of the first such
+ * group. */
+static int
+fit_groups(int argc, char **argv, const grouping *gr, const column *mini,
+           quantal_fit_options o, double cv_q, int noise_from_column,
+           int quiet, int json, const char *out_path, double driving,
+           double martin_f)
+{
+  size_t i;
+  int code = QT_EXIT_OK;
+  qt_out out;
+  if (qt_out_open(&out, out_path) != 0)
+    return QT_EXIT_IO;
+  if (json) {
+    fputs("{\"group_by\": ", out.fp);
+    if (gr->by)
+      qt_json_string(out.fp, gr->by);
+    else
+      fputs("\"table\"", out.fp);
+    fputs(", \"groups\": [\n", out.fp);
+  }
+  for (i = 0; i < gr->ng; i++) {
+    char label[1024], mlabel[1024];
+    column sa = gr->a[i], sm = gr->m[i];
+    const column *use_m = mini;
+    analysis an;
+    quantal_fit_options og = o;
+    int c;
+    if (gr->by)
+      snprintf(label, sizeof label, "%s [%s %s]", sa.path, gr->by,
+               gr->label[i]);
+    else
+      snprintf(label, sizeof label, "%s", sa.path);
+    sa.path = label;
+    if (sm.v) {
+      snprintf(mlabel, sizeof mlabel, "%s [%s %s]", sm.path, gr->by,
+               gr->label[i]);
+      sm.path = mlabel;
       use_m = &sm;
     }
     og.noise_hint = 0.0;
     if (noise_from_column) {
       if (isnan(sa.noise_median)) {
         qt_error("%s: --noise-sd column: no amplitude_sd_%s or noise_sd_%s "
-               "values",
-               label, sa.unit, sa.unit);
+                 "values",
+                 label, sa.unit, sa.unit);
         c = QT_EXIT_IO;
         goto next;
       }
@@ -890,10 +980,10 @@ fit_groups(int argc, char **argv, const column *amp, const column *mini,
     c = analyse(&sa, use_m, use_m != NULL && (use_m->n > 0), og, cv_q, quiet,
                 &an);
     if (an.printable) {
-      row_group = groups[i];
+      row_group = gr->label[i];
       if (json) {
         fputs(i ? ",\n{\"group\": " : "{\"group\": ", out.fp);
-        qt_json_string(out.fp, groups[i]);
+        qt_json_string(out.fp, gr->label[i]);
         fputs(", \"fit\": ", out.fp);
         print_json(out.fp, argc, argv, &sa, use_m, &an.cl, an.r, &og, NULL,
                    driving, martin_f);
@@ -905,15 +995,14 @@ fit_groups(int argc, char **argv, const column *amp, const column *mini,
       quantal_fit_result_free(an.r);
     } else if (json) {
       fputs(i ? ",\n{\"group\": " : "{\"group\": ", out.fp);
-      qt_json_string(out.fp, groups[i]);
+      qt_json_string(out.fp, gr->label[i]);
       fputs(", \"fit\": null}", out.fp);
     } else
-      fprintf(out.fp, "# %s: no fit (see the error on stderr)\n", groups[i]);
+      fprintf(out.fp, "# %s: no fit (see the error on stderr)\n",
+              gr->label[i]);
   next:
     if (c != QT_EXIT_OK && code == QT_EXIT_OK)
       code = c;
-    free(sa.v);
-    free(sm.v);
   }
   if (json)
     fputs("]}\n", out.fp);
@@ -922,10 +1011,231 @@ fit_groups(int argc, char **argv, const column *amp, const column *mini,
     if (c2 != QT_EXIT_OK)
       code = c2;
   }
+  return code;
+}
+
+static void
+shared_row(FILE *fp, const char *group, const char *kind, const char *name,
+           const quantal_fit_param *p, double v, const char *unit)
+{
+  fprintf(fp, "%s\t%s\t%s\t", group, kind, name);
+  print_num(fp, p ? p->value : v);
+  fputc('\t', fp);
+  print_num(fp, p ? p->lo : NAN);
+  fputc('\t', fp);
+  print_num(fp, p ? p->hi : NAN);
+  fputc('\t', fp);
+  print_num(fp, p ? p->boot_lo : NAN);
+  fputc('\t', fp);
+  print_num(fp, p ? p->boot_hi : NAN);
+  fprintf(fp, "\t%s\n", unit);
+}
+
+static void
+json_par(FILE *fp, const char *name, const quantal_fit_param *p, int comma)
+{
+  fprintf(fp, "%s\"%s\": {\"value\": ", comma ? ", " : "", name);
+  qt_json_number(fp, p->value);
+  fputs(", \"ci_low\": ", fp);
+  qt_json_number(fp, p->lo);
+  fputs(", \"ci_high\": ", fp);
+  qt_json_number(fp, isinf(p->hi) ? NAN : p->hi);
+  fprintf(fp, ", \"ci_high_open\": %s, \"boot_low\": ",
+          isinf(p->hi) ? "true" : "false");
+  qt_json_number(fp, p->boot_lo);
+  fputs(", \"boot_high\": ", fp);
+  qt_json_number(fp, p->boot_hi);
+  fputc('}', fp);
+}
+
+static void
+json_kv(FILE *fp, const char *name, double v)
+{
+  fprintf(fp, ", \"%s\": ", name);
+  qt_json_number(fp, v);
+}
+
+/* --shared-q: one binomial model over the groups, n, q, sigma_q and
+ * sigma_0 shared, p per group. */
+static int
+fit_shared(int argc, char **argv, const grouping *gr, const column *mini,
+           quantal_fit_options o, int noise_from_column, int quiet, int json,
+           const char *out_path)
+{
+  const double **a = calloc(gr->ng + 1, sizeof *a);
+  size_t *n = calloc(gr->ng + 1, sizeof *n), i, nm = 0;
+  double *mv = NULL;
+  quantal_shared_fit *r = NULL;
+  quantal_diag diag;
+  quantal_status st;
+  qt_progress bar;
+  qt_out out;
+  const char *u = gr->a[0].unit;
+  int code = QT_EXIT_OK;
+  if (a == NULL || n == NULL) {
+    qt_error("out of memory");
+    code = QT_EXIT_ANALYSIS;
+    goto done;
+  }
+  for (i = 0; i < gr->ng; i++) {
+    a[i] = gr->a[i].v;
+    n[i] = gr->a[i].n;
+  }
+  /* The minis enter once: all of them (they share q whatever the
+   * condition). */
+  if (mini && mini->n > 0) {
+    mv = mini->v;
+    nm = mini->n;
+  }
+  if (noise_from_column) {
+    /* One sigma_0 for all: the median of the groups' medians. */
+    double *med = malloc((gr->ng + 1) * sizeof *med);
+    size_t k = 0;
+    if (med == NULL) {
+      qt_error("out of memory");
+      code = QT_EXIT_ANALYSIS;
+      goto done;
+    }
+    for (i = 0; i < gr->ng; i++)
+      if (!isnan(gr->a[i].noise_median))
+        med[k++] = gr->a[i].noise_median;
+    if (k < gr->ng) {
+      qt_error("%s: --noise-sd column: no amplitude_sd_%s or noise_sd_%s "
+               "values",
+               gr->a[i < gr->ng ? i : 0].path, u, u);
+      free(med);
+      code = QT_EXIT_IO;
+      goto done;
+    }
+    qsort(med, k, sizeof *med, cmp_d);
+    o.noise_sd = k % 2 ? med[k / 2] : 0.5 * (med[k / 2 - 1] + med[k / 2]);
+    free(med);
+  }
+  o.on_progress = on_boot_progress;
+  o.user = &bar;
+  qt_progress_begin(&bar, "fit: bootstrap", o.bootstrap,
+                    quiet || o.bootstrap == 0);
+  quantal_diag_clear(&diag);
+  st = quantal_fit_shared(a, n, gr->ng, mv, nm, &o, &r, &diag);
+  qt_progress_end(&bar);
+  if (st != QUANTAL_OK) {
+    /* "condition K: ..." names the group. */
+    unsigned long g = 0;
+    int off = 0;
+    if (sscanf(diag.reason, "condition %lu: %n", &g, &off) == 1 && off > 0 &&
+        g >= 1 && g <= gr->ng) {
+      if (gr->by)
+        qt_error("%s [%s %s]: %s", gr->a[g - 1].path, gr->by,
+                 gr->label[g - 1], diag.reason + off);
+      else
+        qt_error("%s: %s", gr->a[g - 1].path, diag.reason + off);
+    } else
+      qt_error("%s: shared-q fit: %s", gr->a[0].path,
+               diag.reason[0] ? diag.reason : quantal_status_str(st));
+    code = st == QUANTAL_EINVAL ? QT_EXIT_USAGE : QT_EXIT_ANALYSIS;
+    goto done;
+  }
+  if (qt_out_open(&out, out_path) != 0) {
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  if (json) {
+    FILE *fp = out.fp;
+    fputs("{\"model\": \"binomial_shared_q\", \"group_by\": ", fp);
+    if (gr->by)
+      qt_json_string(fp, gr->by);
+    else
+      fputs("\"table\"", fp);
+    fputs(", \"unit\": ", fp);
+    qt_json_string(fp, u);
+    fprintf(fp, ",\n \"settings\": {\"level\": ");
+    qt_json_number(fp, o.level);
+    fprintf(fp, ", \"n_max\": %u, \"bootstrap\": %u, \"seed\": %llu, "
+                "\"noise_sd_fixed\": ",
+            o.n_max, o.bootstrap, (unsigned long long)o.seed);
+    qt_json_number(fp, o.noise_sd > 0.0 ? o.noise_sd : NAN);
+    fprintf(fp, ", \"n_minis\": %zu},\n \"shared\": {", nm);
+    json_par(fp, "n", &r->n, 0);
+    json_par(fp, "q", &r->q, 1);
+    json_par(fp, "sigma_q", &r->sigma_q, 1);
+    json_par(fp, "cv_q", &r->cv_q, 1);
+    json_par(fp, "sigma_0", &r->sigma_0, 1);
+    fprintf(fp, "},\n \"n_verdict\": \"%s\"", verdict_name(r->n_verdict));
+    json_kv(fp, "loglik", r->loglik);
+    json_kv(fp, "aic", r->aic);
+    json_kv(fp, "bic", r->bic);
+    fprintf(fp, ", \"n_params\": %u, \"bootstrap_ok\": %u,\n \"groups\": [",
+            r->n_params, r->boot_ok);
+    for (i = 0; i < gr->ng; i++) {
+      fputs(i ? ",\n  {\"group\": " : "\n  {\"group\": ", fp);
+      qt_json_string(fp, gr->label[i]);
+      fprintf(fp, ", \"input\": ");
+      qt_json_string(fp, gr->a[i].path);
+      fprintf(fp, ", \"n_amplitudes\": %zu, ", r->n_amplitudes[i]);
+      json_par(fp, "p", &r->p[i], 0);
+      json_par(fp, "m", &r->m[i], 1);
+      json_kv(fp, "loglik", r->loglik_group[i]);
+      fputc('}', fp);
+    }
+    fputs("],\n \"profile_n\": [", fp);
+    for (i = 0; i < r->n_profile; i++) {
+      fprintf(fp, "%s[%u, ", i ? ", " : "", r->profile_n[i]);
+      qt_json_number(fp, r->profile_loglik[i]);
+      fputc(']', fp);
+    }
+    fputs("],\n \"shared_vs_separate\": {\"loglik_separate\": ", fp);
+    qt_json_number(fp, r->loglik_separate);
+    fprintf(fp, ", \"n_params_separate\": %u", r->n_params_separate);
+    json_kv(fp, "lrt", r->lrt_stat);
+    json_kv(fp, "df", r->lrt_df);
+    json_kv(fp, "p_chisq", r->lrt_p);
+    json_kv(fp, "p_bootstrap", r->lrt_boot_p);
+    fputs("}}\n", fp);
+  } else {
+    FILE *fp = out.fp;
+    qt_print_provenance(fp, argc, argv);
+    for (i = 0; i < gr->ng; i++)
+      fprintf(fp, "# group %s: %s column %s (%zu amplitudes)\n",
+              gr->label[i], gr->a[i].path, gr->a[i].name, gr->a[i].n);
+    if (nm)
+      fprintf(fp, "# minis: %s column %s (%zu)\n", mini->path, mini->name,
+              nm);
+    fprintf(fp, "# model: binomial, n q sigma_q sigma_0 shared, p per "
+                "group (%s)\n",
+            gr->by ? gr->by : "one table a group");
+    fprintf(fp, "# level: %g; n_max: %u; bootstrap: %u; seed: %llu\n",
+            o.level, o.n_max, o.bootstrap, (unsigned long long)o.seed);
+    fprintf(fp, "# n %s\n", verdict_name(r->n_verdict));
+    fputs("group\tkind\tname\tvalue\tci_low\tci_high\tboot_low\tboot_high"
+          "\tunit\n",
+          fp);
+    shared_row(fp, "all", "parameter", "n", &r->n, 0, "1");
+    shared_row(fp, "all", "parameter", "q", &r->q, 0, u);
+    shared_row(fp, "all", "parameter", "sigma_q", &r->sigma_q, 0, u);
+    shared_row(fp, "all", "parameter", "cv_q", &r->cv_q, 0, "1");
+    shared_row(fp, "all", "parameter", "sigma_0", &r->sigma_0, 0, u);
+    for (i = 0; i < gr->ng; i++) {
+      shared_row(fp, gr->label[i], "parameter", "p", &r->p[i], 0, "1");
+      shared_row(fp, gr->label[i], "parameter", "m", &r->m[i], 0, "1");
+      shared_row(fp, gr->label[i], "fit", "loglik", NULL,
+                 r->loglik_group[i], "1");
+    }
+    shared_row(fp, "all", "fit", "loglik", NULL, r->loglik, "1");
+    shared_row(fp, "all", "fit", "aic", NULL, r->aic, "1");
+    shared_row(fp, "all", "fit", "bic", NULL, r->bic, "1");
+    shared_row(fp, "all", "compare", "loglik_separate", NULL,
+               r->loglik_separate, "1");
+    shared_row(fp, "all", "compare", "lrt", NULL, r->lrt_stat, "1");
+    shared_row(fp, "all", "compare", "lrt_df", NULL, r->lrt_df, "1");
+    shared_row(fp, "all", "compare", "lrt_p", NULL, r->lrt_p, "1");
+    shared_row(fp, "all", "compare", "lrt_boot_p", NULL, r->lrt_boot_p,
+               "1");
+  }
+  code = qt_out_commit(&out);
 done:
-  free(rows);
-  free(mrows);
-  free(groups);
+  quantal_shared_fit_free(r);
+  free(a);
+  free(n);
   return code;
 }
 
@@ -952,6 +1262,7 @@ cmd_fit(int argc, char **argv)
       {"bins", required_argument, NULL, OPT_BINS},
       {"no-ci", no_argument, NULL, OPT_NO_CI},
       {"group-by", required_argument, NULL, OPT_GROUP},
+      {"shared-q", no_argument, NULL, OPT_SHARED_Q},
       {"output", required_argument, NULL, 'o'},
       {"plot", required_argument, NULL, OPT_PLOT},
       {"quiet", no_argument, NULL, OPT_QUIET},
@@ -961,7 +1272,9 @@ cmd_fit(int argc, char **argv)
   const char *minis_path = NULL, *col = NULL, *mcol = NULL, *out_path = "-";
   const char *mpfa_path = NULL, *bins_path = NULL, *plot_path = NULL;
   const char *group_col = NULL;
-  int quiet = 0;
+  int quiet = 0, shared_q = 0;
+  column *amps = NULL;
+  size_t namp = 0;
   double driving = NAN, martin_f = 1.0, cv_q = NAN;
   int json = 0, opt, code = QT_EXIT_OK, noise_from_column = 0;
   long lv;
@@ -1064,24 +1377,51 @@ cmd_fit(int argc, char **argv)
     case OPT_QUIET: quiet = 1; break;
     case OPT_NO_CI: o.profile_ci = 0; break;
     case OPT_GROUP: group_col = optarg; break;
+    case OPT_SHARED_Q: shared_q = 1; break;
     case 'o': out_path = optarg; break;
     case 'h': usage(stdout); return qt_finish_stdout(QT_EXIT_OK);
     default:
       return qt_common_option(opt, NULL, argv);
     }
   }
-  if (group_col && (plot_path || bins_path || mpfa_path))
-    return qt_usage_error("--group-by does not go with --plot, --bins or "
-                          "--mpfa");
   if (optind >= argc)
     return qt_usage_error("no amplitude table given");
-  if (optind + 1 < argc)
-    return qt_usage_error("one amplitude table only, got '%s' too",
-                          argv[optind + 1]);
+  namp = (size_t)(argc - optind);
+  if ((group_col || namp > 1 || shared_q) &&
+      (plot_path || bins_path || mpfa_path))
+    return qt_usage_error("--plot, --bins and --mpfa take one ungrouped "
+                          "table");
+  if (group_col && namp > 1)
+    return qt_usage_error("--group-by takes one table; with several "
+                          "tables each one is a group");
+  if (shared_q && !group_col && namp < 2)
+    return qt_usage_error("--shared-q needs groups: --group-by COLUMN or "
+                          "several tables");
+  if (shared_q && (o.models != (QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON) |
+                                QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL)) &&
+                   o.models != QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL)))
+    return qt_usage_error("--shared-q fits the binomial model only");
+  if (shared_q && o.shape != QUANTAL_QSHAPE_GAUSSIAN)
+    return qt_usage_error("--shared-q has Gaussian quantal sizes only");
 
-  code = read_column(argv[optind], col, &amp);
-  if (code != QT_EXIT_OK)
+  amps = calloc(namp, sizeof *amps);
+  if (amps == NULL) {
+    qt_error("out of memory");
+    code = QT_EXIT_ANALYSIS;
     goto done;
+  }
+  for (i = 0; i < namp; i++) {
+    code = read_column(argv[optind + (int)i], col, &amps[i]);
+    if (code != QT_EXIT_OK)
+      goto done;
+    if (i > 0 && strcmp(amps[i].unit, amps[0].unit) != 0) {
+      qt_error("%s: amplitudes in '%s' but %s has '%s'", amps[i].path,
+               amps[i].unit, amps[0].path, amps[0].unit);
+      code = QT_EXIT_IO;
+      goto done;
+    }
+  }
+  amp = amps[0];
   if (minis_path) {
     code = read_column(minis_path, mcol, &mini);
     if (code != QT_EXIT_OK)
@@ -1094,7 +1434,7 @@ cmd_fit(int argc, char **argv)
       goto done;
     }
   }
-  if (noise_from_column) {
+  if (noise_from_column && namp == 1 && !group_col) {
     if (isnan(amp.noise_median)) {
       qt_error("%s: --noise-sd column: no amplitude_sd_%s or noise_sd_%s "
                "column",
@@ -1109,26 +1449,42 @@ cmd_fit(int argc, char **argv)
   /* Martin (1955) correction of every amplitude (and mini) before any
    * estimate: the magnitude is corrected, the sign kept. */
   if (!isnan(driving)) {
-    for (i = 0; i < amp.n + (have_minis ? mini.n : 0); i++) {
-      double *p = i < amp.n ? &amp.v[i] : &mini.v[i - amp.n];
-      double a = fabs(*p), c;
-      quantal_diag_clear(&diag);
-      if (quantal_martin_correct(a, fabs(driving), martin_f, &c, &diag) !=
-          QUANTAL_OK) {
-        qt_error("%s: amplitude %g is not below the driving force %g%s",
-                 i < amp.n ? amp.path : mini.path, *p, fabs(driving),
-                 martin_f < 1.0 ? " / f" : "");
-        code = QT_EXIT_ANALYSIS;
-        goto done;
+    size_t t;
+    for (t = 0; t <= namp; t++) {
+      column *cc = t < namp ? &amps[t] : (have_minis ? &mini : NULL);
+      if (cc == NULL)
+        continue;
+      for (i = 0; i < cc->n; i++) {
+        double *p = &cc->v[i];
+        double a = fabs(*p), c;
+        quantal_diag_clear(&diag);
+        if (quantal_martin_correct(a, fabs(driving), martin_f, &c, &diag) !=
+            QUANTAL_OK) {
+          qt_error("%s: amplitude %g is not below the driving force %g%s",
+                   cc->path, *p, fabs(driving),
+                   martin_f < 1.0 ? " / f" : "");
+          code = QT_EXIT_ANALYSIS;
+          goto done;
+        }
+        *p = *p < 0.0 ? -c : c;
       }
-      *p = *p < 0.0 ? -c : c;
     }
+    amp = amps[0];
   }
 
-  if (group_col) {
-    code = fit_groups(argc, argv, &amp, have_minis ? &mini : NULL, group_col,
-                      o, cv_q, noise_from_column, quiet, json, out_path,
-                      driving, martin_f);
+  if (group_col || namp > 1) {
+    grouping gr;
+    code = group_col ? groups_by_column(&amp, have_minis ? &mini : NULL,
+                                        group_col, &gr)
+                     : groups_of_tables(amps, namp, &gr);
+    if (code == QT_EXIT_OK && shared_q)
+      code = fit_shared(argc, argv, &gr, have_minis ? &mini : NULL, o,
+                        noise_from_column, quiet, json, out_path);
+    else if (code == QT_EXIT_OK)
+      code = fit_groups(argc, argv, &gr, have_minis ? &mini : NULL, o, cv_q,
+                        noise_from_column, quiet, json, out_path, driving,
+                        martin_f);
+    grouping_free(&gr);
     goto done;
   }
   code = analyse(&amp, &mini, have_minis, o, cv_q, quiet, &an);
@@ -1193,7 +1549,9 @@ cmd_fit(int argc, char **argv)
 done:
   quantal_fit_result_free(r);
   quantal_mpfa_result_free(mp);
-  column_free(&amp);
+  for (i = 0; amps && i < namp; i++)
+    column_free(&amps[i]);
+  free(amps);
   column_free(&mini);
   return out_path && strcmp(out_path, "-") == 0 ? qt_finish_stdout(code)
                                                  : code;
