@@ -757,8 +757,14 @@ from_fit_json(rec_cli *c, qtl_json **j)
   in = qtl_json_get(*j, "input");
   file = qtl_json_string(qtl_json_get(in, "file"));
   if (file == NULL) {
-    qt_error("%s: not a result of quantal fit --json (no input.file)",
-             c->amp_path);
+    const char *model = qtl_json_string(qtl_json_get(*j, "model"));
+    if (model || qtl_json_get(*j, "group_by"))
+      qt_error("%s: a grouped fit (--group-by, several tables or "
+               "--shared-q): compare one group's fit at a time",
+               c->amp_path);
+    else
+      qt_error("%s: not a result of quantal fit --json (no input.file)",
+               c->amp_path);
     qtl_json_free(*j);
     return QT_EXIT_IO;
   }

@@ -84,7 +84,58 @@ expect_out_match '^# tiny: no fit'
 run 3 "$QUANTAL" fit --group-by nope grouped.tsv
 expect_err "quantal: fit: grouped.tsv: no column 'nope' (--group-by)"
 run 2 "$QUANTAL" fit --group-by cell --bins b.tsv grouped.tsv
-expect_err_match "group-by does not go with"
+expect_err_match "take one ungrouped table"
+# Several tables: each one a group, labelled by its path, with the same
+# rows as fitting it alone.
+run 0 "$QUANTAL" fit --model poisson --no-ci even.tsv odd.tsv
+checks=$((checks + 1))
+grep -v '^#' out | tail -n +2 > got
+sed 's/^even	/even.tsv	/' even.expected > both.expected
+sed 's/^odd	/odd.tsv	/' odd.expected >> both.expected
+cmp -s both.expected got || fail "fit of two tables differs from each alone"
+run 2 "$QUANTAL" fit --group-by cell even.tsv odd.tsv
+expect_err_match "group-by takes one table"
+# --shared-q: three conditions of one synapse (n = 6, q = 1 mV, p = 0.2,
+# 0.5, 0.8), one table each or one table with a condition column: the
+# same fit either way; n and q inside their 99.9 % intervals (a miss is
+# a 1 in 1000 event for calibrated intervals; scripts/bench/fit-shared
+# measures the calibration).
+for c in 1 2 3; do
+  p=$(echo "0.2 0.5 0.8" | cut -d' ' -f"$c")
+  "$QUANTAL" simulate --amplitudes-only --seed "$c" --duration 150.5 \
+    --stim-period 1 --model binomial --n 6 --p "$p" --q 1 --cv-q 0.15 \
+    --noise 0.3 --mini-rate 0 -o "c$c.tsv" 2>/dev/null ||
+    fail "simulate condition $c"
+done
+run 0 "$QUANTAL" fit --shared-q --n-max 20 --level 0.999 c1.tsv c2.tsv c3.tsv
+expect_out_match '^group	kind	name	value	ci_low	ci_high	boot_low	boot_high	unit$'
+expect_out_match '^all	parameter	q	'
+expect_out_match '^c3.tsv	parameter	p	'
+expect_out_match '^all	compare	lrt_df	8	'
+checks=$((checks + 1))
+awk -F '\t' '$1 == "all" && $3 == "n" && !($5 <= 6 && 6 <= $6) { print "n", $0 }
+  $1 == "all" && $3 == "q" && !($5 <= 1 && 1 <= $6) { print "q", $0 }' out > miss
+[ -s miss ] && fail "shared-q intervals miss the truth: $(cat miss)"
+grep -v '^#' out | cut -f 2- > tables.rows
+awk -F '\t' 'BEGIN { OFS = "\t" } FNR == 1 { f++ } /^#/ { next }
+  /^stimulus/ { if (f == 1) print "condition", $0; next }
+  { print "k" f, $0 }' c1.tsv c2.tsv c3.tsv > conditions.tsv
+run 0 "$QUANTAL" fit --shared-q --n-max 20 --level 0.999 --group-by condition conditions.tsv
+expect_out_match '^k2	parameter	m	'
+checks=$((checks + 1))
+grep -v '^#' out | cut -f 2- | cmp -s - tables.rows ||
+  fail "fit --shared-q: --group-by and one table a condition differ"
+run 0 "$QUANTAL" fit --shared-q --n-max 20 --no-ci --json c1.tsv c2.tsv c3.tsv
+expect_out_match '"model": "binomial_shared_q"'
+expect_out_match '"p_chisq": [0-9]'
+run 2 "$QUANTAL" fit --shared-q c1.tsv
+expect_err_match "shared-q needs groups"
+run 2 "$QUANTAL" fit --shared-q --model poisson c1.tsv c2.tsv
+expect_err_match "binomial model only"
+head -n 12 c2.tsv > short.tsv
+run 1 "$QUANTAL" fit --shared-q --n-max 20 -o shared.tsv c1.tsv short.tsv
+expect_err_match "^quantal: fit: short.tsv: need at least 10 amplitudes, got"
+no_file shared.tsv
 # --noise-sd column: sigma_0 is the amplitude's own SD (amplitude_sd_*,
 # as evoked writes it) rather than the baseline trace's (noise_sd_*).
 awk -F '\t' 'BEGIN { OFS = "\t" } /^#/ { next }

@@ -516,3 +516,269 @@ Test(fit, mpfa_exact_parabola)
   cr_assert_float_eq(r->p[3].value, 4.0 / (10 * 0.5), 1e-9);
   quantal_mpfa_result_free(r);
 }
+
+/* ---- shared-q model across conditions (fit_shared.c) ---- */
+
+/* Three conditions of one synapse: binomial n, q = 1, CV_q 0.15,
+ * sigma_0 0.3, p of each from ps; qs[g] overrides q (0: 1). */
+static void
+sim_conditions(unsigned n, const double *ps, const double *qs, size_t N,
+               uint64_t seed, double **x)
+{
+  int g;
+  for (g = 0; g < 3; g++) {
+    quantal_release_params rp;
+    memset(&rp, 0, sizeof rp);
+    rp.model = QUANTAL_RELEASE_BINOMIAL;
+    rp.n = n;
+    rp.p = ps[g];
+    rp.q = qs && qs[g] > 0.0 ? qs[g] : 1.0;
+    rp.cv_q = 0.15;
+    rp.noise_sd = 0.3;
+    x[g] = malloc(N * sizeof *x[g]);
+    cr_assert_not_null(x[g]);
+    cr_assert_eq(quantal_sim_amplitudes(&rp, quantal_seed_mix(seed, g), N,
+                                        x[g], NULL, NULL),
+                 QUANTAL_OK);
+  }
+}
+
+/* Shared log-likelihood by quantal_fit_loglik, condition by condition. */
+static double
+shared_ll(double *const *x, size_t N, unsigned n, const double *p, double q,
+          double cv_q, double s0)
+{
+  double ll = 0.0, l;
+  int g;
+  for (g = 0; g < 3; g++) {
+    quantal_release_params rp;
+    memset(&rp, 0, sizeof rp);
+    rp.model = QUANTAL_RELEASE_BINOMIAL;
+    rp.n = n;
+    rp.p = p[g];
+    rp.q = q;
+    rp.cv_q = cv_q;
+    rp.noise_sd = s0;
+    if (quantal_fit_loglik(&rp, x[g], N, NULL, 0, &l, NULL) != QUANTAL_OK ||
+        !isfinite(l))
+      return -INFINITY;
+    ll += l;
+  }
+  return ll;
+}
+
+/* Profile of the shared q by Nelder-Mead over (logit p_g, log CV_q) at
+ * each n, sigma_0 held at 0.3. */
+typedef struct prof_sq {
+  double *const *x;
+  size_t N;
+  unsigned n;
+  double q;
+} prof_sq;
+
+static double
+neg_shared(const gsl_vector *v, void *arg)
+{
+  const prof_sq *a = arg;
+  double p[3], ll;
+  int g;
+  for (g = 0; g < 3; g++)
+    p[g] = 1.0 / (1.0 + exp(-gsl_vector_get(v, (size_t)g)));
+  ll = shared_ll(a->x, a->N, a->n, p, a->q, exp(gsl_vector_get(v, 3)), 0.3);
+  return isfinite(ll) ? -ll : 1e300;
+}
+
+static double
+profile_shared_q(double *const *x, size_t N, unsigned n_lo, unsigned n_hi,
+                 double q, const double *m_hat)
+{
+  double best = -INFINITY;
+  unsigned n;
+  for (n = n_lo; n <= n_hi; n++) {
+    prof_sq a = {x, N, n, q};
+    gsl_multimin_function f = {neg_shared, 4, &a};
+    gsl_multimin_fminimizer *s =
+        gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, 4);
+    gsl_vector *v = gsl_vector_alloc(4), *step = gsl_vector_alloc(4);
+    int it, g;
+    for (g = 0; g < 3; g++) {
+      double p0 = fmin(0.95, m_hat[g] / n);
+      gsl_vector_set(v, (size_t)g, log(p0 / (1.0 - p0)));
+    }
+    gsl_vector_set(v, 3, log(0.15));
+    gsl_vector_set_all(step, 0.3);
+    gsl_multimin_fminimizer_set(s, &f, v, step);
+    for (it = 0; it < 3000; it++)
+      if (gsl_multimin_fminimizer_iterate(s) != GSL_SUCCESS ||
+          gsl_multimin_test_size(gsl_multimin_fminimizer_size(s), 1e-7) ==
+              GSL_SUCCESS)
+        break;
+    if (-s->fval > best)
+      best = -s->fval;
+    gsl_multimin_fminimizer_free(s);
+    gsl_vector_free(v);
+    gsl_vector_free(step);
+  }
+  return best;
+}
+
+Test(fit, shared_q_maximum_and_interval_ends)
+{
+  /* n = 8, p = 0.2, 0.45, 0.7, 200 trials each, sigma_0 known. The
+   * reported log-likelihood is the sum of the three conditions' at the
+   * reported parameters; no Nelder-Mead search at n_hat beats it; at both
+   * ends of q's 95 % interval the likelihood maximised over everything
+   * else, n included, sits at the Wilks threshold (tolerance: the
+   * simplex's accuracy). */
+  const double ps[3] = {0.2, 0.45, 0.7};
+  double *x[3], p[3], m[3], thr, l;
+  size_t nn[3] = {200, 200, 200};
+  quantal_fit_options o = quantal_fit_options_default();
+  quantal_shared_fit *r = NULL;
+  unsigned nlo, nhi;
+  int g;
+  sim_conditions(8, ps, NULL, 200, 21, x);
+  o.n_max = 30;
+  o.noise_sd = 0.3;
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, nn, 3, NULL, 0,
+                                  &o, &r, NULL),
+               QUANTAL_OK);
+  for (g = 0; g < 3; g++) {
+    p[g] = r->p[g].value;
+    m[g] = r->m[g].value;
+    cr_assert_float_eq(m[g], r->n.value * p[g], 1e-12);
+    cr_assert(r->p[g].lo <= p[g] && p[g] <= r->p[g].hi);
+    cr_assert(r->m[g].lo <= m[g] && m[g] <= r->m[g].hi);
+  }
+  l = shared_ll(x, 200, (unsigned)r->n.value, p, r->q.value, r->cv_q.value,
+                0.3);
+  cr_assert(fabs(l - r->loglik) < 1e-6, "%.9f vs %.9f", l, r->loglik);
+  l = profile_shared_q(x, 200, (unsigned)r->n.value, (unsigned)r->n.value,
+                       r->q.value, m);
+  cr_assert(l <= r->loglik + 1e-6, "Nelder-Mead %.6f above the fit %.6f", l,
+            r->loglik);
+  cr_assert(r->loglik_separate >= r->loglik - 1e-6);
+  nlo = (unsigned)r->n.lo;
+  nhi = isinf(r->n.hi) ? o.n_max : (unsigned)r->n.hi;
+  thr = r->loglik - 0.5 * gsl_cdf_chisq_Pinv(0.95, 1);
+  l = profile_shared_q(x, 200, nlo, nhi, r->q.hi, m);
+  cr_assert(fabs(l - thr) < 0.01, "at q_hi %g: %.4f vs threshold %.4f",
+            r->q.hi, l, thr);
+  l = profile_shared_q(x, 200, nlo, nhi, r->q.lo, m);
+  cr_assert(fabs(l - thr) < 0.01, "at q_lo %g: %.4f vs threshold %.4f",
+            r->q.lo, l, thr);
+  quantal_shared_fit_free(r);
+  for (g = 0; g < 3; g++)
+    free(x[g]);
+}
+
+Test(fit, shared_q_test_rejects_different_q)
+{
+  /* The third condition's quanta 50 % larger: with 300 trials each the
+   * shared model is far worse than separate fits (the q estimates of
+   * the separate fits differ by many standard errors), so the
+   * likelihood-ratio test must reject; with the same q it must not
+   * reject at 0.1 % (a false rejection at this seed would be a 1 in
+   * 1000 event if the chi-square reference held). */
+  const double ps[3] = {0.2, 0.45, 0.7}, qs[3] = {1.0, 1.0, 1.5};
+  double *x[3];
+  size_t nn[3] = {300, 300, 300};
+  quantal_fit_options o = quantal_fit_options_default();
+  quantal_shared_fit *r = NULL;
+  int g;
+  o.n_max = 30;
+  o.profile_ci = 0;
+  sim_conditions(8, ps, qs, 300, 5, x);
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, nn, 3, NULL, 0,
+                                  &o, &r, NULL),
+               QUANTAL_OK);
+  cr_assert_eq(r->lrt_df, 8.0);
+  cr_assert(r->lrt_p < 1e-4, "lrt %g p %g", r->lrt_stat, r->lrt_p);
+  quantal_shared_fit_free(r);
+  for (g = 0; g < 3; g++)
+    free(x[g]);
+  sim_conditions(8, ps, NULL, 300, 5, x);
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, nn, 3, NULL, 0,
+                                  &o, &r, NULL),
+               QUANTAL_OK);
+  cr_assert(r->lrt_p > 1e-3, "lrt %g p %g", r->lrt_stat, r->lrt_p);
+  cr_assert(isnan(r->q.lo), "no intervals asked");
+  quantal_shared_fit_free(r);
+  for (g = 0; g < 3; g++)
+    free(x[g]);
+}
+
+Test(fit, shared_q_bootstrap_independent_of_threads)
+{
+  const double ps[3] = {0.3, 0.5, 0.8};
+  double *x[3];
+  size_t nn[3] = {60, 60, 60};
+  quantal_fit_options o = quantal_fit_options_default();
+  quantal_shared_fit *a = NULL, *b = NULL;
+  int g;
+  sim_conditions(5, ps, NULL, 60, 9, x);
+  o.n_max = 12;
+  o.profile_ci = 0;
+  o.bootstrap = 6;
+  o.seed = 77;
+  o.threads = 1;
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, nn, 3, NULL, 0,
+                                  &o, &a, NULL),
+               QUANTAL_OK);
+  o.threads = 2;
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, nn, 3, NULL, 0,
+                                  &o, &b, NULL),
+               QUANTAL_OK);
+  cr_assert_eq(a->boot_ok, 6);
+  cr_assert_eq(b->boot_ok, 6);
+  cr_assert_eq(a->q.boot_lo, b->q.boot_lo);
+  cr_assert_eq(a->q.boot_hi, b->q.boot_hi);
+  cr_assert_eq(a->p[2].boot_hi, b->p[2].boot_hi);
+  cr_assert_eq(a->lrt_boot_p, b->lrt_boot_p);
+  cr_assert(a->q.boot_lo < a->q.boot_hi);
+  cr_assert(a->lrt_boot_p > 0.0 && a->lrt_boot_p <= 1.0);
+  quantal_shared_fit_free(a);
+  quantal_shared_fit_free(b);
+  for (g = 0; g < 3; g++)
+    free(x[g]);
+}
+
+Test(fit, shared_q_bad_input)
+{
+  double a[12], b[5], c[12], *x[3];
+  size_t n[3] = {12, 5, 12};
+  quantal_shared_fit *r = NULL;
+  quantal_diag d;
+  int i;
+  for (i = 0; i < 12; i++) {
+    a[i] = 1.0 + 0.1 * i;
+    c[i] = -a[i] * 3.0;
+  }
+  for (i = 0; i < 5; i++)
+    b[i] = a[i];
+  x[0] = a;
+  x[1] = b;
+  x[2] = a;
+  quantal_diag_clear(&d);
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, n, 1, NULL, 0,
+                                  NULL, &r, &d),
+               QUANTAL_EINVAL);
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, n, 3, NULL, 0,
+                                  NULL, &r, &d),
+               QUANTAL_ENODATA);
+  cr_assert_str_eq(d.reason,
+                   "condition 2: need at least 10 amplitudes, got 5");
+  n[1] = 12;
+  x[1] = c;
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, n, 3, NULL, 0,
+                                  NULL, &r, &d),
+               QUANTAL_EFAILED);
+  cr_assert(strstr(d.reason, "condition") != NULL, "%s", d.reason);
+  x[1] = a;
+  a[4] = NAN;
+  cr_assert_eq(quantal_fit_shared((const double *const *)x, n, 3, NULL, 0,
+                                  NULL, &r, &d),
+               QUANTAL_ENUMERIC);
+  cr_assert_null(r);
+  quantal_shared_fit_free(NULL);
+}
