@@ -1054,8 +1054,12 @@ quantal_fit_shared(const double *const *amplitudes, const size_t *n,
         }
       }
     }
-    /* m_g = n p_g with n unbounded above: m's interval is still finite
-     * (p falls as n grows); nothing to widen. */
+    /* n unbounded above: p_g goes to 0 as n grows with m_g = n p_g
+     * held (the Poisson limit), so p_g has no lower bound but 0; m_g's
+     * interval stays finite. */
+    if (isinf(r->n.hi))
+      for (g = 0; g < G; g++)
+        r->p[g].lo = 0.0;
   }
   if (o.bootstrap > 0) {
     st = shared_bootstrap(r, &o, diag);

@@ -74,6 +74,10 @@ typedef struct quantal_open_options {
   const char *const *units;    /* e.g. {"mV", "V"}; NULL entries = keep */
   size_t n_scales;             /* scales[i]: physical = stored * scale */
   const double *scales;        /* NULL or values; 0 or NaN entries = keep */
+  const char *sweeps;          /* "1-10,12": only these sweeps (1-based),
+                                * laid end to end (see
+                                * quantal_recording_select_sweeps); NULL =
+                                * all */
 } quantal_open_options;
 
 quantal_open_options quantal_open_options_default(void);
@@ -126,6 +130,21 @@ quantal_status quantal_recording_get_channel(const quantal_recording *rec,
 quantal_status quantal_recording_get_sweep(const quantal_recording *rec,
                                            size_t i, uint64_t *first_frame,
                                            uint64_t *n_frames);
+
+/* Parse a 1-based list of numbers and ranges ("1-3,7") over 1..n into
+ * sel[0..n-1] (1 = listed). QUANTAL_EINVAL with the reason when spec is
+ * empty, malformed, backwards or outside 1..n. */
+quantal_status quantal_parse_list(const char *spec, size_t n,
+                                  unsigned char *sel, quantal_diag *diag);
+
+/* Keep only the sweeps i with sel[i] != 0 (sel has n_sweeps entries):
+ * from then on the recording is those sweeps laid end to end, in their
+ * order (frames, sweep table and reads all refer to that), streamed from
+ * the file as before. Selecting every sweep changes nothing; none is
+ * QUANTAL_EINVAL. */
+quantal_status quantal_recording_select_sweeps(quantal_recording *rec,
+                                               const unsigned char *sel,
+                                               quantal_diag *diag);
 
 /* Read n frames of channel ch starting at first_frame into buf (n doubles,
  * physical units). Reading past the end is QUANTAL_ERANGE. Streaming: call

@@ -146,7 +146,54 @@ looks_like_text(const unsigned char *buf, size_t n)
 typedef quantal_status (*probe_fn)(quantal_recording *, const unsigned char *,
                                    size_t, quantal_diag *);
 
-/* Apply the caller's units and scales over what the file said. */
+quantal_status
+quantal_parse_list(const char *spec, size_t n, unsigned char *sel,
+                   quantal_diag *diag)
+{
+  const char *p = spec;
+  memset(sel, 0, n);
+  if (p == NULL || *p == '\0')
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1, "empty list");
+  while (*p != '\0') {
+    char *end;
+    unsigned long a, b;
+    if (*p < '0' || *p > '9')
+      goto bad;
+    a = strtoul(p, &end, 10);
+    b = a;
+    p = end;
+    if (*p == '-') {
+      p++;
+      if (*p < '0' || *p > '9')
+        goto bad;
+      b = strtoul(p, &end, 10);
+      p = end;
+    }
+    if (*p == ',')
+      p++;
+    else if (*p != '\0')
+      goto bad;
+    if (b < a)
+      return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                      "'%s' has a backwards range %lu-%lu", spec, a, b);
+    if (a < 1)
+      return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                      "'%s': the numbering starts at 1", spec);
+    if (b > n)
+      return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                      "'%s' asks for %lu-%lu, but there %s only %zu", spec,
+                      a, b, n == 1 ? "is" : "are", n);
+    for (; a <= b; a++)
+      sel[a - 1] = 1;
+  }
+  return QUANTAL_OK;
+bad:
+  return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
+                  "'%s' is not a list like 1-10,12", spec);
+}
+
+/* Apply the caller's units, scales and sweep selection over what the file
+ * said. */
 static quantal_status
 apply_options(quantal_recording *rec, const quantal_open_options *opt,
               quantal_diag *diag)
@@ -154,6 +201,27 @@ apply_options(quantal_recording *rec, const quantal_open_options *opt,
   size_t i;
   if (opt == NULL)
     return QUANTAL_OK;
+  if (opt->sweeps != NULL) {
+    unsigned char *sel = malloc(rec->info.n_sweeps + 1);
+    quantal_status st;
+    if (sel == NULL)
+      return qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1,
+                      "out of memory");
+    st = quantal_parse_list(opt->sweeps, rec->info.n_sweeps, sel, diag);
+    if (st != QUANTAL_OK) {
+      char why[sizeof diag->reason];
+      if (diag) {
+        snprintf(why, sizeof why, "%s", diag->reason);
+        qtl_fail(diag, st, rec->path, -1, -1, "sweeps %s", why);
+      }
+      free(sel);
+      return st;
+    }
+    st = quantal_recording_select_sweeps(rec, sel, diag);
+    free(sel);
+    if (st != QUANTAL_OK)
+      return st;
+  }
   if (opt->n_units > rec->info.n_channels)
     return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
                     "%zu units given but the file has %zu channel%s",
@@ -272,6 +340,112 @@ quantal_recording_open(const char *path, const quantal_open_options *opt,
     return st;
   }
   *out = rec;
+  return QUANTAL_OK;
+}
+
+/* A selection of sweeps, laid end to end: frame f of the view is frame
+ * src[k] + (f - at[k]) of the file, k the selected sweep holding f. */
+typedef struct view_ctx {
+  const qtl_backend_ops *ops;
+  void *ctx;
+  size_t n, nc;
+  uint64_t *src, *at, *len;
+} view_ctx;
+
+static quantal_status
+view_read(void *vctx, uint64_t first, size_t n, double *out,
+          quantal_diag *diag)
+{
+  view_ctx *v = vctx;
+  size_t lo = 0, hi = v->n;
+  /* the last sweep starting at or before first */
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v->at[mid] <= first)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  while (n > 0) {
+    uint64_t off = first - v->at[lo], m = v->len[lo] - off;
+    quantal_status st;
+    if (m > n)
+      m = n;
+    st = v->ops->read(v->ctx, v->src[lo] + off, (size_t)m, out, diag);
+    if (st != QUANTAL_OK)
+      return st;
+    out += m * v->nc;
+    first += m;
+    n -= (size_t)m;
+    lo++;
+  }
+  return QUANTAL_OK;
+}
+
+static void
+view_close(void *vctx)
+{
+  view_ctx *v = vctx;
+  if (v == NULL)
+    return;
+  if (v->ops != NULL && v->ops->close != NULL)
+    v->ops->close(v->ctx);
+  free(v->src);
+  free(v->at);
+  free(v->len);
+  free(v);
+}
+
+static const qtl_backend_ops view_ops = {view_read, view_close};
+
+quantal_status
+quantal_recording_select_sweeps(quantal_recording *rec,
+                                const unsigned char *sel,
+                                quantal_diag *diag)
+{
+  view_ctx *v;
+  size_t i, k = 0, ns = rec->info.n_sweeps;
+  uint64_t pos = 0;
+  quantal_status st;
+  for (i = 0; i < ns; i++)
+    k += sel[i] != 0;
+  if (k == 0)
+    return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                    "no sweep selected");
+  if (k == ns)
+    return QUANTAL_OK;
+  v = calloc(1, sizeof *v);
+  if (v != NULL) {
+    v->src = malloc(k * sizeof *v->src);
+    v->at = malloc(k * sizeof *v->at);
+    v->len = malloc(k * sizeof *v->len);
+  }
+  if (v == NULL || v->src == NULL || v->at == NULL || v->len == NULL) {
+    view_close(v);
+    return qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1,
+                    "out of memory");
+  }
+  for (i = 0, k = 0; i < ns; i++)
+    if (sel[i]) {
+      v->src[k] = rec->sweep_first[i];
+      v->len[k] = rec->sweep_frames[i];
+      v->at[k] = pos;
+      pos += rec->sweep_frames[i];
+      k++;
+    }
+  v->n = k;
+  v->nc = rec->info.n_channels;
+  /* The new sweep table first: on failure rec is left as it was. */
+  st = qtl_recording_set_sweeps(rec, k, v->at, v->len, diag);
+  if (st != QUANTAL_OK) {
+    view_close(v);
+    return st;
+  }
+  v->ops = rec->ops;
+  v->ctx = rec->ctx;
+  rec->ops = &view_ops;
+  rec->ctx = v;
+  rec->info.frames = pos;
   return QUANTAL_OK;
 }
 

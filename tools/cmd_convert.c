@@ -15,7 +15,7 @@
 /* Largest magnitude of a 24-bit FLAC sample. */
 #define FLAC_MAX 8388607.0
 
-enum { OPT_SWEEPS = QT_OPT_FIRST_FREE, OPT_CHANNELS, OPT_FORMAT };
+enum { OPT_CHANNELS = QT_OPT_FIRST_FREE, OPT_FORMAT };
 
 static void
 usage(FILE *fp)
@@ -41,56 +41,17 @@ usage(FILE *fp)
 }
 
 /* Parse a 1-based list of numbers and ranges ("1-3,7") over 1..n into
- * sel[0..n-1]; returns the number selected, or -1 after a usage error. */
-static long
+ * sel[0..n-1]; 0, or -1 after a usage error. */
+static int
 parse_list(const char *opt, const char *spec, size_t n, unsigned char *sel)
 {
-  const char *p = spec;
-  long count = 0;
-  memset(sel, 0, n);
-  if (*p == '\0') {
-    qt_usage_error("%s: empty list", opt);
+  quantal_diag d;
+  quantal_diag_clear(&d);
+  if (quantal_parse_list(spec, n, sel, &d) != QUANTAL_OK) {
+    qt_usage_error("%s: %s", opt, d.reason);
     return -1;
   }
-  while (*p != '\0') {
-    char *end;
-    long a, b;
-    if (*p < '0' || *p > '9')
-      goto bad;
-    a = strtol(p, &end, 10);
-    b = a;
-    p = end;
-    if (*p == '-') {
-      p++;
-      if (*p < '0' || *p > '9')
-        goto bad;
-      b = strtol(p, &end, 10);
-      p = end;
-    }
-    if (*p == ',')
-      p++;
-    else if (*p != '\0')
-      goto bad;
-    if (b < a) {
-      qt_usage_error("%s: '%s' has a backwards range %ld-%ld", opt, spec, a,
-                     b);
-      return -1;
-    }
-    if (a < 1 || (unsigned long)b > n) {
-      qt_usage_error("%s: '%s' asks for %ld-%ld, but the recording has %zu",
-                     opt, spec, a, b, n);
-      return -1;
-    }
-    for (; a <= b; a++)
-      if (!sel[a - 1]) {
-        sel[a - 1] = 1;
-        count++;
-      }
-  }
-  return count;
-bad:
-  qt_usage_error("%s: '%s' is not a list like 1-10,12", opt, spec);
-  return -1;
+  return 0;
 }
 
 /* Names and units end up in a "key=a,b;" metadata string. */
@@ -227,12 +188,9 @@ convert(const char *in, const char *outp, const quantal_open_options *oo,
     code = QT_EXIT_ANALYSIS;
     goto done;
   }
-  if (sweeps == NULL)
-    memset(j.sweep_sel, 1, j.info.n_sweeps);
-  else if (parse_list("--sweeps", sweeps, j.info.n_sweeps, j.sweep_sel) < 0) {
-    code = QT_EXIT_USAGE;
-    goto done;
-  }
+  /* --sweeps was applied when the recording was opened: what is left is
+   * the selection. */
+  memset(j.sweep_sel, 1, j.info.n_sweeps);
   if (channels == NULL)
     memset(j.chan_sel, 1, nc);
   else if (parse_list("--channels", channels, nc, j.chan_sel) < 0) {
@@ -350,7 +308,6 @@ int
 cmd_convert(int argc, char **argv)
 {
   static const struct option longopts[] = {
-      {"sweeps", required_argument, NULL, OPT_SWEEPS},
       {"channels", required_argument, NULL, OPT_CHANNELS},
       {"format", required_argument, NULL, OPT_FORMAT},
       {"help", no_argument, NULL, 'h'},
@@ -360,7 +317,7 @@ cmd_convert(int argc, char **argv)
   int common;
   quantal_open_options oo;
   quantal_container ct = QUANTAL_CONTAINER_AUTO;
-  const char *sweeps = NULL, *channels = NULL;
+  const char *channels = NULL;
   struct stat si, so;
   int opt;
 
@@ -369,7 +326,6 @@ cmd_convert(int argc, char **argv)
   opterr = 0;
   while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
     switch (opt) {
-    case OPT_SWEEPS: sweeps = optarg; break;
     case OPT_CHANNELS: channels = optarg; break;
     case OPT_FORMAT:
       if (strcmp(optarg, "wav") == 0)
@@ -398,5 +354,6 @@ cmd_convert(int argc, char **argv)
     return qt_usage_error("the output '%s' is the input file",
                           argv[optind + 1]);
   oo = qt_recopts_get(&ro);
-  return convert(argv[optind], argv[optind + 1], &oo, sweeps, channels, ct);
+  return convert(argv[optind], argv[optind + 1], &oo, ro.sweeps, channels,
+                 ct);
 }

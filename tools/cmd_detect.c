@@ -48,6 +48,8 @@ usage(FILE *fp)
           "      --block FRAMES   frames per block (default 524288)\n"
           "  -q, --quiet          no summary on stderr\n"
           "      --rate HZ, --units U, --scale S  as for quantal info\n"
+          "      --sweeps LIST     only these sweeps (\"1-10,12\"), laid end\n"
+          "                        to end; times refer to them\n"
           "  -h, --help           show this help and exit\n\n"
           "Exit status: 0 ok, 1 analysis failed, 2 usage, 3 unreadable or\n"
           "empty input. See quantal-detect(1).\n");
@@ -398,6 +400,10 @@ cmd_detect(int argc, char **argv)
   if (st != QUANTAL_OK) {
     qt_diag_error(&diag, st);
     free(wave);
+    /* A --sweeps list the recording cannot satisfy is a usage error; other
+     * option-versus-file mismatches are the file's. */
+    if (oo.sweeps && strncmp(diag.reason, "sweeps ", 7) == 0)
+      return QT_EXIT_USAGE;
     return qt_exit_code(st) == QT_EXIT_USAGE ? QT_EXIT_IO
                                              : qt_exit_code(st);
   }

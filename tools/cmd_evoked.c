@@ -72,6 +72,8 @@ usage(FILE *fp)
       "                         needs -o FILE\n"
       "  --quiet                no progress bar\n"
       "  --rate HZ, --units U, --scale S   as in quantal info\n"
+      "  --sweeps LIST         only these sweeps (\"1-10,12\"), laid end to\n"
+      "                        end; times and stimuli refer to them\n"
       "  -h, --help             show this help and exit\n\n"
       "Exit status: 0 ok, 1 no stimuli or nothing measurable, 2 usage,\n"
       "3 file problem. See quantal-evoked(1).\n");

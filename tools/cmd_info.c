@@ -46,6 +46,7 @@ usage(FILE *fp)
           "  --rate HZ        sample rate of plain-text recordings\n"
           "  --units U1,U2..  unit of each channel (overrides the file)\n"
           "  --scale S1,S2..  stored sample -> unit factor per channel\n"
+          "  --sweeps LIST    only these sweeps (\"1-10,12\"), 1-based\n"
           "  -h, --help       show this help and exit\n\n"
           "Exit status: 0 ok, 1 a file holds NaN/Inf samples, 2 usage,\n"
           "3 a file cannot be read. See quantal-info(1).\n");

@@ -1101,6 +1101,8 @@ usage(FILE *fp)
           "  --kind K             compare: truth rows of this kind only\n"
           "  -q, --quiet          no progress bar\n"
           "  --rate HZ, --units U, --scale S   as in quantal info\n"
+          "  --sweeps LIST         only these sweeps, as given to detect or\n"
+          "                        evoked\n"
           "  -h, --help           show this help and exit\n\n"
           "Exit status: 0 ok, 1 nothing to draw or fit failed, 2 usage,\n"
           "3 file problem. See quantal-plot(1).\n");

@@ -77,7 +77,8 @@ usage(FILE *fp)
           "                        .truth.tsv, when it exists)\n"
           "  --force               replace an existing DIR\n"
           "  -q, --quiet           no progress bar\n"
-          "  --rate HZ, --units U, --scale S   as in quantal info\n"
+          "  --rate HZ, --units U, --scale S, --sweeps LIST: not yet (convert\n"
+          "                        the recording first)\n"
           "  -h, --help            show this help and exit\n\n"
           "Exit status: 0 ok, 1 a step failed (the report shows which),\n"
           "2 usage, 3 file problem (no report written). See\n"
@@ -723,8 +724,9 @@ cmd_report(int argc, char **argv)
                           argv[optind + 1]);
   if (out == NULL)
     return qt_usage_error("no report folder given (-o DIR)");
-  if (ro.n_units || ro.n_scales || ro.rate_hz > 0)
-    return qt_usage_error("--rate, --units and --scale are not passed on "
+  if (ro.n_units || ro.n_scales || ro.rate_hz > 0 || ro.sweeps)
+    return qt_usage_error("--rate, --units, --scale and --sweeps are not "
+                          "passed on "
                           "to the pipeline yet; convert the recording "
                           "first (quantal convert)");
   oo = qt_recopts_get(&ro);

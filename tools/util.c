@@ -185,6 +185,14 @@ qt_recopts_parse(qt_recopts *ro, int opt, const char *arg)
     }
     ro->n_scales = (size_t)k;
     return 0;
+  case QT_OPT_SWEEPS:
+    /* Checked against the recording when it is opened. */
+    if (arg[0] == '\0') {
+      qt_usage_error("--sweeps: empty list");
+      return -1;
+    }
+    ro->sweeps = arg;
+    return 0;
   default:
     return -1;
   }
@@ -194,7 +202,8 @@ int
 qt_common_option(int opt, qt_recopts *ro, char **argv)
 {
   if (ro != NULL &&
-      (opt == QT_OPT_RATE || opt == QT_OPT_UNITS || opt == QT_OPT_SCALE))
+      (opt == QT_OPT_RATE || opt == QT_OPT_UNITS || opt == QT_OPT_SCALE ||
+       opt == QT_OPT_SWEEPS))
     return qt_recopts_parse(ro, opt, optarg) != 0 ? QT_EXIT_USAGE : 0;
   if (opt == ':')
     return qt_usage_error("option '%s' needs a value", argv[optind - 1]);
@@ -210,6 +219,7 @@ qt_recopts_get(const qt_recopts *ro)
   o.units = (const char *const *)ro->units;
   o.n_scales = ro->n_scales;
   o.scales = ro->scales;
+  o.sweeps = ro->sweeps;
   return o;
 }
 

@@ -50,21 +50,31 @@ typedef struct qt_recopts {
   char *units[QUANTAL_MAX_CHANNELS];
   double scales[QUANTAL_MAX_CHANNELS];
   char units_buf[1024];
+  const char *sweeps; /* --sweeps LIST, or NULL */
 } qt_recopts;
 
-enum { QT_OPT_RATE = 1000, QT_OPT_UNITS, QT_OPT_SCALE, QT_OPT_FIRST_FREE };
-/* getopt_long entries for --rate, --units, --scale (no terminator). */
+enum {
+  QT_OPT_RATE = 1000,
+  QT_OPT_UNITS,
+  QT_OPT_SCALE,
+  QT_OPT_SWEEPS,
+  QT_OPT_FIRST_FREE
+};
+/* getopt_long entries for --rate, --units, --scale, --sweeps (no
+ * terminator). */
 #define QT_RECORDING_LONGOPTS                                               \
   {"rate", required_argument, NULL, QT_OPT_RATE},                           \
       {"units", required_argument, NULL, QT_OPT_UNITS},                     \
+      {"scale", required_argument, NULL, QT_OPT_SCALE},                     \
   {                                                                         \
-    "scale", required_argument, NULL, QT_OPT_SCALE                          \
+    "sweeps", required_argument, NULL, QT_OPT_SWEEPS                        \
   }
 
 /* Handle one of the recording options; returns 0, or -1 after printing a
  * usage error. */
 int qt_recopts_parse(qt_recopts *ro, int opt, const char *arg);
-/* The end of every subcommand's option switch: --rate/--units/--scale
+/* The end of every subcommand's option switch: --rate/--units/--scale/
+ * --sweeps
  * into ro (when not NULL), else the usage error for a missing value
  * (getopt's ':') or an unknown option. Returns 0 to go on, else the exit
  * code (the error printed). */

@@ -39,8 +39,7 @@ expect_out_match '	Vm	V	file	'
 # Bad lists, the input as output, rates WAV cannot hold: exit 2 or 3 and
 # no file left behind.
 run 2 "$Q" convert --rate 10000 --sweeps 2 t.txt o.wav
-expect_err "quantal: convert: --sweeps: '2' asks for 2-2, but the recording has 1
-Try 'quantal convert --help' for more information."
+expect_err "quantal: convert: t.txt: sweeps '2' asks for 2-2, but there is only 1"
 run 2 "$Q" convert --rate 10000 --channels 1,x t.txt o.wav
 expect_err "quantal: convert: --channels: '1,x' is not a list like 1-10,12
 Try 'quantal convert --help' for more information."
@@ -78,6 +77,24 @@ if [ -d "$REAL" ]; then
   run 0 "$Q" convert --sweeps 3-4,40 --channels 2 "$REAL/20112011-EJC_test.abf" ejc.flac
   run 0 "$Q" info ejc.flac
   expect_out_match '	FLAC	pcm24	10000	60000	6	1	1	I2	nA	file	'
+  # --sweeps on the analysis commands: the selected sweeps end to end,
+  # with the same samples as the converted ones.
+  run 0 "$Q" info --sweeps 3-4,40 "$REAL/20112011-EJC_test.abf"
+  expect_out_match '	ABF1	int16	10000	60000	6	3	2	I2	nA	file	'
+  run 0 "$Q" evoked -c 2 --sweep-stim 0.0345 --sweeps 3-4,40 "$REAL/20112011-EJC_test.abf" -o ejc3.tsv
+  expect_err_match ': 3 stimuli, '
+  checks=$((checks + 1))
+  [ "$(grep -v '^#' ejc3.tsv | awk -F '\t' 'NR > 1 { printf "%s ", $3 }')" = "0.034500 2.034500 4.034500 " ] ||
+    fail "evoked --sweeps: stimulus times $(grep -v '^#' ejc3.tsv | cut -f 3 | tr '\n' ' ')"
+  run 0 "$Q" convert --sweeps 3-4,40 --channels 2 "$REAL/20112011-EJC_test.abf" ejc.wav
+  run 0 "$Q" evoked -c 1 --first 0.0345 --period 2 ejc.wav -o ejcw.tsv
+  checks=$((checks + 1))
+  grep -v '^#' ejc3.tsv | cut -f 4 > a3.txt
+  grep -v '^#' ejcw.tsv | cut -f 4 > aw.txt
+  cmp -s a3.txt aw.txt ||
+    fail "evoked --sweeps differs from evoked on the converted sweeps: $(tr '\n' ' ' < a3.txt) vs $(tr '\n' ' ' < aw.txt)"
+  run 2 "$Q" detect -c 2 --sweeps 41 "$REAL/20112011-EJC_test.abf"
+  expect_err "quantal: detect: $REAL/20112011-EJC_test.abf: sweeps '41' asks for 41-41, but there are only 40"
   run 0 "$Q" convert "$REAL/171116sh_0020_saved.abf" saved.wav
   run 0 "$Q" info saved.wav
   expect_out_match '	WAV	float32	20000	1400000	70	1	1	IN 0	pA	file	'

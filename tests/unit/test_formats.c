@@ -801,6 +801,66 @@ Test(formats, atf_episodic_two_signals_variable_sweeps)
   quantal_recording_close(rec);
 }
 
+Test(formats, sweep_selection_view)
+{
+  /* Three sweeps of one signal, two rows each; keeping 1 and 3 gives
+   * their rows end to end, also through a read that crosses from one to
+   * the other, and through the open option. */
+  static const char text[] =
+      "ATF\t1.0\n1\t4\n\"Signals=\"\t\"IN 0\"\t\"IN 0\"\t\"IN 0\"\n"
+      "\"Time (ms)\"\t\"Trace #1 (pA)\"\t\"Trace #2 (pA)\"\t\"Trace #3 (pA)\"\n"
+      "0\t1\t3\t5\n0.05\t2\t4\t6\n";
+  quantal_recording *rec;
+  quantal_recording_info info;
+  quantal_open_options oo = quantal_open_options_default();
+  unsigned char sel[3] = {1, 0, 1};
+  uint64_t first, len;
+  double x[4], want[4] = {1, 2, 5, 6};
+  quantal_diag d;
+  size_t i;
+  write_text(path_in("s.atf"), text);
+  rec = open_ok(path_in("s.atf"));
+  quantal_recording_get_info(rec, &info);
+  cr_assert_eq(info.n_sweeps, 3);
+  cr_assert_eq(info.frames, 6);
+  cr_assert_eq(quantal_recording_select_sweeps(rec, sel, &d), QUANTAL_OK);
+  quantal_recording_get_info(rec, &info);
+  cr_expect_eq(info.n_sweeps, 2);
+  cr_expect_eq(info.frames, 4);
+  cr_assert_eq(quantal_recording_get_sweep(rec, 1, &first, &len),
+               QUANTAL_OK);
+  cr_expect_eq(first, 2);
+  cr_expect_eq(len, 2);
+  cr_assert_eq(quantal_recording_read(rec, 0, 0, 4, x, &d), QUANTAL_OK);
+  for (i = 0; i < 4; i++)
+    cr_expect_eq(x[i], want[i], "value %zu", i);
+  cr_assert_eq(quantal_recording_read(rec, 0, 1, 2, x, &d), QUANTAL_OK);
+  cr_expect_eq(x[0], 2.0);
+  cr_expect_eq(x[1], 5.0);
+  cr_expect_eq(quantal_recording_read(rec, 0, 3, 2, x, &d), QUANTAL_ERANGE);
+  memset(sel, 0, sizeof sel);
+  cr_expect_eq(quantal_recording_select_sweeps(rec, sel, &d), QUANTAL_EINVAL);
+  quantal_recording_close(rec);
+
+  oo.sweeps = "3,1";
+  cr_assert_eq(quantal_recording_open(path_in("s.atf"), &oo, &rec, &d),
+               QUANTAL_OK);
+  quantal_recording_get_info(rec, &info);
+  cr_expect_eq(info.frames, 4, "a list keeps the file's order");
+  cr_assert_eq(quantal_recording_read(rec, 0, 0, 4, x, &d), QUANTAL_OK);
+  for (i = 0; i < 4; i++)
+    cr_expect_eq(x[i], want[i], "value %zu", i);
+  quantal_recording_close(rec);
+  oo.sweeps = "2-4";
+  cr_expect_eq(quantal_recording_open(path_in("s.atf"), &oo, &rec, &d),
+               QUANTAL_EINVAL);
+  cr_expect_str_eq(d.reason, "sweeps '2-4' asks for 2-4, but there are only 3");
+  oo.sweeps = "1-";
+  cr_expect_eq(quantal_recording_open(path_in("s.atf"), &oo, &rec, &d),
+               QUANTAL_EINVAL);
+  cr_expect_str_eq(d.reason, "sweeps '1-' is not a list like 1-10,12");
+}
+
 Test(formats, atf_gap_free_without_signals_record)
 {
   static const char text[] = "ATF 1.0\n0 3\n"
