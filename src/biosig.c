@@ -21,9 +21,11 @@
  * and libsndfile's formats itself; recordings whose first bytes name one
  * of the formats below come here. The whole recording is read into
  * memory at open (scaled to physical values by libbiosig), frames by
- * channels, and handed out by the memory backend, as ATF's are. Sweeps
- * of episodic files are not separated: the recording is one sweep.
- * libbiosig runs in a child process (see qtl_biosig_open).
+ * channels, and handed out by the memory backend, as ATF's are. Sweeps of
+ * episodic files (HEKA, CFS; any GDF that marks them) come from
+ * libbiosig's event table: an event of type 0x7ffe marks the start of a
+ * new sweep (segment). libbiosig runs in a child process (see
+ * qtl_biosig_open).
  */
 
 /* An EDF header: "0" and seven spaces, then at byte 184 the header length
@@ -78,9 +80,21 @@ typedef struct bio_head {
   int status;        /* quantal_status */
   char msg[400];     /* reason when status != OK */
   size_t ns, rows;
+  size_t n_breaks;   /* sweep starts after the first, sent after channels */
   double fs;
   char format[32];
 } bio_head;
+
+/* libbiosig's event type for a sweep (segment) break. */
+#define SWEEP_BREAK 0x7ffe
+#define MAX_SWEEPS 1000000
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
 
 typedef struct bio_chan {
   char name[QUANTAL_NAME_MAX];
@@ -135,6 +149,7 @@ child_read(const char *path, int fd)
   size_t rows = 0, cols = 0, ns = 0, i, k, expect;
   bio_head hd;
   bio_chan *ch = NULL;
+  uint64_t *brk = NULL;
   memset(&hd, 0, sizeof hd);
   if (h == NULL)
     CHILD_FAIL(QUANTAL_EFORMAT, "libbiosig cannot open it");
@@ -202,12 +217,38 @@ child_read(const char *path, int fd)
     unit_of(c ? biosig_channel_get_physdim(c) : NULL, ch[k].unit,
             sizeof ch[k].unit);
   }
+  /* Sweep starts: the breaks strictly inside the recording, in samples
+   * of the signals (the event table may count at another rate), sorted,
+   * each once. */
+  if (h->EVENT.N > 0 && h->EVENT.TYP != NULL && h->EVENT.POS != NULL) {
+    double er = h->EVENT.SampleRate > 0.0 ? h->EVENT.SampleRate : hd.fs;
+    size_t n = 0;
+    brk = malloc((h->EVENT.N + 1) * sizeof *brk);
+    if (brk == NULL)
+      CHILD_FAIL(QUANTAL_ENOMEM, "out of memory");
+    for (i = 0; i < h->EVENT.N; i++) {
+      double p;
+      if (h->EVENT.TYP[i] != SWEEP_BREAK)
+        continue;
+      p = floor((double)h->EVENT.POS[i] * hd.fs / er + 0.5);
+      if (p > 0.0 && p < (double)rows)
+        brk[n++] = (uint64_t)p;
+    }
+    qsort(brk, n, sizeof *brk, cmp_u64);
+    for (i = 0, k = 0; i < n; i++)
+      if (k == 0 || brk[i] != brk[k - 1])
+        brk[k++] = brk[i];
+    if (k + 1 > MAX_SWEEPS)
+      CHILD_FAIL(QUANTAL_EFORMAT, "libbiosig: %zu sweeps", k + 1);
+    hd.n_breaks = k;
+  }
   hd.ns = ns;
   hd.rows = rows;
   hd.status = QUANTAL_OK;
 out:
   if (write_all(fd, &hd, sizeof hd) == 0 && hd.status == QUANTAL_OK &&
-      write_all(fd, ch, ns * sizeof *ch) == 0) {
+      write_all(fd, ch, ns * sizeof *ch) == 0 &&
+      write_all(fd, brk, hd.n_breaks * sizeof *brk) == 0) {
     /* Frames interleaved, as the readers hand them out. */
     double *row = malloc(ns * sizeof *row);
     for (i = 0; row != NULL && i < rows; i++) {
@@ -233,6 +274,7 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
   bio_head hd;
   bio_chan *ch = NULL;
   double *data = NULL;
+  uint64_t *first = NULL, *len = NULL;
   quantal_status st = QUANTAL_OK;
   size_t k;
 
@@ -257,19 +299,24 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
   if (read_all(fds[0], &hd, sizeof hd) != 0)
     hd.status = -1;
   if (hd.status == QUANTAL_OK) {
-    if (hd.ns == 0 || hd.ns > QUANTAL_MAX_CHANNELS || hd.rows == 0) {
+    if (hd.ns == 0 || hd.ns > QUANTAL_MAX_CHANNELS || hd.rows == 0 ||
+        hd.n_breaks >= MAX_SWEEPS || hd.n_breaks >= hd.rows) {
       st = qtl_fail(diag, QUANTAL_EFORMAT, rec->path, -1, -1,
                     "libbiosig: no data");
       goto done;
     }
     ch = calloc(hd.ns, sizeof *ch);
     data = malloc(hd.rows * hd.ns * sizeof *data);
-    if (ch == NULL || data == NULL) {
+    first = malloc((hd.n_breaks + 1) * sizeof *first);
+    len = malloc((hd.n_breaks + 1) * sizeof *len);
+    if (ch == NULL || data == NULL || first == NULL || len == NULL) {
       st = qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1,
                     "out of memory for %zu samples", hd.rows * hd.ns);
       goto done;
     }
+    first[0] = 0;
     if (read_all(fds[0], ch, hd.ns * sizeof *ch) != 0 ||
+        read_all(fds[0], first + 1, hd.n_breaks * sizeof *first) != 0 ||
         read_all(fds[0], data, hd.rows * hd.ns * sizeof *data) != 0)
       hd.status = -1;
   }
@@ -312,10 +359,27 @@ done:
                 sizeof rec->channels[k].unit);
     rec->channels[k].unit_source = QUANTAL_UNIT_FILE;
   }
+  /* The sweep table, checked again on this side of the pipe. */
+  for (k = 0; k <= hd.n_breaks; k++) {
+    uint64_t end = k < hd.n_breaks ? first[k + 1] : hd.rows;
+    if (end <= first[k] || end > hd.rows) {
+      st = qtl_fail(diag, QUANTAL_EFORMAT, rec->path, -1, -1,
+                    "libbiosig: sweep %zu has no samples", k + 1);
+      goto out;
+    }
+    len[k] = end - first[k];
+  }
+  if (hd.n_breaks > 0) {
+    st = qtl_recording_set_sweeps(rec, hd.n_breaks + 1, first, len, diag);
+    if (st != QUANTAL_OK)
+      goto out;
+  }
   st = qtl_memory_backend(rec, data, hd.ns, diag);
   data = NULL;
 out:
   free(ch);
   free(data);
+  free(first);
+  free(len);
   return st;
 }

@@ -68,6 +68,61 @@ expect_err_match '^quantal: info: short.edf: libbiosig: '
 tail -c +2 "$top_srcdir/tests/fuzz/regress/recording/biosig-cfs-crash" > crash.cfs
 run 3 "$QUANTAL" info crash.cfs
 expect_err_match 'quantal: info: crash.cfs: libbiosig failed on it \((signal|exit status) [0-9]+\): a damaged or unsupported file'
+# Sweeps: a GDF written by libbiosig itself with two sweep-break events
+# (type 0x7ffe) holds three sweeps of 100 samples, each constant (10, 20,
+# 30 mV on channel 1): a misplaced boundary would mix two values.
+cat > mkgdf.c << 'CEOF'
+#include <biosig.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+  unsigned k, e, r, spr = 100, nsw = 3;
+  double *d = malloc(sizeof *d * 2 * spr * nsw);
+  HDRTYPE *h = constructHDR(2, nsw - 1);
+  (void)argc;
+  biosig_set_filetype(h, GDF);
+  biosig_set_samplerate(h, 1000.0);
+  biosig_set_number_of_samples(h, nsw, spr);
+  for (k = 0; k < 2; k++) {
+    CHANNEL_TYPE *c = biosig_get_channel(h, (int)k);
+    biosig_channel_set_label(c, k ? "Im" : "Vm");
+    biosig_channel_set_physdim(c, k ? "pA" : "mV");
+    biosig_channel_set_datatype_to_int16(c);
+    biosig_channel_set_scaling(c, 32767.0, -32768.0, 32767, -32768);
+    biosig_channel_set_samples_per_record(c, spr);
+    c->OnOff = 1;
+  }
+  biosig_set_eventtable_samplerate(h, 1000.0);
+  for (e = 0; e + 1 < nsw; e++) {
+    uint16_t typ = 0x7ffe, chn = 0;
+    uint32_t pos = (e + 1) * spr, dur = 0;
+    biosig_set_nth_event(h, e, &typ, &pos, &chn, &dur, NULL, NULL);
+  }
+  h = sopen(argv[1], "w", h);
+  if (h == NULL || biosig_check_error(h))
+    return 1;
+  for (r = 0; r < nsw * spr; r++)
+    for (k = 0; k < 2; k++)
+      d[k * nsw * spr + r] = (k + 1) * 10.0 * (r / spr + 1);
+  if (swrite(d, nsw, h) != nsw)
+    return 1;
+  sclose(h);
+  destructHDR(h);
+  return 0;
+}
+CEOF
+if ${CC:-cc} -o mkgdf mkgdf.c -lbiosig -lm 2> cc.err && ./mkgdf t.gdf; then
+  run 0 "$QUANTAL" info t.gdf
+  expect_out_match '	GDF \(libbiosig\)	float64	1000	300	0.3	3	1	Vm	mV	file	'
+  for s in 1 2 3; do
+    run 0 "$QUANTAL" info --sweeps "$s" t.gdf
+    expect_out_match "	1000	100	0.1	1	1	Vm	mV	file	${s}0	0	0	${s}0	${s}0	0\$"
+  done
+  run 0 "$QUANTAL" convert --sweeps 3 --channels 2 t.gdf g3.wav
+  run 0 "$QUANTAL" info g3.wav
+  expect_out_match '	1000	100	0.1	1	1	Im	pA	file	60	0	0	60	60	0$'
+else
+  fail "could not build or run the GDF writer: $(cat cc.err)"
+fi
 # Text that merely starts like EDF is not taken for it.
 printf '0       1.5\n0.001   1.6\n' > notedf.txt
 run 0 "$QUANTAL" info --rate 1000 notedf.txt
