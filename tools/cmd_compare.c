@@ -840,7 +840,8 @@ report_waveform_text(FILE *fp, const rec_cli *c, const wave_cli *wc,
           w->clamp == QUANTAL_SIM_CURRENT_CLAMP ? "current" : "voltage",
           w->resting, w->unit, w->noise_sd, w->unit, w->rise_s * 1e3,
           w->decay_s * 1e3, w->delay_s * 1e3,
-          wc->kinetics_given ? "--rise/--decay" : "mean response of the recording",
+          wc->kinetics_given ? "--rise/--decay"
+                             : "mean response of the recording",
           w->mini_rate_hz, w->detect_minis ? " and detect" : "");
   if (!wc->recording_read)
     fprintf(fp, "  (the recording %s could not be read: rate from --rate, "
