@@ -198,7 +198,8 @@ typedef struct rec_job {
 /* One replicate: simulate the experiment, analyse it exactly as the data
  * were, keep the estimates of the scored model. */
 static void
-run_replicate(rec_job *job, size_t i, double *amps, double *minis)
+run_replicate(rec_job *job, size_t i, double *amps, double *minis,
+              qtl_wave_ws *ws)
 {
   const quantal_recovery_options *o = job->o;
   quantal_recovery_result *r = job->r;
@@ -207,7 +208,8 @@ run_replicate(rec_job *job, size_t i, double *amps, double *minis)
   quantal_diag d;
   uint64_t s = quantal_seed_mix(o->seed, i);
   quantal_status st;
-  size_t k;
+  size_t k, n_minis = o->n_minis;
+  const double *fit_minis = minis;
   double *est = r->estimates + i * QUANTAL_PAR_COUNT;
   double *lo = r->lower + i * QUANTAL_PAR_COUNT;
   double *hi = r->upper + i * QUANTAL_PAR_COUNT;
@@ -217,9 +219,32 @@ run_replicate(rec_job *job, size_t i, double *amps, double *minis)
   for (k = 0; k < QUANTAL_STAT_COUNT; k++)
     r->stats[i * QUANTAL_STAT_COUNT + k] = NAN;
   r->ok[i] = 0;
-  st = quantal_sim_amplitudes(&o->truth, quantal_seed_mix(s, 0), o->n_trials,
-                              amps, NULL, &d);
-  if (st == QUANTAL_OK && o->n_minis > 0) {
+  quantal_diag_clear(&d);
+  if (o->waveform != NULL) {
+    st = qtl_wave_replicate(o->waveform, &o->truth, quantal_seed_mix(s, 0), i,
+                            ws, amps, &fit_minis, &n_minis,
+                            r->wave + i * QUANTAL_WAVE_COUNT, &d);
+    if (st != QUANTAL_OK && st != QUANTAL_ENOMEM) {
+      /* This recording could not be re-analysed: a failed replicate,
+       * counted and reported (the first in replicate order, so the
+       * report does not depend on the threads). */
+      pthread_mutex_lock(&job->mu);
+      r->n_failed++;
+      if (r->n_failed == 1 || i < r->failed_replicate) {
+        r->failed_replicate = i;
+        r->failure = d;
+        if (r->failure.reason[0] == '\0')
+          qtl_strlcpy(r->failure.reason, quantal_status_str(st),
+                      sizeof r->failure.reason);
+      }
+      pthread_mutex_unlock(&job->mu);
+      return;
+    }
+  } else {
+    st = quantal_sim_amplitudes(&o->truth, quantal_seed_mix(s, 0),
+                                o->n_trials, amps, NULL, &d);
+  }
+  if (st == QUANTAL_OK && o->waveform == NULL && o->n_minis > 0) {
     /* A mini is one quantum: the same sizes, the same noise. */
     mp.model = QUANTAL_RELEASE_BINOMIAL;
     mp.n = 1;
@@ -229,7 +254,7 @@ run_replicate(rec_job *job, size_t i, double *amps, double *minis)
                                 minis, NULL, &d);
   }
   if (st == QUANTAL_OK)
-    st = quantal_fit_run(amps, o->n_trials, minis, o->n_minis, &o->fit, &fr,
+    st = quantal_fit_run(amps, o->n_trials, fit_minis, n_minis, &o->fit, &fr,
                          &d);
   if (st == QUANTAL_OK)
     quantal_amplitude_stats(amps, o->n_trials, o->truth.q,
@@ -264,11 +289,12 @@ rec_worker(void *arg)
   const quantal_recovery_options *o = job->o;
   double *amps = malloc((o->n_trials + 1) * sizeof *amps);
   double *minis = malloc((o->n_minis + 1) * sizeof *minis);
+  qtl_wave_ws *ws = o->waveform ? qtl_wave_ws_alloc(o->waveform) : NULL;
   for (;;) {
     size_t i;
     pthread_mutex_lock(&job->mu);
     i = job->next++;
-    if (amps == NULL || minis == NULL) {
+    if (amps == NULL || minis == NULL || (o->waveform && ws == NULL)) {
       if (job->first_error == QUANTAL_OK)
         job->first_error = QUANTAL_ENOMEM;
       i = o->replicates;
@@ -278,7 +304,7 @@ rec_worker(void *arg)
     pthread_mutex_unlock(&job->mu);
     if (i >= o->replicates)
       break;
-    run_replicate(job, i, amps, minis);
+    run_replicate(job, i, amps, minis, ws);
     pthread_mutex_lock(&job->mu);
     job->done++;
     if (o->on_progress != NULL)
@@ -287,6 +313,7 @@ rec_worker(void *arg)
   }
   free(amps);
   free(minis);
+  qtl_wave_ws_free(ws);
   return NULL;
 }
 
@@ -300,6 +327,7 @@ quantal_recovery_result_free(quantal_recovery_result *r)
   free(r->upper);
   free(r->ok);
   free(r->stats);
+  free(r->wave);
   free(r);
 }
 
@@ -370,6 +398,13 @@ quantal_compare_recovery(const quantal_recovery_options *opt,
   st = quantal_release_params_check(&o.truth, diag);
   if (st != QUANTAL_OK)
     return st;
+  if (o.waveform != NULL) {
+    st = qtl_wave_check(o.waveform, &o.truth, diag);
+    if (st != QUANTAL_OK)
+      return st;
+    o.n_trials = o.waveform->n_stim;
+    o.n_minis = 0;
+  }
   if (o.replicates == 0 || o.n_trials < 10)
     return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
                     "recovery needs at least 1 replicate of at least 10 "
@@ -390,7 +425,15 @@ quantal_compare_recovery(const quantal_recovery_options *opt,
   r->upper = malloc(m * sizeof *r->upper);
   r->ok = calloc(o.replicates, sizeof *r->ok);
   r->stats = malloc(o.replicates * QUANTAL_STAT_COUNT * sizeof *r->stats);
-  if (!r->estimates || !r->lower || !r->upper || !r->ok || !r->stats) {
+  if (o.waveform != NULL) {
+    size_t w;
+    r->wave = malloc(o.replicates * QUANTAL_WAVE_COUNT * sizeof *r->wave);
+    for (w = 0; r->wave != NULL && w < o.replicates * QUANTAL_WAVE_COUNT;
+         w++)
+      r->wave[w] = NAN;
+  }
+  if (!r->estimates || !r->lower || !r->upper || !r->ok || !r->stats ||
+      (o.waveform != NULL && r->wave == NULL)) {
     quantal_recovery_result_free(r);
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   }

@@ -803,3 +803,110 @@ done:
   free(shift_s);
   return st;
 }
+
+/* The kinetics of the mean response: the average of the baseline-
+ * subtracted traces from baseline_s before each first pulse to window_s
+ * after it, fitted with the bi-exponential of quantal_template_fit_kinetics.
+ * Unlike the template of quantal_evoked_measure, the average starts before
+ * the stimulus (no blanking), so the fit sees the whole rise: a large
+ * stimulus artefact would enter it too. */
+quantal_status
+quantal_evoked_kinetics(quantal_recording *rec, size_t ch,
+                        const double *stim_s, const unsigned *pulse,
+                        size_t n_stim, const quantal_evoked_options *opt,
+                        quantal_kinetics *out, quantal_diag *diag)
+{
+  quantal_recording_info info;
+  quantal_evoked_options o = opt ? *opt : quantal_evoked_options_default();
+  double rate, *avg = NULL, *buf = NULL, *work = NULL, peak = 0.0;
+  double rise0, decay0, onset0;
+  size_t n_pre, n_all, i, j, n_avg = 0, peak_i = 0, on_i = 0, end_i;
+  quantal_status st = QUANTAL_OK;
+
+  memset(out, 0, sizeof *out);
+  quantal_recording_get_info(rec, &info);
+  rate = info.rate_hz;
+  if (ch >= info.n_channels)
+    return qtl_fail(diag, QUANTAL_ERANGE, rec->path, (long)ch, -1,
+                    "channel %zu does not exist (the file has %zu)", ch + 1,
+                    info.n_channels);
+  if (!(o.baseline_s > 0.0) || !(o.window_s > 0.0))
+    return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                    "invalid evoked options");
+  n_pre = (size_t)ceil(o.baseline_s * rate);
+  n_all = n_pre + (size_t)ceil(o.window_s * rate);
+  if (n_pre < 2 || n_all < n_pre + 8)
+    return qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
+                    "the baseline and response windows hold too few samples "
+                    "at %g Hz",
+                    rate);
+  avg = calloc(n_all, sizeof *avg);
+  buf = malloc(n_all * sizeof *buf);
+  work = malloc(n_all * sizeof *work);
+  if (avg == NULL || buf == NULL || work == NULL) {
+    st = qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1, "out of memory");
+    goto done;
+  }
+  for (i = 0; i < n_stim; i++) {
+    long long a = (long long)floor(stim_s[i] * rate + 0.5) - (long long)n_pre;
+    double bl;
+    if ((pulse != NULL && pulse[i] > 1) || a < 0 ||
+        (uint64_t)a + n_all > info.frames ||
+        !within_one_sweep(rec, stim_s[i] - o.baseline_s,
+                          stim_s[i] + o.window_s))
+      continue;
+    st = quantal_recording_read(rec, ch, (uint64_t)a, n_all, buf, diag);
+    if (st != QUANTAL_OK)
+      goto done;
+    bl = median_of(buf, n_pre, work);
+    if (!isfinite(bl))
+      continue;
+    for (j = 0; j < n_all; j++)
+      avg[j] += isfinite(buf[j]) ? buf[j] - bl : 0.0;
+    n_avg++;
+  }
+  if (n_avg == 0) {
+    st = qtl_fail(diag, QUANTAL_ENODATA, rec->path, (long)ch, -1,
+                  "no stimulus has its baseline and response windows inside "
+                  "the recording");
+    goto done;
+  }
+  for (j = 0; j < n_all; j++) {
+    avg[j] /= (double)n_avg;
+    if (j >= n_pre &&
+        (o.polarity == 0 ? fabs(avg[j]) > fabs(peak)
+                         : avg[j] * o.polarity > peak * o.polarity)) {
+      peak = avg[j];
+      peak_i = j;
+    }
+  }
+  if (!(fabs(peak) > 0.0)) {
+    st = qtl_fail(diag, QUANTAL_EFAILED, rec->path, (long)ch, -1,
+                  "the average response is flat: no kinetics to measure");
+    goto done;
+  }
+  /* Starting guesses from the shape: onset at the 10 % point, rise a
+   * third of the time to peak, decay to 1/e of the peak. */
+  for (on_i = n_pre; on_i < peak_i && avg[on_i] / peak < 0.1; on_i++)
+    ;
+  for (end_i = peak_i; end_i < n_all && avg[end_i] / peak > exp(-1.0);
+       end_i++)
+    ;
+  onset0 = (double)on_i / rate;
+  rise0 = fmax((double)(peak_i - on_i) / rate / 3.0, 1.0 / rate);
+  decay0 = fmax((double)(end_i - peak_i) / rate, 2.0 * rise0);
+  st = quantal_template_fit_kinetics(avg, n_all, rate, rise0, decay0, onset0,
+                                     out, diag);
+  if (st == QUANTAL_OK &&
+      !(isfinite(out->rise_s) && isfinite(out->decay_s) && out->rise_s > 0.0 &&
+        out->decay_s > out->rise_s && isfinite(out->onset_s)))
+    st = qtl_fail(diag, QUANTAL_EFAILED, rec->path, (long)ch, -1,
+                  "the bi-exponential fit of the mean response failed");
+  if (st == QUANTAL_OK)
+    out->onset_s -= (double)n_pre / rate; /* from the stimulus */
+done:
+  free(avg);
+  free(buf);
+  free(work);
+  return st;
+}

@@ -66,6 +66,16 @@ quantal_status qtl_recording_set_sweeps(quantal_recording *rec, size_t n,
 quantal_status qtl_memory_backend(quantal_recording *rec, double *data,
                                   size_t n_channels, quantal_diag *diag);
 
+/* A recording held in memory: one channel of frames samples at rate_hz
+ * (data taken over, freed on close or failure), named name with unit.
+ * path is only used in messages. For analysing simulated traces with the
+ * functions that read recordings. */
+quantal_status qtl_recording_from_memory(const char *path, double *data,
+                                         uint64_t frames, double rate_hz,
+                                         const char *name, const char *unit,
+                                         quantal_recording **out,
+                                         quantal_diag *diag);
+
 /* Backends. Each returns QUANTAL_EFORMAT with a reason when the file is not
  * in its format. */
 quantal_status qtl_sndfile_open(quantal_recording *rec, quantal_diag *diag);
@@ -213,6 +223,33 @@ void qtl_template_matcher_screen(quantal_matcher *m, double thr,
                                  int polarity);
 
 /* ---- end detect module ---- */
+
+/* ---- compare module (compare.c, compare_waveform.c) ---- */
+
+/* The waveform path's per-thread workspace (a replicate's recording, its
+ * responses and minis), for waveform shape w (borrowed while in use). */
+typedef struct qtl_wave_ws qtl_wave_ws;
+qtl_wave_ws *qtl_wave_ws_alloc(const quantal_waveform_shape *w);
+void qtl_wave_ws_free(qtl_wave_ws *ws);
+
+/* Check w and the simulator's parameters it implies with truth. */
+quantal_status qtl_wave_check(const quantal_waveform_shape *w,
+                              const quantal_release_params *truth,
+                              quantal_diag *diag);
+
+/* One replicate: simulate the recording (seed), measure the responses
+ * into amps (w->n_stim values) and detect the minis (*minis points into
+ * ws, valid until the next call); wave gets QUANTAL_WAVE_COUNT numbers.
+ * A status other than QUANTAL_OK and QUANTAL_ENOMEM means this
+ * recording could not be analysed. */
+quantal_status qtl_wave_replicate(const quantal_waveform_shape *w,
+                                  const quantal_release_params *truth,
+                                  uint64_t seed, size_t replicate,
+                                  qtl_wave_ws *ws, double *amps,
+                                  const double **minis, size_t *n_minis,
+                                  double *wave, quantal_diag *diag);
+
+/* ---- end compare module ---- */
 
 /* ---- json module (json.c) ---- */
 

@@ -847,6 +847,18 @@ quantal_status quantal_evoked_measure(quantal_recording *rec, size_t ch,
                                       quantal_evoked_response *out,
                                       quantal_evoked_summary *sum,
                                       quantal_diag *diag);
+/* Kinetics of the mean response to the first pulses (of trains) on
+ * channel ch: the baseline-subtracted traces from opt->baseline_s before
+ * each stimulus to opt->window_s after it are averaged and fitted with
+ * the bi-exponential of quantal_template_fit_kinetics (no artefact
+ * blanking). out->onset_s is from the stimulus; rise_s, decay_s are the
+ * time constants of (1 - exp(-t / rise)) exp(-t / decay). */
+quantal_status quantal_evoked_kinetics(quantal_recording *rec, size_t ch,
+                                       const double *stim_s,
+                                       const unsigned *pulse, size_t n_stim,
+                                       const quantal_evoked_options *opt,
+                                       quantal_kinetics *out,
+                                       quantal_diag *diag);
 /* ---- end evoked ---- */
 
 /* fit module: model.c, fit.c, fit_shared.c, classic.c, mpfa.c, gof.c */
@@ -1113,6 +1125,50 @@ quantal_status quantal_compare_events(const double *det_s,
  * known release parameters at the amplitude level (quantal_sim_amplitudes),
  * analyse each exactly like the data (quantal_fit_run) and compare the
  * estimates and intervals with the truth. */
+/* The shape of a whole-recording experiment, for recovery through the
+ * waveform path: each replicate simulates a recording like this one
+ * (quantal_sim_run), measures its evoked responses
+ * (quantal_evoked_measure) and, with detect_minis, detects the minis
+ * between them (quantal_detect_run), then fits as the amplitude path
+ * does. Arrays are borrowed for the call. */
+typedef struct quantal_waveform_shape {
+  double rate_hz;          /* sample rate */
+  double duration_s;       /* recording length */
+  const double *stim_s;    /* n_stim sorted stimulus (pulse) times, s */
+  const unsigned *pulse;   /* 1-based pulse within a train; NULL = single */
+  size_t n_stim;
+  quantal_sim_clamp clamp; /* current clamp: the driving force of a
+                            * conductance synapse (quantal-simulate(1));
+                            * voltage clamp: responses sum linearly */
+  const char *unit;        /* the recording's unit, for messages ("mV") */
+  double resting;          /* baseline level (unit); in current clamp
+                            * with the unit mV and a level in [-150, -20]
+                            * also the resting potential */
+  double noise_sd;         /* white noise SD of the trace (unit) */
+  double rise_s, decay_s;  /* kinetics of one response: the time
+                            * constants of (1 - exp(-t / rise)) exp(-t /
+                            * decay), as from quantal_evoked_kinetics */
+  double delay_s;          /* stimulus to the onset of the response */
+  double mini_rate_hz;     /* spontaneous quanta per second */
+  quantal_evoked_options evoked; /* the measurement of the responses */
+  int detect_minis;        /* detect minis and fit them jointly */
+  double minis_before_s;   /* minis excluded from this long before each */
+  double minis_after_s;    /* stimulus to this long after it */
+} quantal_waveform_shape;
+
+/* Per-replicate numbers of the waveform path, at [i * QUANTAL_WAVE_COUNT
+ * + j] of quantal_recovery_result.wave (NaN on the amplitude path or a
+ * failed replicate). */
+typedef enum quantal_wave_stat {
+  QUANTAL_WAVE_TRUE_FAILURES = 0,   /* stimuli that released no quantum */
+  QUANTAL_WAVE_FLAGGED_FAILURES = 1, /* responses flagged as failures */
+  QUANTAL_WAVE_MISCLASSIFIED = 2,   /* flag differs from the truth */
+  QUANTAL_WAVE_MINIS_SIMULATED = 3, /* spontaneous events outside the
+                                     * excluded windows */
+  QUANTAL_WAVE_MINIS_DETECTED = 4,  /* minis detected there */
+  QUANTAL_WAVE_COUNT = 5
+} quantal_wave_stat;
+
 typedef struct quantal_recovery_options {
   quantal_release_params truth; /* the parameters simulated */
   size_t n_trials;              /* stimuli per experiment (300) */
@@ -1125,6 +1181,13 @@ typedef struct quantal_recovery_options {
                                    i): results do not depend on threads */
   void (*on_progress)(size_t done, size_t total, void *user);
   void *user;
+  /* NULL: the amplitude path (quantal_sim_amplitudes). Otherwise the
+   * waveform path on recordings of this shape, with truth.q the peak of
+   * one quantum's response in the recording's unit (its sign the
+   * response's) and truth.noise_sd unused for the simulation (the trace
+   * noise is waveform->noise_sd); n_minis is then ignored (the minis
+   * are detected). */
+  const quantal_waveform_shape *waveform;
 } quantal_recovery_options;
 
 quantal_recovery_options quantal_recovery_options_default(void);
@@ -1150,6 +1213,16 @@ typedef struct quantal_recovery_result {
   /* Per replicate i, statistic j at [i * QUANTAL_STAT_COUNT + j]: the
    * simulated data's summary statistics, for predictive checks. */
   double *stats;
+  /* The waveform path: per replicate i, statistic j at
+   * [i * QUANTAL_WAVE_COUNT + j] (NULL on the amplitude path). A
+   * replicate whose recording could not be analysed (the evoked
+   * measurement or the detection failed) has ok 0 and is counted in
+   * n_failed, the first such replicate's reason in failure (empty when
+   * none) and its index in failed_replicate. */
+  double *wave;
+  size_t n_failed;
+  size_t failed_replicate;
+  quantal_diag failure;
 } quantal_recovery_result;
 
 /* Summary statistics of an amplitude sample (sign-corrected so that

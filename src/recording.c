@@ -97,6 +97,48 @@ qtl_memory_backend(quantal_recording *rec, double *data, size_t n_channels,
 }
 
 quantal_status
+qtl_recording_from_memory(const char *path, double *data, uint64_t frames,
+                          double rate_hz, const char *name, const char *unit,
+                          quantal_recording **out, quantal_diag *diag)
+{
+  quantal_recording *rec;
+  quantal_status st;
+  *out = NULL;
+  rec = calloc(1, sizeof *rec);
+  if (rec == NULL) {
+    free(data);
+    return qtl_fail(diag, QUANTAL_ENOMEM, path, -1, -1, "out of memory");
+  }
+  qtl_strlcpy(rec->path, path, sizeof rec->path);
+  qtl_strlcpy(rec->info.format, "memory", sizeof rec->info.format);
+  qtl_strlcpy(rec->info.encoding, "float64", sizeof rec->info.encoding);
+  rec->info.frames = frames;
+  rec->info.rate_hz = rate_hz;
+  st = qtl_recording_alloc_layout(rec, 1, diag);
+  if (st != QUANTAL_OK) {
+    free(data);
+    quantal_recording_close(rec);
+    return st;
+  }
+  qtl_strlcpy(rec->channels[0].name, name, QUANTAL_NAME_MAX);
+  qtl_strlcpy(rec->channels[0].unit, unit, QUANTAL_UNIT_MAX);
+  rec->channels[0].unit_source = QUANTAL_UNIT_OPTION;
+  st = qtl_memory_backend(rec, data, 1, diag);
+  if (st == QUANTAL_OK) {
+    rec->scratch_frames = SCRATCH_FRAMES;
+    rec->scratch = malloc(rec->scratch_frames * sizeof(double));
+    if (rec->scratch == NULL)
+      st = qtl_fail(diag, QUANTAL_ENOMEM, path, -1, -1, "out of memory");
+  }
+  if (st != QUANTAL_OK) {
+    quantal_recording_close(rec);
+    return st;
+  }
+  *out = rec;
+  return QUANTAL_OK;
+}
+
+quantal_status
 qtl_recording_set_sweeps(quantal_recording *rec, size_t n,
                          const uint64_t *first, const uint64_t *frames,
                          quantal_diag *diag)

@@ -33,7 +33,11 @@ enum {
   OPT_THREADS,
   OPT_QUIET,
   OPT_PLOT,
-  OPT_NOISE
+  OPT_NOISE,
+  OPT_WAVEFORM,
+  OPT_RISE,
+  OPT_DECAY,
+  OPT_RATE
 };
 
 static void
@@ -60,6 +64,13 @@ usage(FILE *fp)
       "  --noise-sd X         sigma_0 known: fixed at X in every fit and\n"
       "                       in the simulations (default: estimated;\n"
       "                       from FIT.json when its fit fixed it)\n"
+      "  --waveform           simulate whole recordings shaped like the\n"
+      "                       original (from the table of quantal evoked)\n"
+      "                       and measure, detect and fit each one\n"
+      "  --rise MS, --decay MS  response kinetics for --waveform (default:\n"
+      "                       fitted to the mean response of the recording)\n"
+      "  --rate HZ            sample rate for --waveform when the recording\n"
+      "                       cannot be read\n"
       "  --replicates B       simulated experiments (200)\n"
       "  --trials N1,N2,...   design: recovery at these numbers of stimuli\n"
       "  --seed N             random seed (1); results do not depend on\n"
@@ -301,6 +312,8 @@ typedef struct rec_cli {
   uint64_t seed;
   unsigned threads;
   int json, quiet;
+  int waveform;
+  double rise_ms, decay_ms, rate_hz; /* 0: not given */
 } rec_cli;
 
 static void
@@ -476,12 +489,435 @@ verdict(FILE *fp, const quantal_recovery_param *p, const char *name,
   return lines;
 }
 
+/* ---- the waveform path: the shape of the original experiment --------- */
+
+typedef struct wave_cli {
+  quantal_waveform_shape w;
+  double *stim;
+  unsigned *pulse;
+  char input[1024];
+  int recording_read;   /* the kinetics and rate came from the recording */
+  int kinetics_given;   /* --rise/--decay */
+  quantal_status rec_status;
+  char rec_reason[512];
+} wave_cli;
+
+static void
+wave_cli_free(wave_cli *wc)
+{
+  free(wc->stim);
+  free(wc->pulse);
+  memset(wc, 0, sizeof *wc);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Median of the finite values of column j (NaN when none). */
+static double
+column_median(const quantal_table *t, size_t j)
+{
+  const double *v = quantal_table_column(t, j);
+  size_t i, n = 0, rows = quantal_table_rows(t);
+  double *w = malloc((rows + 1) * sizeof *w), m = NAN;
+  if (w == NULL)
+    return NAN;
+  for (i = 0; i < rows; i++)
+    if (isfinite(v[i]))
+      w[n++] = v[i];
+  if (n > 0) {
+    qsort(w, n, sizeof *w, cmp_double);
+    m = n % 2 ? w[n / 2] : 0.5 * (w[n / 2 - 1] + w[n / 2]);
+  }
+  free(w);
+  return m;
+}
+
+/* The value of --NAME in a recorded command line ("--NAME V" or
+ * "--NAME=V"), copied into buf; 0 when absent. */
+static int
+command_option(const char *cmd, const char *name, char *buf, size_t size)
+{
+  size_t len = strlen(name);
+  const char *p = cmd;
+  while ((p = strstr(p, name)) != NULL) {
+    const char *v = p + len;
+    if ((p == cmd || p[-1] == ' ') && (*v == ' ' || *v == '=')) {
+      size_t k = 0;
+      v++;
+      while (*v == ' ')
+        v++;
+      while (v[k] != '\0' && v[k] != ' ' && k + 1 < size)
+        k++;
+      memcpy(buf, v, k);
+      buf[k] = '\0';
+      return 1;
+    }
+    p = v;
+  }
+  return 0;
+}
+
+/* Time after onset at which the unit-peak bi-exponential first reaches
+ * 10 % of its peak (the evoked template's onset is that point). */
+static double
+biexp_t10(double rise_s, double decay_s)
+{
+  double lo = 0.0, hi = rise_s * decay_s / (decay_s - rise_s) *
+                        log(decay_s / rise_s);
+  int k;
+  for (k = 0; k < 60; k++) {
+    double mid = 0.5 * (lo + hi);
+    if (quantal_template_biexp_value(mid, rise_s, decay_s) < 0.1)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+/* Read the shape of the experiment behind the amplitude table of quantal
+ * evoked: its provenance lines, its per-stimulus columns, and the
+ * recording it names (for the rate, duration and the kinetics of the mean
+ * response). Returns 0 or an exit code after printing the error. */
+static int
+load_waveform_shape(const rec_cli *c, const qt_amplitudes *a, size_t n_minis,
+                    wave_cli *wc)
+{
+  quantal_table *t = NULL;
+  quantal_diag d;
+  quantal_status st;
+  quantal_recording *rec = NULL;
+  const char *cmd = NULL, *settings = NULL, *input = NULL, *templ = NULL;
+  long c_stim, c_pulse, c_base = -1, c_noise = -1, channel = 1;
+  char name[96], buf[64];
+  size_t i, k, rows;
+  double onset10_ms = NAN, excluded_s;
+  quantal_waveform_shape *w = &wc->w;
+  int code = 0;
+
+  memset(wc, 0, sizeof *wc);
+  w->evoked = quantal_evoked_options_default();
+  st = quantal_table_read(c->amp_path, &t, &d);
+  if (st != QUANTAL_OK) {
+    qt_diag_error(&d, st);
+    return qt_exit_code(st);
+  }
+  for (k = 0; k < quantal_table_n_comments(t); k++) {
+    const char *line = quantal_table_comment(t, k);
+    while (*line == ' ')
+      line++;
+    if (strncmp(line, "command: ", 9) == 0)
+      cmd = line + 9;
+    else if (strncmp(line, "settings: ", 10) == 0)
+      settings = line + 10;
+    else if (strncmp(line, "input: ", 7) == 0)
+      input = line + 7;
+    else if (strncmp(line, "template: ", 10) == 0)
+      templ = line + 10;
+    else if (strncmp(line, "channel: ", 9) == 0)
+      channel = strtol(line + 9, NULL, 10);
+  }
+  if (cmd == NULL || strncmp(cmd, "evoked", 6) != 0 || input == NULL) {
+    qt_error("%s: --waveform needs the table of quantal evoked, whose "
+             "'# command: evoked' and '# input:' lines say how the "
+             "recording was made and measured; this table has %s",
+             c->amp_path, cmd == NULL ? "no '# command:' line"
+                          : strncmp(cmd, "evoked", 6) != 0
+                              ? "no '# command: evoked' line"
+                              : "no '# input:' line");
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  qtl_strlcpy(wc->input, input, sizeof wc->input);
+  /* The per-stimulus columns: when, the level before, the noise. */
+  c_stim = quantal_table_find(t, "stim_s");
+  c_pulse = quantal_table_find(t, "pulse");
+  snprintf(name, sizeof name, "baseline_%s", a->unit);
+  if (a->unit[0] != '\0')
+    c_base = quantal_table_find(t, name);
+  if (c_stim < 0 || c_base < 0) {
+    qt_error("%s: --waveform needs the column %s", c->amp_path,
+             c_stim < 0 ? "stim_s" : name);
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  snprintf(name, sizeof name, "noise_sd_%s", a->unit);
+  c_noise = quantal_table_find(t, name);
+  if (c_noise < 0) {
+    qt_error("%s: --waveform needs the column %s", c->amp_path, name);
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  rows = quantal_table_rows(t);
+  if (rows != a->n) {
+    qt_error("%s: --waveform: %zu rows but %zu amplitudes", c->amp_path, rows,
+             a->n);
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  wc->stim = malloc((rows + 1) * sizeof *wc->stim);
+  wc->pulse = malloc((rows + 1) * sizeof *wc->pulse);
+  if (wc->stim == NULL || wc->pulse == NULL) {
+    qt_error("%s: out of memory", c->amp_path);
+    code = QT_EXIT_ANALYSIS;
+    goto done;
+  }
+  for (i = 0; i < rows; i++) {
+    double ts = quantal_table_column(t, (size_t)c_stim)[i];
+    double pu = c_pulse >= 0 ? quantal_table_column(t, (size_t)c_pulse)[i]
+                             : 1.0;
+    if (!(ts >= 0.0) || !isfinite(ts) || (i > 0 && !(ts > wc->stim[i - 1]))) {
+      qt_error("%s: row %zu: stim_s '%s' is not a time after the previous "
+               "stimulus",
+               c->amp_path, i + 1, quantal_table_cell(t, i, (size_t)c_stim));
+      code = QT_EXIT_IO;
+      goto done;
+    }
+    wc->stim[i] = ts;
+    wc->pulse[i] = isfinite(pu) && pu >= 1.0 ? (unsigned)pu : 1u;
+  }
+  w->stim_s = wc->stim;
+  w->pulse = wc->pulse;
+  w->n_stim = rows;
+  w->unit = a->unit;
+  w->resting = column_median(t, (size_t)c_base);
+  w->noise_sd = column_median(t, (size_t)c_noise);
+  if (!isfinite(w->resting) || !isfinite(w->noise_sd)) {
+    qt_error("%s: --waveform: the columns baseline_%s and noise_sd_%s hold "
+             "no numbers",
+             c->amp_path, a->unit, a->unit);
+    code = QT_EXIT_IO;
+    goto done;
+  }
+  w->clamp = strcmp(a->unit, "mV") == 0 ? QUANTAL_SIM_CURRENT_CLAMP
+                                         : QUANTAL_SIM_VOLTAGE_CLAMP;
+  /* The measurement as evoked made it: its settings line has the
+   * numbers; the polarity is re-decided from the data unless the
+   * command fixed it. */
+  if (settings != NULL) {
+    double b, bl, wi, j, al;
+    if (sscanf(settings, "baseline %lf ms, blank %lf ms, window %lf ms, "
+                         "jitter %lf ms, alpha %lf",
+               &b, &bl, &wi, &j, &al) == 5) {
+      w->evoked.baseline_s = b * 1e-3;
+      w->evoked.blank_s = bl * 1e-3;
+      w->evoked.window_s = wi * 1e-3;
+      w->evoked.jitter_s = j * 1e-3;
+      w->evoked.alpha = al;
+    }
+  }
+  if (command_option(cmd, "--polarity", buf, sizeof buf))
+    w->evoked.polarity = strcmp(buf, "positive") == 0   ? 1
+                         : strcmp(buf, "negative") == 0 ? -1
+                                                        : 0;
+  if (templ != NULL) {
+    const char *o = strstr(templ, "onset (10 %) ");
+    if (o != NULL)
+      onset10_ms = strtod(o + 13, NULL);
+  }
+  /* The recording: its rate, length and the kinetics of its mean
+   * response. */
+  quantal_diag_clear(&d);
+  st = quantal_recording_open(wc->input, NULL, &rec, &d);
+  wc->rec_status = st;
+  if (st != QUANTAL_OK)
+    qtl_strlcpy(wc->rec_reason, d.reason, sizeof wc->rec_reason);
+  wc->kinetics_given = c->rise_ms > 0.0;
+  if (wc->kinetics_given) {
+    w->rise_s = c->rise_ms * 1e-3;
+    w->decay_s = c->decay_ms * 1e-3;
+    w->delay_s = isfinite(onset10_ms)
+                     ? onset10_ms * 1e-3 - biexp_t10(w->rise_s, w->decay_s)
+                     : 0.0;
+  }
+  if (st == QUANTAL_OK) {
+    quantal_recording_info info;
+    quantal_recording_get_info(rec, &info);
+    wc->recording_read = 1;
+    w->rate_hz = info.rate_hz;
+    w->duration_s = (double)info.frames / info.rate_hz;
+    if (!wc->kinetics_given) {
+      quantal_kinetics kin;
+      if (channel < 1 || (size_t)channel > info.n_channels)
+        channel = 1;
+      st = quantal_evoked_kinetics(rec, (size_t)channel - 1, wc->stim,
+                                   wc->pulse, rows, &w->evoked, &kin, &d);
+      if (st != QUANTAL_OK) {
+        qt_error("%s: --waveform: the kinetics of the mean response could "
+                 "not be measured (%s); give --rise MS and --decay MS",
+                 wc->input, d.reason);
+        code = qt_exit_code(st);
+        goto done;
+      }
+      w->rise_s = kin.rise_s;
+      w->decay_s = kin.decay_s;
+      w->delay_s = kin.onset_s;
+    }
+  } else {
+    const char *miss = !wc->kinetics_given && !(c->rate_hz > 0.0)
+                           ? "--rise MS, --decay MS and --rate HZ"
+                       : !wc->kinetics_given ? "--rise MS and --decay MS"
+                       : !(c->rate_hz > 0.0) ? "--rate HZ"
+                                             : NULL;
+    if (miss != NULL) {
+      qt_error("%s: --waveform: the recording %s it was measured from "
+               "cannot be read (%s): give %s",
+               c->amp_path, wc->input, d.reason, miss);
+      code = QT_EXIT_IO;
+      goto done;
+    }
+    w->rate_hz = c->rate_hz;
+    /* Without the recording its end is not known: one more interval (at
+     * least a response window) after the last stimulus. */
+    {
+      double gap = w->evoked.window_s;
+      if (rows > 1) {
+        double *iv = malloc(rows * sizeof *iv);
+        if (iv != NULL) {
+          for (i = 1; i < rows; i++)
+            iv[i - 1] = wc->stim[i] - wc->stim[i - 1];
+          qsort(iv, rows - 1, sizeof *iv, cmp_double);
+          gap = fmax(gap, iv[(rows - 1) / 2]);
+          free(iv);
+        }
+      }
+      w->duration_s = wc->stim[rows - 1] + gap;
+    }
+  }
+  if (!(w->delay_s >= 0.0))
+    w->delay_s = 0.0;
+  /* Minis: the table's count over the time they were looked for (the
+   * recording less the windows excluded around each stimulus). */
+  w->minis_before_s = 1e-3;
+  w->minis_after_s = w->evoked.window_s;
+  excluded_s = (double)rows * (w->minis_before_s + w->minis_after_s);
+  w->detect_minis = n_minis > 0;
+  w->mini_rate_hz =
+      n_minis > 0 ? (double)n_minis / fmax(w->duration_s - excluded_s,
+                                           0.5 * w->duration_s)
+                  : 0.0;
+done:
+  quantal_recording_close(rec);
+  quantal_table_free(t);
+  if (code != 0)
+    wave_cli_free(wc);
+  return code;
+}
+
+/* Mean of waveform statistic j over the replicates that have it. */
+static double
+wave_mean(const quantal_recovery_result *r, int j)
+{
+  double sum = 0.0;
+  size_t i, n = 0;
+  if (r->wave == NULL)
+    return NAN;
+  for (i = 0; i < r->replicates; i++) {
+    double v = r->wave[i * QUANTAL_WAVE_COUNT + j];
+    if (isfinite(v)) {
+      sum += v;
+      n++;
+    }
+  }
+  return n ? sum / (double)n : NAN;
+}
+
+static void
+report_waveform_text(FILE *fp, const rec_cli *c, const wave_cli *wc,
+                     const quantal_recovery_result *r)
+{
+  const quantal_waveform_shape *w = &wc->w;
+  fprintf(fp, "path: waveform: each replicate a %.4g s recording at %.6g Hz "
+              "(%s clamp), resting level %.5g %s, noise SD %.4g %s, "
+              "kinetics rise %.3g ms, decay %.3g ms, delay %.3g ms (%s), "
+              "minis %.3g/s; measured by evoked%s as the data were\n",
+          w->duration_s, w->rate_hz,
+          w->clamp == QUANTAL_SIM_CURRENT_CLAMP ? "current" : "voltage",
+          w->resting, w->unit, w->noise_sd, w->unit, w->rise_s * 1e3,
+          w->decay_s * 1e3, w->delay_s * 1e3,
+          wc->kinetics_given ? "--rise/--decay"
+                             : "mean response of the recording",
+          w->mini_rate_hz, w->detect_minis ? " and detect" : "");
+  if (!wc->recording_read)
+    fprintf(fp, "  (the recording %s could not be read: rate from --rate, "
+                "length from the stimuli)\n",
+            wc->input);
+  fprintf(fp, "  failures per experiment (mean): %.2f true, %.2f flagged, "
+              "%.2f misclassified",
+          wave_mean(r, QUANTAL_WAVE_TRUE_FAILURES),
+          wave_mean(r, QUANTAL_WAVE_FLAGGED_FAILURES),
+          wave_mean(r, QUANTAL_WAVE_MISCLASSIFIED));
+  if (w->detect_minis)
+    fprintf(fp, "; minis %.1f simulated, %.1f detected",
+            wave_mean(r, QUANTAL_WAVE_MINIS_SIMULATED),
+            wave_mean(r, QUANTAL_WAVE_MINIS_DETECTED));
+  fprintf(fp, "\n");
+  if (r->n_failed > 0)
+    fprintf(fp, "  %zu of %zu recordings could not be analysed (first, "
+                "replicate %zu: %s)\n",
+            r->n_failed, r->replicates, r->failed_replicate + 1,
+            r->failure.reason);
+  (void)c;
+}
+
+static void
+report_waveform_json(FILE *fp, const wave_cli *wc,
+                     const quantal_recovery_result *r)
+{
+  const quantal_waveform_shape *w = &wc->w;
+  fprintf(fp, ",\n \"waveform\": {\"recording\": ");
+  qt_json_string(fp, wc->input);
+  fprintf(fp, ", \"recording_read\": %s, \"clamp\": \"%s\"",
+          wc->recording_read ? "true" : "false",
+          w->clamp == QUANTAL_SIM_CURRENT_CLAMP ? "current" : "voltage");
+  qt_json_field(fp, "rate_hz", w->rate_hz);
+  qt_json_field(fp, "duration_s", w->duration_s);
+  fprintf(fp, ", \"stimuli\": %zu", w->n_stim);
+  qt_json_field(fp, "resting", w->resting);
+  qt_json_field(fp, "noise_sd", w->noise_sd);
+  qt_json_field(fp, "rise_ms", w->rise_s * 1e3);
+  qt_json_field(fp, "decay_ms", w->decay_s * 1e3);
+  qt_json_field(fp, "delay_ms", w->delay_s * 1e3);
+  fprintf(fp, ", \"kinetics_from\": \"%s\"",
+          wc->kinetics_given ? "options" : "mean_response");
+  qt_json_field(fp, "mini_rate_hz", w->mini_rate_hz);
+  fprintf(fp, ",\n  \"evoked\": {\"baseline_ms\": %g, \"blank_ms\": %g, "
+              "\"window_ms\": %g, \"jitter_ms\": %g, \"alpha\": %g, "
+              "\"polarity\": \"%s\"}",
+          w->evoked.baseline_s * 1e3, w->evoked.blank_s * 1e3,
+          w->evoked.window_s * 1e3, w->evoked.jitter_s * 1e3, w->evoked.alpha,
+          w->evoked.polarity > 0   ? "positive"
+          : w->evoked.polarity < 0 ? "negative"
+                                   : "auto");
+  fprintf(fp, ",\n  \"failed\": %zu, \"first_failure\": ", r->n_failed);
+  if (r->n_failed > 0)
+    qt_json_string(fp, r->failure.reason);
+  else
+    fprintf(fp, "null");
+  qt_json_field(fp, "true_failures_mean",
+                wave_mean(r, QUANTAL_WAVE_TRUE_FAILURES));
+  qt_json_field(fp, "flagged_failures_mean",
+                wave_mean(r, QUANTAL_WAVE_FLAGGED_FAILURES));
+  qt_json_field(fp, "misclassified_mean",
+                wave_mean(r, QUANTAL_WAVE_MISCLASSIFIED));
+  qt_json_field(fp, "minis_simulated_mean",
+                wave_mean(r, QUANTAL_WAVE_MINIS_SIMULATED));
+  qt_json_field(fp, "minis_detected_mean",
+                wave_mean(r, QUANTAL_WAVE_MINIS_DETECTED));
+  fprintf(fp, "}");
+}
+
 static void
 report_recovery_text(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
                      const quantal_fit_result *fr, int model,
                      const quantal_recovery_options *ro,
                      const quantal_recovery_result *r, const double *obs,
-                     quantal_recovery_result **design)
+                     quantal_recovery_result **design, const wave_cli *wc)
 {
   const quantal_model_fit *mf = &fr->model[model];
   size_t j, k;
@@ -491,8 +927,13 @@ report_recovery_text(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
     fprintf(fp, ", %zu minis", ro->n_minis);
   fprintf(fp, "), model %s\n", quantal_fit_model_name(model));
   fprintf(fp, "%zu simulated experiments of %zu trials, seed %llu; %zu "
-              "fits converged\n\n",
+              "fits converged\n",
           r->replicates, ro->n_trials, (unsigned long long)c->seed, r->n_ok);
+  if (wc != NULL)
+    report_waveform_text(fp, c, wc, r);
+  else
+    fprintf(fp, "path: amplitudes (simulated at the amplitude level)\n");
+  fprintf(fp, "\n");
   fprintf(fp, "%-8s %11s %11s %9s %11s %11s %9s %10s\n", "param", "fitted",
           "sim mean", "bias %", "sim SD", "RMS error", "coverage",
           "unbounded");
@@ -586,7 +1027,7 @@ static void
 report_recovery_json(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
                      int model, const quantal_recovery_options *ro,
                      const quantal_recovery_result *r, const double *obs,
-                     quantal_recovery_result **design)
+                     quantal_recovery_result **design, const wave_cli *wc)
 {
   size_t j, k;
   fprintf(fp, "{\"version\": ");
@@ -596,6 +1037,7 @@ report_recovery_json(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
   fprintf(fp, ", \"amplitudes\": %zu, \"minis\": %zu, \"unit\": ", a->n,
           ro->n_minis);
   qt_json_string(fp, a->unit);
+  fprintf(fp, ", \"path\": \"%s\"", wc != NULL ? "waveform" : "amplitudes");
   fprintf(fp, ", \"model\": \"%s\", \"replicates\": %zu, \"converged\": "
               "%zu, \"seed\": %llu, \"level\": ",
           quantal_fit_model_name(model), r->replicates, r->n_ok,
@@ -635,7 +1077,10 @@ report_recovery_json(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
     }
     fprintf(fp, "}");
   }
-  fprintf(fp, "]}\n");
+  fprintf(fp, "]");
+  if (wc != NULL)
+    report_waveform_json(fp, wc, r);
+  fprintf(fp, "}\n");
 }
 
 static int
@@ -650,12 +1095,14 @@ recovery(const rec_cli *c)
   quantal_status st;
   qt_progress bar;
   qt_out out;
+  wave_cli wc;
   double obs[QUANTAL_STAT_COUNT];
   int code, model;
   size_t j;
 
   memset(design, 0, sizeof design);
   memset(&mn, 0, sizeof mn);
+  memset(&wc, 0, sizeof wc);
   if ((code = qt_amplitudes_load(c->amp_path, c->column, &a)) != 0)
     return code;
   if (c->minis_path != NULL &&
@@ -702,6 +1149,11 @@ recovery(const rec_cli *c)
   ro.seed = c->seed;
   ro.on_progress = on_rep_progress;
   ro.user = &bar;
+  if (c->waveform) {
+    if ((code = load_waveform_shape(c, &a, mn.n, &wc)) != 0)
+      goto done;
+    ro.waveform = &wc.w;
+  }
   quantal_amplitude_stats(a.x, a.n, ro.truth.q, obs);
   obs[QUANTAL_STAT_KS] = fr->model[model].ks;
 
@@ -716,16 +1168,21 @@ recovery(const rec_cli *c)
     qt_progress_end(&bar);
   }
   if (st != QUANTAL_OK) {
-    qt_diag_error(&d, st);
+    if (c->waveform && d.file[0] == '\0')
+      qt_error("%s: --waveform: %s", c->amp_path, d.reason);
+    else
+      qt_diag_error(&d, st);
     code = qt_exit_code(st);
     goto done;
   }
   if ((code = qt_out_open(&out, c->output)) != 0)
     goto done;
   if (c->json)
-    report_recovery_json(out.fp, c, &a, model, &ro, r, obs, design);
+    report_recovery_json(out.fp, c, &a, model, &ro, r, obs, design,
+                         c->waveform ? &wc : NULL);
   else
-    report_recovery_text(out.fp, c, &a, fr, model, &ro, r, obs, design);
+    report_recovery_text(out.fp, c, &a, fr, model, &ro, r, obs, design,
+                         c->waveform ? &wc : NULL);
   code = qt_out_commit(&out);
   if (code == 0 && c->plot != NULL)
     code = qt_plot_recovery(r, a.unit, c->plot, c->amp_path);
@@ -736,6 +1193,7 @@ done:
   quantal_fit_result_free(fr);
   qt_amplitudes_free(&a);
   qt_amplitudes_free(&mn);
+  wave_cli_free(&wc);
   return code;
 }
 
@@ -819,6 +1277,10 @@ cmd_compare(int argc, char **argv)
       {"quiet", no_argument, NULL, OPT_QUIET},
       {"plot", required_argument, NULL, OPT_PLOT},
       {"noise-sd", required_argument, NULL, OPT_NOISE},
+      {"waveform", no_argument, NULL, OPT_WAVEFORM},
+      {"rise", required_argument, NULL, OPT_RISE},
+      {"decay", required_argument, NULL, OPT_DECAY},
+      {"rate", required_argument, NULL, OPT_RATE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *output = "-", *events_path = NULL, *truth_path = NULL;
@@ -914,6 +1376,19 @@ cmd_compare(int argc, char **argv)
                           &rc.noise_sd) != 0)
         return QT_EXIT_USAGE;
       break;
+    case OPT_WAVEFORM: rc.waveform = 1; break;
+    case OPT_RISE:
+      if (qt_parse_double("--rise", optarg, 1e-4, 1e4, &rc.rise_ms) != 0)
+        return QT_EXIT_USAGE;
+      break;
+    case OPT_DECAY:
+      if (qt_parse_double("--decay", optarg, 1e-4, 1e4, &rc.decay_ms) != 0)
+        return QT_EXIT_USAGE;
+      break;
+    case OPT_RATE:
+      if (qt_parse_double("--rate", optarg, 1.0, 1e7, &rc.rate_hz) != 0)
+        return QT_EXIT_USAGE;
+      break;
     default:
       return qt_common_option(opt, NULL, argv);
     }
@@ -933,6 +1408,17 @@ cmd_compare(int argc, char **argv)
   if (argc - optind > 1)
     return qt_usage_error("one amplitude table at a time (got %d)",
                           argc - optind);
+  if ((rc.rise_ms > 0.0) != (rc.decay_ms > 0.0))
+    return qt_usage_error("--rise and --decay go together");
+  if (rc.rise_ms > 0.0 && !(rc.decay_ms > rc.rise_ms))
+    return qt_usage_error("--decay (%g ms) must be longer than --rise "
+                          "(%g ms)",
+                          rc.decay_ms, rc.rise_ms);
+  if (!rc.waveform && (rc.rise_ms > 0.0 || rc.rate_hz > 0.0))
+    return qt_usage_error("--rise, --decay and --rate go with --waveform");
+  if (rc.waveform && rc.n_trials_list > 0)
+    return qt_usage_error("--trials works on the amplitude path only, not "
+                          "with --waveform");
   rc.amp_path = argv[optind];
   rc.output = output;
   rc.json = json;
