@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include "internal.h"
+#include "fit_coords.h"
 
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_errno.h>
@@ -62,40 +63,6 @@ typedef struct fctx {
   unsigned n_cur, n_hat;
   const double *t_hat;
 } fctx;
-
-#define P_EPS 1e-12
-#define SD_EPS2 1e-12
-
-/* p = eps + (1 - 2 eps) sin^2 t, kept off 0 and 1 so log P(k) and its
- * derivative stay finite. */
-static double
-p_of(double t)
-{
-  double s = sin(t);
-  return P_EPS + (1.0 - 2.0 * P_EPS) * s * s;
-}
-
-/* The inverse on [0, pi/2]. */
-static double
-t_of_p(double p)
-{
-  double u = (p - P_EPS) / (1.0 - 2.0 * P_EPS);
-  u = u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u);
-  return asin(sqrt(u));
-}
-
-static double
-sd_of(double t, double ref)
-{
-  return ref * sqrt(t * t + SD_EPS2);
-}
-
-static double
-t_of_sd(double sd, double ref)
-{
-  double u = (sd / ref) * (sd / ref) - SD_EPS2;
-  return u > 0.0 ? sqrt(u) : 0.0;
-}
 
 /* Map transformed coordinates to the mixture. */
 static void

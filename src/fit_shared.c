@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include "internal.h"
+#include "fit_coords.h"
 
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_linalg.h>
@@ -37,11 +38,8 @@
  * n, hulled the same way.
  */
 
-#define P_EPS 1e-12
-#define SD_EPS2 1e-12
 #define BIG 1e300
 #define MAXG 4096
-
 typedef struct sctx {
   size_t G;                /* conditions */
   const double *const *x;  /* sign-corrected amplitudes of each */
@@ -57,34 +55,6 @@ typedef struct sctx {
   double *H, *A, *g, *gn, *Hn, *d, *un; /* D*D or D scratch */
   quantal_status err;
 } sctx;
-
-static double
-p_of(double t)
-{
-  double s = sin(t);
-  return P_EPS + (1.0 - 2.0 * P_EPS) * s * s;
-}
-
-static double
-t_of_p(double p)
-{
-  double u = (p - P_EPS) / (1.0 - 2.0 * P_EPS);
-  u = u < 0.0 ? 0.0 : (u > 1.0 ? 1.0 : u);
-  return asin(sqrt(u));
-}
-
-static double
-sd_of(double t, double ref)
-{
-  return ref * sqrt(t * t + SD_EPS2);
-}
-
-static double
-t_of_sd(double sd, double ref)
-{
-  double u = (sd / ref) * (sd / ref) - SD_EPS2;
-  return u > 0.0 ? sqrt(u) : 0.0;
-}
 
 /* Indices of the shared coordinates. */
 #define I_LQ(c) ((int)(c)->G)
@@ -1066,25 +1036,17 @@ quantal_fit_shared(const double *const *amplitudes, const size_t *n,
     if (st != QUANTAL_OK)
       goto fail;
   }
-  free(U);
-  free(F);
-  free(se);
-  free(st0.qs);
-  free(y);
-  for (g = 0; g < G; g++)
-    free(x[g]);
-  free(x);
-  free(mean);
-  free(c.H);
-  qtl_lik_ws_free(c.ws);
   *out = r;
-  return QUANTAL_OK;
+  r = NULL;
+  st = QUANTAL_OK;
+  goto done;
 nomem:
   st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   goto fail;
 fail_st:
   st = qtl_fail(diag, st, NULL, -1, -1, "shared-q fit failed");
 fail:
+done:
   free(U);
   free(F);
   free(se);

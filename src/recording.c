@@ -96,6 +96,27 @@ qtl_memory_backend(quantal_recording *rec, double *data, size_t n_channels,
   return QUANTAL_OK;
 }
 
+/* The end of an open: the scratch block for single-channel reads, then
+ * rec handed out, or closed when st (or that allocation) failed. */
+static quantal_status
+finish_open(quantal_recording *rec, quantal_status st, const char *path,
+            quantal_recording **out, quantal_diag *diag)
+{
+  if (st == QUANTAL_OK) {
+    rec->scratch_frames = SCRATCH_FRAMES;
+    rec->scratch =
+        malloc(rec->scratch_frames * rec->info.n_channels * sizeof(double));
+    if (rec->scratch == NULL)
+      st = qtl_fail(diag, QUANTAL_ENOMEM, path, -1, -1, "out of memory");
+  }
+  if (st != QUANTAL_OK) {
+    quantal_recording_close(rec);
+    return st;
+  }
+  *out = rec;
+  return QUANTAL_OK;
+}
+
 quantal_status
 qtl_recording_from_memory(const char *path, double *data, uint64_t frames,
                           double rate_hz, const char *name, const char *unit,
@@ -124,18 +145,7 @@ qtl_recording_from_memory(const char *path, double *data, uint64_t frames,
   qtl_strlcpy(rec->channels[0].unit, unit, QUANTAL_UNIT_MAX);
   rec->channels[0].unit_source = QUANTAL_UNIT_OPTION;
   st = qtl_memory_backend(rec, data, 1, diag);
-  if (st == QUANTAL_OK) {
-    rec->scratch_frames = SCRATCH_FRAMES;
-    rec->scratch = malloc(rec->scratch_frames * sizeof(double));
-    if (rec->scratch == NULL)
-      st = qtl_fail(diag, QUANTAL_ENOMEM, path, -1, -1, "out of memory");
-  }
-  if (st != QUANTAL_OK) {
-    quantal_recording_close(rec);
-    return st;
-  }
-  *out = rec;
-  return QUANTAL_OK;
+  return finish_open(rec, st, path, out, diag);
 }
 
 quantal_status
@@ -370,19 +380,7 @@ quantal_recording_open(const char *path, const quantal_open_options *opt,
                   "invalid sample rate %g Hz", rec->info.rate_hz);
   if (st == QUANTAL_OK)
     st = apply_options(rec, opt, diag);
-  if (st == QUANTAL_OK) {
-    rec->scratch_frames = SCRATCH_FRAMES;
-    rec->scratch =
-        malloc(rec->scratch_frames * rec->info.n_channels * sizeof(double));
-    if (rec->scratch == NULL)
-      st = qtl_fail(diag, QUANTAL_ENOMEM, path, -1, -1, "out of memory");
-  }
-  if (st != QUANTAL_OK) {
-    quantal_recording_close(rec);
-    return st;
-  }
-  *out = rec;
-  return QUANTAL_OK;
+  return finish_open(rec, st, path, out, diag);
 }
 
 /* A selection of sweeps, laid end to end: frame f of the view is frame

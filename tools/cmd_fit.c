@@ -300,6 +300,25 @@ json_est(FILE *fp, const char *name, const quantal_estimate *e, int comma)
   fputc('}', fp);
 }
 
+/* One parameter as a JSON member: value, profile and bootstrap
+ * intervals; an open upper end is null with ci_high_open true. */
+static void
+json_par(FILE *fp, const char *name, const quantal_fit_param *p, int comma)
+{
+  fprintf(fp, "%s\"%s\": {\"value\": ", comma ? ", " : "", name);
+  qt_json_number(fp, p->value);
+  fputs(", \"ci_low\": ", fp);
+  qt_json_number(fp, p->lo);
+  fputs(", \"ci_high\": ", fp);
+  qt_json_number(fp, isinf(p->hi) ? NAN : p->hi);
+  fprintf(fp, ", \"ci_high_open\": %s, \"boot_low\": ",
+          isinf(p->hi) ? "true" : "false");
+  qt_json_number(fp, p->boot_lo);
+  fputs(", \"boot_high\": ", fp);
+  qt_json_number(fp, p->boot_hi);
+  fputc('}', fp);
+}
+
 static void
 print_json(FILE *fp, int argc, char **argv, const column *amp,
            const column *minis, const classic *cl,
@@ -386,19 +405,7 @@ print_json(FILE *fp, int argc, char **argv, const column *amp,
       const quantal_fit_param *p = &f->par[j];
       if (isnan(p->value))
         continue;
-      fprintf(fp, "%s\"%s\": {\"value\": ", k++ ? ", " : "",
-              quantal_fit_par_name((quantal_fit_par)j));
-      qt_json_number(fp, p->value);
-      fputs(", \"ci_low\": ", fp);
-      qt_json_number(fp, p->lo);
-      fputs(", \"ci_high\": ", fp);
-      qt_json_number(fp, isinf(p->hi) ? NAN : p->hi);
-      fprintf(fp, ", \"ci_high_open\": %s, \"boot_low\": ",
-              isinf(p->hi) ? "true" : "false");
-      qt_json_number(fp, p->boot_lo);
-      fputs(", \"boot_high\": ", fp);
-      qt_json_number(fp, p->boot_hi);
-      fputc('}', fp);
+      json_par(fp, quantal_fit_par_name((quantal_fit_par)j), p, k++ > 0);
     }
     fputc('}', fp);
     if (f->n_weights) {
@@ -1029,23 +1036,6 @@ shared_row(FILE *fp, const char *group, const char *kind, const char *name,
   fputc('\t', fp);
   print_num(fp, p ? p->boot_hi : NAN);
   fprintf(fp, "\t%s\n", unit);
-}
-
-static void
-json_par(FILE *fp, const char *name, const quantal_fit_param *p, int comma)
-{
-  fprintf(fp, "%s\"%s\": {\"value\": ", comma ? ", " : "", name);
-  qt_json_number(fp, p->value);
-  fputs(", \"ci_low\": ", fp);
-  qt_json_number(fp, p->lo);
-  fputs(", \"ci_high\": ", fp);
-  qt_json_number(fp, isinf(p->hi) ? NAN : p->hi);
-  fprintf(fp, ", \"ci_high_open\": %s, \"boot_low\": ",
-          isinf(p->hi) ? "true" : "false");
-  qt_json_number(fp, p->boot_lo);
-  fputs(", \"boot_high\": ", fp);
-  qt_json_number(fp, p->boot_hi);
-  fputc('}', fp);
 }
 
 static void
