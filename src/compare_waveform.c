@@ -153,10 +153,9 @@ static int
 excluded(const quantal_waveform_shape *w, size_t *next, double onset_s,
          double peak_s)
 {
-  while (*next < w->n_stim && w->stim_s[*next] + w->minis_after_s < onset_s)
-    (*next)++;
-  return *next < w->n_stim &&
-         fmax(onset_s, peak_s) >= w->stim_s[*next] - w->minis_before_s;
+  return quantal_evoked_near_stimulus(w->stim_s, w->n_stim,
+                                      w->minis_before_s, w->minis_after_s,
+                                      next, onset_s, peak_s);
 }
 
 static quantal_status

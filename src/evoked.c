@@ -910,3 +910,14 @@ done:
   free(work);
   return st;
 }
+
+int
+quantal_evoked_near_stimulus(const double *stim_s, size_t n_stim,
+                             double before_s, double after_s, size_t *next,
+                             double onset_s, double peak_s)
+{
+  /* Skip the stimuli whose window has passed, then test the current one. */
+  while (*next < n_stim && stim_s[*next] + after_s < onset_s)
+    (*next)++;
+  return *next < n_stim && fmax(onset_s, peak_s) >= stim_s[*next] - before_s;
+}

@@ -847,6 +847,17 @@ quantal_status quantal_evoked_measure(quantal_recording *rec, size_t ch,
                                       quantal_evoked_response *out,
                                       quantal_evoked_summary *sum,
                                       quantal_diag *diag);
+/* Minis between evoked responses: whether an event (onset and peak, s)
+ * falls in the exclusion window [t - before_s, t + after_s] of a stimulus
+ * t of the sorted stim_s. The event overlaps a window when it peaks after
+ * the window's start (its onset, estimated from a smoothed trace, may come
+ * a few ms before the stimulus). Events must come in time order; *next
+ * (0 at the start) carries the walk over the stimuli from call to call. */
+int quantal_evoked_near_stimulus(const double *stim_s, size_t n_stim,
+                                 double before_s, double after_s,
+                                 size_t *next, double onset_s,
+                                 double peak_s);
+
 /* Kinetics of the mean response to the first pulses (of trains) on
  * channel ch: the baseline-subtracted traces from opt->baseline_s before
  * each stimulus to opt->window_s after it are averaged and fitted with

@@ -189,16 +189,10 @@ static int
 on_mini(const quantal_event *ev, void *user)
 {
   minis_state *m = user;
-  /* Events arrive in time order: skip stimuli whose exclusion window has
-   * passed, then drop the event if it falls in the current one (the
-   * evoked response and its artefact are not minis). */
-  while (m->next < m->n_stim && m->stim_s[m->next] + m->after_s < ev->onset_s)
-    m->next++;
-  /* The event overlaps the window when it peaks after the window's start
-   * (its onset, estimated from a smoothed trace, may come a few ms before
-   * the stimulus). */
-  if (m->next < m->n_stim &&
-      fmax(ev->onset_s, ev->peak_s) >= m->stim_s[m->next] - m->before_s)
+  /* The evoked response and its artefact are not minis. */
+  if (quantal_evoked_near_stimulus(m->stim_s, m->n_stim, m->before_s,
+                                   m->after_s, &m->next, ev->onset_s,
+                                   ev->peak_s))
     return 0;
   qt_event_tsv_row(m->fp, ev);
   m->n++;
