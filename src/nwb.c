@@ -431,7 +431,7 @@ read_series(nwb_child *cx, hid_t g, const char *name, nwb_series *s)
     if (sp >= 0)
       H5Sclose(sp);
     return FAIL(QUANTAL_EFORMAT, "/acquisition/%s/data has rank %d (a "
-                                 "series must be one-dimensional)", name, rank);
+                "series must be one-dimensional)", name, rank);
   }
   H5Sget_simple_extent_dims(sp, dims, NULL);
   H5Sclose(sp);

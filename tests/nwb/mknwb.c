@@ -25,7 +25,8 @@ usage(void)
 {
   fprintf(stderr, "usage: mknwb [--compare] [--sweeps N] [--frames N] "
                   "[--rate HZ] [--channels 1|2] [--variable] [--userblock] "
-                  "[--sweep-dataset] [--no-electrode] [--no-sweep] [--compact] "
+                  "[--sweep-dataset] [--no-electrode] [--no-sweep] "
+                  "[--compact] "
                   "[--bad KIND] [--tolerance REL] FILE\n");
   return 2;
 }
