@@ -10,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,8 +39,10 @@
  * libhdf5's parsers are not hardened against malformed files (its CVE list
  * is long), so, as with libbiosig, HDF5 runs in a child process: it checks
  * the layout, then sends the samples sweep by sweep down a pipe, and a
- * crash there is a message here. The samples are held in memory and handed
- * out by the memory backend.
+ * crash there is a message here. Some damaged files make libhdf5 loop
+ * forever (the fuzzer found one), so the child also has a CPU time budget
+ * for each step, generous for what the step has to do. The samples are
+ * held in memory and handed out by the memory backend.
  */
 
 #define NWB_MSG 400
@@ -134,6 +139,28 @@ read_all(int fd, void *buf, size_t n)
 }
 
 /* ---- the reading child: HDF5 helpers ---------------------------------- */
+
+/* Let the child use seconds more of CPU time (RLIMIT_CPU, counted from
+ * its start), after which the kernel ends it with SIGXCPU. */
+static void
+cpu_budget(double seconds)
+{
+  struct rusage ru;
+  struct rlimit rl;
+  double used = 0.0, want;
+  if (getrusage(RUSAGE_SELF, &ru) == 0)
+    used = (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+  if (getrlimit(RLIMIT_CPU, &rl) != 0)
+    return;
+  want = ceil(used + seconds);
+  if (want > 1e9)
+    want = 1e9;
+  if (rl.rlim_max != RLIM_INFINITY && want > (double)rl.rlim_max)
+    want = (double)rl.rlim_max;
+  rl.rlim_cur = (rlim_t)want;
+  setrlimit(RLIMIT_CPU, &rl);
+}
 
 /* One icephys series under /acquisition. */
 typedef struct nwb_series {
@@ -605,6 +632,7 @@ scan(nwb_child *cx, const char *path, nwb_head *hd)
   if (gi.nlinks > NWB_MAX_LINKS)
     return FAIL(QUANTAL_EFORMAT, "/acquisition has %llu members (at most %u "
                 "supported)", (unsigned long long)gi.nlinks, NWB_MAX_LINKS);
+  cpu_budget(2.0 + 1e-3 * (double)gi.nlinks);
   for (i = 0; st == QUANTAL_OK && i < gi.nlinks; i++) {
     char name[NWB_MAX_NAME + 1];
     ssize_t len = H5Lget_name_by_idx(acq, ".", H5_INDEX_NAME, H5_ITER_INC, i,
@@ -889,6 +917,12 @@ child_read(const char *path, int fd)
   memset(&G, 0, sizeof G);
   /* HDF5 prints its error stack on stderr by default. */
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  /* A crash or the CPU limit leaves no core file beside the user's. */
+  {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+  }
+  cpu_budget(2.0);
   st = scan(cx, path, &hd);
   if (st == QUANTAL_OK)
     st = layout(cx, &G, &hd, &chans, &sweep_frames);
@@ -908,6 +942,8 @@ child_read(const char *path, int fd)
       write_all(fd, chans, G.nc * sizeof *chans) != 0 ||
       write_all(fd, sweep_frames, G.ns * sizeof *sweep_frames) != 0)
     _exit(0);
+  /* libhdf5 converts some 1e8 samples a second. */
+  cpu_budget(2.0 + 1e-6 * (double)hd.frames * (double)G.nc);
   for (j = 0; j < G.ns; j++) {
     int sst = read_sweep(cx, &G, j, tmp, rows);
     if (write_all(fd, &sst, sizeof sst) != 0)
@@ -1069,7 +1105,12 @@ qtl_nwb_open(quantal_recording *rec, quantal_diag *diag)
   close(fds[0]);
   while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
     ;
-  if (st == NWB_BROKEN || (st == QUANTAL_OK && WIFSIGNALED(wst)))
+  if ((st == NWB_BROKEN || st == QUANTAL_OK) && WIFSIGNALED(wst) &&
+      WTERMSIG(wst) == SIGXCPU)
+    st = qtl_fail(diag, QUANTAL_EFORMAT, rec->path, -1, -1,
+                  "the HDF5 reader used up its CPU time limit: a damaged "
+                  "file (libhdf5 loops on some)");
+  else if (st == NWB_BROKEN || (st == QUANTAL_OK && WIFSIGNALED(wst)))
     st = qtl_fail(diag, QUANTAL_EFORMAT, rec->path, -1, -1,
                   "the HDF5 reader failed on it (%s %d): a damaged or "
                   "unsupported file",

@@ -85,4 +85,10 @@ no_file o.wav
 { printf '\211HDF\r\n\032\n'; head -c 3000 /dev/zero; } > junk.nwb
 run 3 "$Q" info junk.nwb
 expect_err_match '^quantal: info: junk.nwb: HDF5 cannot open it: .+'
+# A damaged file on which libhdf5 1.10.8 loops forever (found by random
+# byte changes): the reading child's CPU time limit ends it.
+tail -c +2 "$top_srcdir/tests/fuzz/regress/recording/nwb-hdf5-loop" > loop.nwb
+run 3 "$Q" info loop.nwb
+expect_no_out
+expect_err "quantal: info: loop.nwb: the HDF5 reader used up its CPU time limit: a damaged file (libhdf5 loops on some)"
 finish
