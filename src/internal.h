@@ -180,6 +180,14 @@ quantal_status qtl_abf_open(quantal_recording *rec, quantal_diag *diag);
 int qtl_biosig_magic(const unsigned char *head, size_t n);
 quantal_status qtl_biosig_open(quantal_recording *rec, quantal_diag *diag);
 
+/* Neurodata Without Borders 2.x (nwb.c): 1 when the file starts with the
+ * HDF5 signature, at byte 0 or after a user block (512, 1024, ...). */
+int qtl_nwb_magic(const char *path, const unsigned char *head, size_t n);
+/* The icephys responses under /acquisition: sweeps from sweep_number,
+ * channels from the electrodes, units as mV and pA. Read whole into
+ * memory by a child process running libhdf5. */
+quantal_status qtl_nwb_open(quantal_recording *rec, quantal_diag *diag);
+
 /* Axon Text File (first line "ATF 1.0"): sweeps from the "Signals="
  * record, units from the column titles, the rate from the Time column
  * (else rate_hz, 0 = none). Parsed whole into memory. */

@@ -345,8 +345,8 @@ quantal_recording_open(const char *path, const quantal_open_options *opt,
     return qtl_fail(diag, QUANTAL_ENOMEM, path, -1, -1, "out of memory");
   qtl_strlcpy(rec->path, path, sizeof rec->path);
 
-  /* formats: Axon files and libbiosig's are recognised by their magic
-   * bytes. */
+  /* formats: Axon files, libbiosig's and NWB (HDF5) are recognised by
+   * their magic bytes. */
   if (nhead >= 4 && (memcmp(head, "ABF ", 4) == 0 ||
                      memcmp(head, "ABF2", 4) == 0))
     st = qtl_abf_open(rec, diag);
@@ -355,6 +355,8 @@ quantal_recording_open(const char *path, const quantal_open_options *opt,
     st = qtl_atf_open(rec, opt ? opt->rate_hz : 0.0, diag);
   else if (qtl_biosig_magic(head, nhead))
     st = qtl_biosig_open(rec, diag);
+  else if (qtl_nwb_magic(path, head, nhead))
+    st = qtl_nwb_open(rec, diag);
   else if (qtl_has_suffix(path, ".txt") || qtl_has_suffix(path, ".csv") ||
       qtl_has_suffix(path, ".tsv") || qtl_has_suffix(path, ".dat") ||
       qtl_has_suffix(path, ".asc"))

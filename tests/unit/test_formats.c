@@ -1,6 +1,7 @@
-/* test_formats.c - Axon ABF1/ABF2 and ATF readers on hand-made files. SPDX-License-Identifier: GPL-3.0-or-later */
+/* test_formats.c - Axon ABF1/ABF2, ATF and NWB readers on hand-made files. SPDX-License-Identifier: GPL-3.0-or-later */
 #include <config.h>
 
+#include "../nwb/nwbgen.h"
 #include "internal.h"
 #include "quantal.h"
 
@@ -921,6 +922,211 @@ Test(formats, atf_malformed_files_are_rejected)
   }
 }
 
+/* ---- NWB (files written by tests/nwb/nwbgen.c with libhdf5) ----------- */
+
+/* Open path and compare every sample of every sweep with what the
+ * generator stored, as NWB defines it (data * conversion + offset, then
+ * volts to mV and amperes to pA). */
+static void
+expect_nwb_samples(const char *path, const nwbgen_spec *spec)
+{
+  quantal_recording *rec = open_ok(path);
+  quantal_recording_info info;
+  quantal_diag d;
+  uint64_t first = 0;
+  size_t s, c, i, n;
+  double *x;
+
+  quantal_recording_get_info(rec, &info);
+  cr_assert_eq(info.n_sweeps, spec->n_sweeps);
+  cr_assert_eq(info.n_channels, spec->n_channels);
+  for (s = 0; s < spec->n_sweeps; s++) {
+    uint64_t f0, len;
+    n = nwbgen_sweep_frames(spec, s);
+    cr_assert_eq(quantal_recording_get_sweep(rec, s, &f0, &len), QUANTAL_OK);
+    cr_expect_eq(f0, first, "sweep %zu", s);
+    cr_assert_eq(len, n, "sweep %zu", s);
+    x = malloc(n * sizeof *x);
+    cr_assert_not_null(x);
+    for (c = 0; c < spec->n_channels; c++) {
+      cr_assert_eq(quantal_recording_read(rec, c, f0, n, x, &d), QUANTAL_OK,
+                   "%s", d.reason);
+      for (i = 0; i < n; i++) {
+        double want = nwbgen_expected(spec, c, s, i);
+        /* Two roundings apart at most: the reader folds the unit factor
+         * into one scale. */
+        cr_assert(fabs(x[i] - want) <= 1e-12 * fabs(want) + 1e-12,
+                  "sweep %zu channel %zu sample %zu: %.17g, want %.17g", s,
+                  c, i, x[i], want);
+      }
+    }
+    free(x);
+    first += n;
+  }
+  cr_expect_eq(info.frames, first);
+  quantal_recording_close(rec);
+}
+
+Test(formats, nwb_two_electrodes_sample_for_sample)
+{
+  nwbgen_spec spec = nwbgen_default();
+  quantal_recording *rec;
+  quantal_recording_info info;
+  quantal_channel_info ch;
+
+  cr_assert_eq(nwbgen_write(path_in("t.nwb"), &spec), 0);
+  rec = open_ok(path_in("t.nwb"));
+  quantal_recording_get_info(rec, &info);
+  cr_expect_str_eq(info.format, "NWB 2.6.0");
+  cr_expect_str_eq(info.encoding, "int16,float32");
+  cr_expect_str_eq(info.protocol, "step_ramp,hold-70");
+  cr_expect_eq(info.rate_hz, 10000.0);
+  cr_expect_eq(info.frames, 6000);
+  cr_expect_eq(info.integer_samples, 0);
+  cr_assert_eq(quantal_recording_get_channel(rec, 0, &ch), QUANTAL_OK);
+  cr_expect_str_eq(ch.name, "elec0");
+  cr_expect_str_eq(ch.unit, "mV");
+  cr_expect_eq(ch.unit_source, QUANTAL_UNIT_FILE);
+  /* int16 counts scaled per channel, as ABF's: conversion (float32) to
+   * volts, then to mV; the offset likewise. */
+  cr_expect_eq(ch.scale, (double)1e-5f * 1e3);
+  cr_expect_eq(ch.offset, (double)-0.065f * 1e3);
+  cr_assert_eq(quantal_recording_get_channel(rec, 1, &ch), QUANTAL_OK);
+  cr_expect_str_eq(ch.name, "elec1");
+  cr_expect_str_eq(ch.unit, "pA");
+  cr_expect_eq(ch.scale, (double)1e-9f * 1e12);
+  quantal_recording_close(rec);
+  expect_nwb_samples(path_in("t.nwb"), &spec);
+}
+
+Test(formats, nwb_variable_sweeps_userblock_names_as_channels)
+{
+  nwbgen_spec spec = nwbgen_default();
+  quantal_recording *rec;
+  quantal_channel_info ch;
+  spec.variable = 1;
+  spec.userblock = 1;
+  spec.sweep_dataset = 1;
+  spec.no_electrode = 1;
+  cr_assert_eq(nwbgen_write(path_in("v.nwb"), &spec), 0);
+  expect_nwb_samples(path_in("v.nwb"), &spec);
+  rec = open_ok(path_in("v.nwb"));
+  cr_assert_eq(quantal_recording_get_channel(rec, 1, &ch), QUANTAL_OK);
+  cr_expect_str_eq(ch.name, "VoltageClampSeries");
+  quantal_recording_close(rec);
+  /* One electrode, no sweep numbers: its series in name order. */
+  spec = nwbgen_default();
+  spec.n_channels = 1;
+  spec.no_sweep = 1;
+  spec.compact = 1;
+  cr_assert_eq(nwbgen_write(path_in("ns.nwb"), &spec), 0);
+  expect_nwb_samples(path_in("ns.nwb"), &spec);
+}
+
+Test(formats, nwb_malformed_files_are_rejected_by_name)
+{
+  size_t k;
+  for (k = 0; nwbgen_bad_kinds[k] != NULL; k++) {
+    const char *kind = nwbgen_bad_kinds[k];
+    nwbgen_spec spec = nwbgen_default();
+    quantal_recording *rec = NULL;
+    quantal_diag d;
+    quantal_status st, want = QUANTAL_EFORMAT;
+    spec.bad = kind;
+    cr_assert_eq(nwbgen_write(path_in("bad.nwb"), &spec), 0, "%s", kind);
+    st = quantal_recording_open(path_in("bad.nwb"), NULL, &rec, &d);
+    if (strcmp(kind, "timestamps") == 0 || strcmp(kind, "mixed-rate") == 0)
+      want = QUANTAL_EUNSUPPORTED;
+    if (strcmp(kind, "no-series") == 0)
+      want = QUANTAL_ENODATA;
+    cr_expect_eq(st, want, "%s: status %d: %s", kind, st, d.reason);
+    cr_expect_null(rec, "%s", kind);
+    cr_expect_str_eq(d.file, path_in("bad.nwb"), "%s", kind);
+    /* The series, the sweep or the root group is named. */
+    cr_expect(strstr(d.reason, "/acquisition") != NULL ||
+                  strstr(d.reason, "sweep 1 ") != NULL ||
+                  strstr(d.reason, "root group") != NULL,
+              "%s: %s", kind, d.reason);
+  }
+}
+
+static unsigned char *
+slurp(const char *path, size_t *n)
+{
+  FILE *f = fopen(path, "rb");
+  unsigned char *b;
+  long len;
+  cr_assert_not_null(f);
+  cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+  len = ftell(f);
+  cr_assert_gt(len, 0);
+  rewind(f);
+  b = malloc((size_t)len);
+  cr_assert_not_null(b);
+  cr_assert_eq(fread(b, 1, (size_t)len, f), (size_t)len);
+  fclose(f);
+  *n = (size_t)len;
+  return b;
+}
+
+/* Cut files, and random bytes changed anywhere: every open fails with a
+ * reason or gives a recording whose every frame can be read. libhdf5
+ * runs in a child, so a crash in it is a failure here, not a crash. */
+Test(formats, nwb_truncated_or_damaged_files_fail_cleanly)
+{
+  nwbgen_spec spec = nwbgen_default();
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  unsigned char *b, *m;
+  size_t n, cut, trial;
+  spec.n_sweeps = 2;
+  spec.frames = 200;
+  spec.compact = 1;
+  cr_assert_eq(nwbgen_write(path_in("d.nwb"), &spec), 0);
+  b = slurp(path_in("d.nwb"), &n);
+  m = malloc(n);
+  cr_assert_not_null(m);
+  for (cut = 1; cut < 16; cut++) {
+    quantal_recording *rec = NULL;
+    quantal_diag d;
+    quantal_status st;
+    write_file(path_in("cut.nwb"), b, cut * n / 16);
+    st = quantal_recording_open(path_in("cut.nwb"), NULL, &rec, &d);
+    cr_expect_eq(st, QUANTAL_EFORMAT, "cut at %zu of %zu: %s", cut * n / 16,
+                 n, d.reason);
+    cr_expect_neq(d.reason[0], '\0');
+    quantal_recording_close(rec);
+  }
+  gsl_rng_set(r, 8);
+  for (trial = 0; trial < 60; trial++) {
+    quantal_recording *rec = NULL;
+    quantal_recording_info info;
+    quantal_diag d;
+    size_t k, hits = 1 + gsl_rng_uniform_int(r, 8);
+    memcpy(m, b, n);
+    for (k = 0; k < hits; k++)
+      m[8 + gsl_rng_uniform_int(r, n - 8)] ^=
+          (unsigned char)(1 + gsl_rng_uniform_int(r, 255));
+    write_file(path_in("dmg.nwb"), m, n);
+    if (quantal_recording_open(path_in("dmg.nwb"), NULL, &rec, &d) !=
+        QUANTAL_OK) {
+      cr_expect_neq(d.reason[0], '\0', "trial %zu", trial);
+      continue;
+    }
+    quantal_recording_get_info(rec, &info);
+    {
+      double *x = malloc(info.frames * info.n_channels * sizeof *x);
+      cr_assert_not_null(x);
+      cr_expect_eq(quantal_recording_read_frames(rec, 0, info.frames, x, &d),
+                   QUANTAL_OK, "trial %zu: %s", trial, d.reason);
+      free(x);
+    }
+    quantal_recording_close(rec);
+  }
+  gsl_rng_free(r);
+  free(m);
+  free(b);
+}
+
 /* With QUANTAL_FUZZ_SEEDS set to a folder, write small ABF files made by
  * the builders above there: the seed corpus of the recording fuzz target
  * (scripts/fuzz) is made from our own generated files. */
@@ -951,6 +1157,30 @@ Test(formats, writes_fuzz_seeds)
     fwrite(&sel, 1, 1, f);
     fwrite(b2, 1, n2, f);
     fclose(f);
+  }
+  {
+    /* Two sweeps of two electrodes, 50 samples each, in the compact
+     * HDF5 format: 16 KB. */
+    nwbgen_spec spec = nwbgen_default();
+    spec.n_sweeps = 2;
+    spec.frames = 50;
+    spec.compact = 1;
+    cr_assert_eq(nwbgen_write(path_in("seed.nwb"), &spec), 0);
+    if (out != NULL) {
+      char path[1024];
+      unsigned char sel = 6, *b; /* fuzz_recording: ".bin" */
+      size_t n;
+      FILE *f;
+      b = slurp(path_in("seed.nwb"), &n);
+      cr_assert_lt(n, 20000);
+      snprintf(path, sizeof path, "%s/nwb-two-electrodes", out);
+      f = fopen(path, "wb");
+      cr_assert_not_null(f);
+      fwrite(&sel, 1, 1, f);
+      fwrite(b, 1, n, f);
+      fclose(f);
+      free(b);
+    }
   }
   free(b1);
   free(b2);
