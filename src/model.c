@@ -339,18 +339,16 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
   v4d s, aq, a0, av, hk, hk2, hkg0, hkg1, hkg2, hqq, hq0, hqv, h00, h0v, hvv;
   unsigned k;
   int j, pass;
-  /* Reference: each lane's largest term among the five components
-   * nearest x / q, or over the window when those are all -inf (free
-   * weights of 0). */
+  /* Reference: each lane's term at the component nearest x / q, or the
+   * largest over the window when that one is -inf (a free weight of 0).
+   * Any term will do (the sum is then at least 1); a largest term more
+   * than 600 above it makes a second pass below. */
   for (j = 0; j < 4; j++) {
-    double kr = floor(vx[j] / mix->q + 0.5), best = -INFINITY;
+    double kr = floor(vx[j] / mix->q + 0.5), best, dc;
     long kc = kr <= (double)lo ? (long)lo : (kr >= (double)hi ? (long)hi : (long)kr),
-         a = kc - 2 < (long)lo ? (long)lo : kc - 2,
-         b = kc + 2 > (long)hi ? (long)hi : kc + 2, kk;
-    for (kk = a; kk <= b; kk++) {
-      double d = vx[j] - mu[kk], l = A[kk] - d * d * h[kk];
-      best = l > best ? l : best;
-    }
+         kk;
+    dc = vx[j] - mu[kc];
+    best = A[kc] - dc * dc * h[kc];
     if (!(best > -INFINITY))
       for (kk = lo; kk <= (long)hi; kk++) {
         double d = vx[j] - mu[kk], l = A[kk] - d * d * h[kk];
