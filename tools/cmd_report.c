@@ -77,8 +77,9 @@ usage(FILE *fp)
           "                        .truth.tsv, when it exists)\n"
           "  --force               replace an existing DIR\n"
           "  -q, --quiet           no progress bar\n"
-          "  --rate HZ, --units U, --scale S, --sweeps LIST: not yet (convert\n"
-          "                        the recording first)\n"
+          "  --rate HZ, --units U, --scale S   as in quantal info (not yet:\n"
+          "                        convert the recording first)\n"
+          "  --sweeps LIST         only these sweeps, passed on to every step\n"
           "  -h, --help            show this help and exit\n\n"
           "Exit status: 0 ok, 1 a step failed (the report shows which),\n"
           "2 usage, 3 file problem (no report written). See\n"
@@ -191,6 +192,16 @@ file_exists(const report *r, const char *name)
 
 /* ---- running steps ------------------------------------------------------ */
 
+/* --sweeps LIST, passed on to every step that opens the recording. */
+static const char *report_sweeps;
+
+static int
+opens_recording(const char *cmd)
+{
+  return strcmp(cmd, "info") == 0 || strcmp(cmd, "detect") == 0 ||
+         strcmp(cmd, "evoked") == 0;
+}
+
 /* Run `quantal ARGS...` with stdout to out_file in the report folder (or
  * /dev/null) and stderr kept for the page. shown[] are the arguments as
  * the page shows them (file names relative to the report folder). */
@@ -211,6 +222,10 @@ run_step(report *r, const char *title, const char *out_file,
   shell_arg(s->command, sizeof s->command, "quantal");
   for (i = 0; shown[i] != NULL; i++)
     shell_arg(s->command, sizeof s->command, shown[i]);
+  if (report_sweeps && opens_recording(args[0])) {
+    shell_arg(s->command, sizeof s->command, "--sweeps");
+    shell_arg(s->command, sizeof s->command, report_sweeps);
+  }
   if (out_file) {
     size_t l = strlen(s->command);
     snprintf(s->command + l, sizeof s->command - l, " >");
@@ -219,6 +234,10 @@ run_step(report *r, const char *title, const char *out_file,
   argv[0] = "quantal";
   for (i = 0; args[i] != NULL && i < MAX_ARGS; i++)
     argv[i + 1] = args[i];
+  if (report_sweeps && opens_recording(args[0]) && i + 2 <= MAX_ARGS) {
+    argv[++i] = "--sweeps";
+    argv[++i] = (char *)report_sweeps;
+  }
   argv[i + 1] = NULL;
   if (out_file)
     in_tmp(r, out_file, outp, sizeof outp);
@@ -724,11 +743,11 @@ cmd_report(int argc, char **argv)
                           argv[optind + 1]);
   if (out == NULL)
     return qt_usage_error("no report folder given (-o DIR)");
-  if (ro.n_units || ro.n_scales || ro.rate_hz > 0 || ro.sweeps)
-    return qt_usage_error("--rate, --units, --scale and --sweeps are not "
-                          "passed on "
+  if (ro.n_units || ro.n_scales || ro.rate_hz > 0)
+    return qt_usage_error("--rate, --units and --scale are not passed on "
                           "to the pipeline yet; convert the recording "
                           "first (quantal convert)");
+  report_sweeps = ro.sweeps;
   oo = qt_recopts_get(&ro);
 
   /* The recording: channels, and which analysis applies. */
@@ -842,11 +861,13 @@ cmd_report(int argc, char **argv)
     qt_progress_update(&prog, 2);
     if (file_exists(&r, "events.tsv")) {
       in_tmp(&r, "detect.svg", path, sizeof path);
-      code = qt_plot_detect(rec_abs, NULL, (size_t)ch - 1, ev, path, NULL);
+      code = qt_plot_detect(rec_abs, &oo, (size_t)ch - 1, ev, path, NULL);
       note_figure(&r, "plot detect",
                   command_line(shown, sizeof shown, "quantal", "plot",
                                "detect", "-c", chs, rec_abs, "events.tsv",
-                               "-o", "detect.svg", (char *)NULL),
+                               "-o", "detect.svg",
+                               report_sweeps ? "--sweeps" : (char *)NULL,
+                               report_sweeps, (char *)NULL),
                   code);
     }
   } else {
@@ -866,11 +887,13 @@ cmd_report(int argc, char **argv)
     if (file_exists(&r, "evoked.tsv")) {
       int have_minis = file_exists(&r, "minis.tsv");
       in_tmp(&r, "evoked.svg", path, sizeof path);
-      code = qt_plot_evoked(rec_abs, NULL, (size_t)ch - 1, ev, path, NULL);
+      code = qt_plot_evoked(rec_abs, &oo, (size_t)ch - 1, ev, path, NULL);
       note_figure(&r, "plot evoked",
                   command_line(shown, sizeof shown, "quantal", "plot",
                                "evoked", "-c", chs, rec_abs, "evoked.tsv",
-                               "-o", "evoked.svg", (char *)NULL),
+                               "-o", "evoked.svg",
+                               report_sweeps ? "--sweeps" : (char *)NULL,
+                               report_sweeps, (char *)NULL),
                   code);
       /* The fit's own table when this build has `quantal fit`. */
       if (has_command(&r, "fit")) {

@@ -51,6 +51,17 @@ if [ -r "$real" ] && "$QUANTAL" info "$real" > /dev/null 2>&1; then
   checks=$((checks + 1))
   [ "$(grep -v '^#' ejc/evoked.tsv | awk 'NR > 1' | wc -l)" = 40 ] ||
     fail "report --sweep-stim: not 40 responses"
+  # --sweeps reaches every step, and the commands to reproduce.
+  run 0 "$QUANTAL" report -q -c 2 --sweep-stim 0.0345 --sweeps 1-10 "$real" -o ejc10
+  checks=$((checks + 1))
+  [ "$(grep -v '^#' ejc10/evoked.tsv | awk 'NR > 1' | wc -l)" = 10 ] ||
+    fail "report --sweeps 1-10: not 10 responses"
+  checks=$((checks + 1))
+  grep -q 'evoked.tsv --minis minis.tsv --sweeps 1-10' ejc10/index.html ||
+    fail "report --sweeps: the evoked command shown lacks --sweeps"
+  checks=$((checks + 1))
+  grep -q 'evoked.svg --sweeps 1-10' ejc10/index.html ||
+    fail "report --sweeps: the plot command shown lacks --sweeps"
 fi
 checks=$((checks + 1))
 ls -a | grep -q '\.tmp' && fail "temporary folder left behind"
