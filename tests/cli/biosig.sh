@@ -78,15 +78,17 @@ int main(int argc, char **argv) {
   unsigned k, e, r, spr = 100, nsw = 3;
   double *d = malloc(sizeof *d * 2 * spr * nsw);
   HDRTYPE *h = constructHDR(2, nsw - 1);
-  (void)argc;
-  biosig_set_filetype(h, GDF);
+  biosig_set_filetype(h, argc > 2 ? BDF : GDF);
   biosig_set_samplerate(h, 1000.0);
   biosig_set_number_of_samples(h, nsw, spr);
   for (k = 0; k < 2; k++) {
     CHANNEL_TYPE *c = biosig_get_channel(h, (int)k);
     biosig_channel_set_label(c, k ? "Im" : "Vm");
     biosig_channel_set_physdim(c, k ? "pA" : "mV");
-    biosig_channel_set_datatype_to_int16(c);
+    if (argc > 2)
+      biosig_channel_set_datatype(c, 255 + 24); /* BDF: 24-bit integers */
+    else
+      biosig_channel_set_datatype_to_int16(c);
     biosig_channel_set_scaling(c, 32767.0, -32768.0, 32767, -32768);
     biosig_channel_set_samples_per_record(c, spr);
     c->OnOff = 1;
@@ -117,6 +119,12 @@ if ${CC:-cc} -o mkgdf mkgdf.c -lbiosig -lm 2> cc.err && ./mkgdf t.gdf; then
     run 0 "$QUANTAL" info --sweeps "$s" t.gdf
     expect_out_match "	1000	100	0.1	1	1	Vm	mV	file	${s}0	0	0	${s}0	${s}0	0\$"
   done
+  # The same samples as 24-bit BDF (no event table there: one sweep):
+  # every value exact.
+  run 0 ./mkgdf t.bdf bdf
+  run 0 "$QUANTAL" info t.bdf
+  expect_out_match '	BDF \(libbiosig\)	float64	1000	300	0.3	1	1	Vm	mV	file	20	8.1786082	0	10	30	0$'
+  expect_out_match '	BDF \(libbiosig\)	float64	1000	300	0.3	1	2	Im	pA	file	40	16.3572164	0	20	60	0$'
   run 0 "$QUANTAL" convert --sweeps 3 --channels 2 t.gdf g3.wav
   run 0 "$QUANTAL" info g3.wav
   expect_out_match '	1000	100	0.1	1	1	Im	pA	file	60	0	0	60	60	0$'
