@@ -399,11 +399,6 @@ static double
 newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
 {
   double f, g[NT], H[NT * NT], A[NT * NT], d[NT], lambda = 1e-8;
-  /* ltr: the damping earned by rejected steps (Madsen & Nielsen's memory
-   * of how far the quadratic model can be trusted); each iteration starts
-   * from it, and any more damping an indefinite H needs is found afresh
-   * (raising it costs no evaluation) and forgotten at the next point. */
-  double ltr = 1e-8;
   double Hf[NT * NT], Hn[NT * NT];
   int map[NT], dim = 0, i, j, it, ah = has_hessian(c);
   *gnorm = INFINITY;
@@ -442,7 +437,6 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
           H[i * dim + j] = H[j * dim + i] =
               0.5 * (H[i * dim + j] + H[j * dim + i]);
     }
-    lambda = ltr;
     for (tries = 0; tries < 16; tries++) {
       gsl_matrix_view Av;
       gsl_vector_view bv, dv;
@@ -475,30 +469,8 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
           pnext -= g[map[i]] * d[i] + 0.5 * d[i] * hd;
         }
         /* Converged: the next step would gain under 1e-10 in total
-         * log-likelihood (the objective is per point). Judged on the
-         * undamped Newton step when H is positive definite, whatever the
-         * damping: a damped step underestimates what is left along flat
-         * directions, an undamped one does not. */
-        int conv = lambda < 1e-6 && pnext >= 0.0 && pnext < 1e-10 * c->scale;
-        if (!conv && pnext >= 0.0 && pnext < 1e-10 * c->scale) {
-          double U[NT * NT], ud[NT], urhs[NT], dec = 0.0;
-          gsl_matrix_view Uv;
-          gsl_vector_view ub, uv;
-          memcpy(U, H, sizeof(double) * dim * dim);
-          for (i = 0; i < dim; i++)
-            urhs[i] = -g[map[i]];
-          Uv = gsl_matrix_view_array(U, (size_t)dim, (size_t)dim);
-          ub = gsl_vector_view_array(urhs, (size_t)dim);
-          uv = gsl_vector_view_array(ud, (size_t)dim);
-          if (gsl_linalg_cholesky_decomp1(&Uv.matrix) == GSL_SUCCESS &&
-              gsl_linalg_cholesky_solve(&Uv.matrix, &ub.vector,
-                                        &uv.vector) == GSL_SUCCESS) {
-            for (i = 0; i < dim; i++)
-              dec -= 0.5 * g[map[i]] * ud[i];
-            conv = dec >= 0.0 && dec < 1e-10 * c->scale;
-          }
-        }
-        if (conv) {
+         * log-likelihood (the objective is per point). */
+        if (lambda < 1e-6 && pnext >= 0.0 && pnext < 1e-10 * c->scale) {
           *gnorm = 0.0;
           canonical(c, t);
           return f;
@@ -514,29 +486,15 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
         /* Trust region of 2 transformed units per step. */
         for (i = 0; i < dim; i++)
           d[i] *= step > 2.0 ? 2.0 / step : 1.0;
-        {
-          /* With an (almost) undamped, positive definite model a failed
-           * step is too long rather than wrongly directed: back off along
-           * it before damping, which also turns the step towards the
-           * gradient and then takes iterations to decay. */
-          int bt;
-          for (bt = 0;; bt++) {
-            memcpy(tn, t, sizeof tn);
-            for (i = 0; i < dim; i++)
-              tn[map[i]] += d[i];
-            fn = ah ? objective_h(c, tn, gn, Hn) : objective(c, tn, gn);
-            if (fn <= f || bt >= 3 || lambda > 1e-6)
-              break;
-            for (i = 0; i < dim; i++)
-              d[i] *= 0.3;
-          }
-        }
+        memcpy(tn, t, sizeof tn);
+        for (i = 0; i < dim; i++)
+          tn[map[i]] += d[i];
+        fn = ah ? objective_h(c, tn, gn, Hn) : objective(c, tn, gn);
         if (fn <= f)
           break;
         /* A step that was tried and failed cost an evaluation: damp
          * hard. */
         lambda = lambda < 1e-4 ? 1e-3 : lambda * 10.0;
-        ltr = lambda;
       } else {
         /* Not positive definite: raising the damping is free. */
         lambda = lambda < 1e-7 ? 1e-7 : lambda * 10.0;
@@ -559,10 +517,10 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
       rho = pred > 0.0 ? (f - fn) / pred : 0.0;
       if (rho > 0.0) {
         double u = 2.0 * rho - 1.0;
-        ltr *= fmax(1.0 / 3.0, 1.0 - u * u * u);
+        lambda *= fmax(1.0 / 3.0, 1.0 - u * u * u);
       } else
-        ltr *= 0.1;
-      ltr = fmax(ltr, 1e-12);
+        lambda *= 0.1;
+      lambda = fmax(lambda, 1e-12);
     }
     memcpy(t, tn, sizeof tn);
     memcpy(g, gn, sizeof gn);
