@@ -101,37 +101,6 @@ typedef struct bio_chan {
   char unit[QUANTAL_UNIT_MAX];
 } bio_chan;
 
-static int
-write_all(int fd, const void *buf, size_t n)
-{
-  const char *p = buf;
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static int
-read_all(int fd, void *buf, size_t n)
-{
-  char *p = buf;
-  while (n > 0) {
-    ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
 
 #define CHILD_FAIL(code, ...)                                              \
   do {                                                                     \
@@ -246,15 +215,15 @@ child_read(const char *path, int fd)
   hd.rows = rows;
   hd.status = QUANTAL_OK;
 out:
-  if (write_all(fd, &hd, sizeof hd) == 0 && hd.status == QUANTAL_OK &&
-      write_all(fd, ch, ns * sizeof *ch) == 0 &&
-      write_all(fd, brk, hd.n_breaks * sizeof *brk) == 0) {
+  if (qtl_write_all(fd, &hd, sizeof hd) == 0 && hd.status == QUANTAL_OK &&
+      qtl_write_all(fd, ch, ns * sizeof *ch) == 0 &&
+      qtl_write_all(fd, brk, hd.n_breaks * sizeof *brk) == 0) {
     /* Frames interleaved, as the readers hand them out. */
     double *row = malloc(ns * sizeof *row);
     for (i = 0; row != NULL && i < rows; i++) {
       for (k = 0; k < ns; k++)
         row[k] = block[k * rows + i];
-      if (write_all(fd, row, ns * sizeof *row) != 0)
+      if (qtl_write_all(fd, row, ns * sizeof *row) != 0)
         break;
     }
     free(row);
@@ -296,7 +265,7 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
   }
   close(fds[1]);
   memset(&hd, 0, sizeof hd);
-  if (read_all(fds[0], &hd, sizeof hd) != 0)
+  if (qtl_read_all(fds[0], &hd, sizeof hd) != 0)
     hd.status = -1;
   if (hd.status == QUANTAL_OK) {
     if (hd.ns == 0 || hd.ns > QUANTAL_MAX_CHANNELS || hd.rows == 0 ||
@@ -315,9 +284,9 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
       goto done;
     }
     first[0] = 0;
-    if (read_all(fds[0], ch, hd.ns * sizeof *ch) != 0 ||
-        read_all(fds[0], first + 1, hd.n_breaks * sizeof *first) != 0 ||
-        read_all(fds[0], data, hd.rows * hd.ns * sizeof *data) != 0)
+    if (qtl_read_all(fds[0], ch, hd.ns * sizeof *ch) != 0 ||
+        qtl_read_all(fds[0], first + 1, hd.n_breaks * sizeof *first) != 0 ||
+        qtl_read_all(fds[0], data, hd.rows * hd.ns * sizeof *data) != 0)
       hd.status = -1;
   }
 done:

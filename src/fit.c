@@ -1913,25 +1913,6 @@ done:
   return NULL;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* Percentile of sorted v[0..n-1] (linear interpolation, type 7). */
-static double
-percentile(const double *v, size_t n, double f)
-{
-  double h = (n - 1) * f;
-  size_t i = (size_t)floor(h);
-  if (n == 0)
-    return NAN;
-  if (i + 1 >= n)
-    return v[n - 1];
-  return v[i] + (h - i) * (v[i + 1] - v[i]);
-}
 
 static quantal_status
 bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
@@ -2004,9 +1985,9 @@ bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
         col[n++] = job.vals[(size_t)b * QUANTAL_PAR_COUNT + j];
     if (n == 0 || isnan(mf->par[j].value))
       continue;
-    qsort(col, n, sizeof *col, cmp_double);
-    lo = percentile(col, n, 0.5 * (1.0 - o->level));
-    hi = percentile(col, n, 0.5 * (1.0 + o->level));
+    qsort(col, n, sizeof *col, qtl_cmp_double);
+    lo = qtl_percentile_sorted(col, n, 0.5 * (1.0 - o->level));
+    hi = qtl_percentile_sorted(col, n, 0.5 * (1.0 + o->level));
     if (j == QUANTAL_PAR_Q && sign < 0) {
       double tmp = -lo;
       lo = -hi;

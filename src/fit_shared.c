@@ -569,25 +569,6 @@ done:
   return NULL;
 }
 
-static int
-cmp_d(const void *a, const void *b)
-{
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* Percentile f of sorted v[0..n-1], linear between order statistics. */
-static double
-pct(const double *v, size_t n, double f)
-{
-  double h = (n - 1) * f;
-  size_t i = (size_t)floor(h);
-  if (n == 0)
-    return NAN;
-  if (i + 1 >= n)
-    return v[n - 1];
-  return v[i] + (h - i) * (v[i + 1] - v[i]);
-}
 
 static quantal_status
 shared_bootstrap(quantal_shared_fit *r, const quantal_fit_options *o,
@@ -655,9 +636,9 @@ shared_bootstrap(quantal_shared_fit *r, const quantal_fit_options *o,
       for (i = 0; i < job.B; i++)
         if (job.ok[i])
           col[m++] = job.vals[i * nv + k];
-      qsort(col, m, sizeof *col, cmp_d);
-      p->boot_lo = pct(col, m, a);
-      p->boot_hi = pct(col, m, 1.0 - a);
+      qsort(col, m, sizeof *col, qtl_cmp_double);
+      p->boot_lo = qtl_percentile_sorted(col, m, a);
+      p->boot_hi = qtl_percentile_sorted(col, m, 1.0 - a);
       if (k == 0) { /* n is an integer: the order statistics around */
         p->boot_lo = floor(p->boot_lo);
         p->boot_hi = ceil(p->boot_hi);

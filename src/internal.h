@@ -200,6 +200,15 @@ quantal_status qtl_atf_open(quantal_recording *rec, double rate_hz,
 
 /* Median of v[0..n) by quickselect (v reordered); NaN for n = 0. */
 double qtl_median(double *v, size_t n);
+/* qsort comparison of doubles (NaN-free), ascending. */
+int qtl_cmp_double(const void *a, const void *b);
+/* Percentile f of sorted v[0..n-1], linear between order statistics
+ * (type 7); NaN for n = 0. */
+double qtl_percentile_sorted(const double *v, size_t n, double f);
+/* Write or read exactly n bytes on a pipe, through EINTR; -1 on error or
+ * end of file. For the readers that run a library in a child process. */
+int qtl_write_all(int fd, const void *buf, size_t n);
+int qtl_read_all(int fd, void *buf, size_t n);
 
 /* Single-precision FFT overlap-save correlation with a fixed kernel k:
  * out[i] = sum_j k[j] (x[i + j] - c_b), i = 0..n-klen, c_b the mean of

@@ -106,37 +106,6 @@ typedef struct nwb_chan {
 /* Each sweep is preceded by a status word; a failure is followed by its
  * message instead of the samples. */
 
-static int
-write_all(int fd, const void *buf, size_t n)
-{
-  const char *p = buf;
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-static int
-read_all(int fd, void *buf, size_t n)
-{
-  char *p = buf;
-  while (n > 0) {
-    ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
-}
 
 /* ---- the reading child: HDF5 helpers ---------------------------------- */
 
@@ -938,21 +907,21 @@ child_read(const char *path, int fd)
   }
   hd.status = st;
   memcpy(hd.msg, cx->msg, sizeof hd.msg);
-  if (write_all(fd, &hd, sizeof hd) != 0 || st != QUANTAL_OK ||
-      write_all(fd, chans, G.nc * sizeof *chans) != 0 ||
-      write_all(fd, sweep_frames, G.ns * sizeof *sweep_frames) != 0)
+  if (qtl_write_all(fd, &hd, sizeof hd) != 0 || st != QUANTAL_OK ||
+      qtl_write_all(fd, chans, G.nc * sizeof *chans) != 0 ||
+      qtl_write_all(fd, sweep_frames, G.ns * sizeof *sweep_frames) != 0)
     _exit(0);
   /* libhdf5 converts some 1e8 samples a second. */
   cpu_budget(2.0 + 1e-6 * (double)hd.frames * (double)G.nc);
   for (j = 0; j < G.ns; j++) {
     int sst = read_sweep(cx, &G, j, tmp, rows);
-    if (write_all(fd, &sst, sizeof sst) != 0)
+    if (qtl_write_all(fd, &sst, sizeof sst) != 0)
       break;
     if (sst != QUANTAL_OK) {
-      write_all(fd, cx->msg, sizeof cx->msg);
+      qtl_write_all(fd, cx->msg, sizeof cx->msg);
       break;
     }
-    if (write_all(fd, rows, (size_t)sweep_frames[j] * G.nc * sizeof *rows))
+    if (qtl_write_all(fd, rows, (size_t)sweep_frames[j] * G.nc * sizeof *rows))
       break;
   }
   close(fd);
@@ -986,8 +955,8 @@ receive(quantal_recording *rec, int fd, nwb_head *hd, double **data,
                   (unsigned long long)(hd->frames * nc));
     goto out;
   }
-  if (read_all(fd, ch, nc * sizeof *ch) != 0 ||
-      read_all(fd, sf, ns * sizeof *sf) != 0) {
+  if (qtl_read_all(fd, ch, nc * sizeof *ch) != 0 ||
+      qtl_read_all(fd, sf, ns * sizeof *sf) != 0) {
     st = NWB_BROKEN;
     goto out;
   }
@@ -1007,13 +976,13 @@ receive(quantal_recording *rec, int fd, nwb_head *hd, double **data,
   }
   for (j = 0, p = *data; j < ns; j++) {
     int sst;
-    if (read_all(fd, &sst, sizeof sst) != 0) {
+    if (qtl_read_all(fd, &sst, sizeof sst) != 0) {
       st = NWB_BROKEN;
       goto out;
     }
     if (sst != QUANTAL_OK) {
       char msg[NWB_MSG];
-      if (read_all(fd, msg, sizeof msg) != 0) {
+      if (qtl_read_all(fd, msg, sizeof msg) != 0) {
         st = NWB_BROKEN;
         goto out;
       }
@@ -1022,7 +991,7 @@ receive(quantal_recording *rec, int fd, nwb_head *hd, double **data,
                     (long long)first[j], "%s", msg);
       goto out;
     }
-    if (read_all(fd, p, (size_t)sf[j] * nc * sizeof *p) != 0) {
+    if (qtl_read_all(fd, p, (size_t)sf[j] * nc * sizeof *p) != 0) {
       st = NWB_BROKEN;
       goto out;
     }
@@ -1094,7 +1063,7 @@ qtl_nwb_open(quantal_recording *rec, quantal_diag *diag)
   }
   close(fds[1]);
   memset(&hd, 0, sizeof hd);
-  if (read_all(fds[0], &hd, sizeof hd) != 0)
+  if (qtl_read_all(fds[0], &hd, sizeof hd) != 0)
     st = NWB_BROKEN;
   else if (hd.status != QUANTAL_OK) {
     hd.msg[sizeof hd.msg - 1] = '\0';

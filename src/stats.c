@@ -3,9 +3,11 @@
 
 #include "internal.h"
 
+#include <errno.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 quantal_status
 quantal_noise_sd(const double *x, size_t n, double *sd)
@@ -40,4 +42,55 @@ qtl_mad_sd(double *v, size_t n)
   for (i = 0; i < n; i++)
     v[i] = fabs(v[i] - med);
   return 1.482602218505602 * gsl_stats_median(v, 1, n);
+}
+
+int
+qtl_cmp_double(const void *a, const void *b)
+{
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+double
+qtl_percentile_sorted(const double *v, size_t n, double f)
+{
+  double h = (n - 1) * f;
+  size_t i = (size_t)floor(h);
+  if (n == 0)
+    return NAN;
+  if (i + 1 >= n)
+    return v[n - 1];
+  return v[i] + (h - i) * (v[i + 1] - v[i]);
+}
+
+int
+qtl_write_all(int fd, const void *buf, size_t n)
+{
+  const char *p = buf;
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0)
+      return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int
+qtl_read_all(int fd, void *buf, size_t n)
+{
+  char *p = buf;
+  while (n > 0) {
+    ssize_t r = read(fd, p, n);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0)
+      return -1;
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
 }
