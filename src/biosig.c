@@ -238,7 +238,7 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
   /* libbiosig's parsers are not hardened against malformed files (the
    * fuzzer crashed its CFS reader within seconds): it runs in a child
    * process, and a crash there is a clear message here. */
-  int fds[2], wst = 0;
+  int fd, wst;
   pid_t pid;
   bio_head hd;
   bio_chan *ch = NULL;
@@ -247,25 +247,11 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
   quantal_status st = QUANTAL_OK;
   size_t k;
 
-  if (pipe(fds) != 0)
-    return qtl_fail(diag, QUANTAL_EIO, rec->path, -1, -1, "pipe: %s",
-                    strerror(errno));
-  fflush(NULL);
-  pid = fork();
-  if (pid < 0) {
-    int e = errno;
-    close(fds[0]);
-    close(fds[1]);
-    return qtl_fail(diag, QUANTAL_EIO, rec->path, -1, -1, "fork: %s",
-                    strerror(e));
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    child_read(rec->path, fds[1]);
-  }
-  close(fds[1]);
+  st = qtl_child_start(rec->path, child_read, &fd, &pid, diag);
+  if (st != QUANTAL_OK)
+    return st;
   memset(&hd, 0, sizeof hd);
-  if (qtl_read_all(fds[0], &hd, sizeof hd) != 0)
+  if (qtl_read_all(fd, &hd, sizeof hd) != 0)
     hd.status = -1;
   if (hd.status == QUANTAL_OK) {
     if (hd.ns == 0 || hd.ns > QUANTAL_MAX_CHANNELS || hd.rows == 0 ||
@@ -284,15 +270,13 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
       goto done;
     }
     first[0] = 0;
-    if (qtl_read_all(fds[0], ch, hd.ns * sizeof *ch) != 0 ||
-        qtl_read_all(fds[0], first + 1, hd.n_breaks * sizeof *first) != 0 ||
-        qtl_read_all(fds[0], data, hd.rows * hd.ns * sizeof *data) != 0)
+    if (qtl_read_all(fd, ch, hd.ns * sizeof *ch) != 0 ||
+        qtl_read_all(fd, first + 1, hd.n_breaks * sizeof *first) != 0 ||
+        qtl_read_all(fd, data, hd.rows * hd.ns * sizeof *data) != 0)
       hd.status = -1;
   }
 done:
-  close(fds[0]);
-  while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
-    ;
+  wst = qtl_child_finish(fd, pid);
   if (st != QUANTAL_OK)
     goto out;
   if (WIFSIGNALED(wst) || hd.status < 0) {

@@ -782,7 +782,7 @@ quantal_fit_shared(const double *const *amplitudes, const size_t *n,
                     "condition %zu: mean amplitude %s 0 against the "
                     "others: the conditions must share one sign",
                     g + 1, mean[g] < 0.0 ? "below" : "at");
-      goto fail;
+      goto out;
     }
   }
   if (n_minis) {
@@ -797,7 +797,7 @@ quantal_fit_shared(const double *const *amplitudes, const size_t *n,
     if (!(sm > 0.0)) {
       st = qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
                     "the minis have the opposite sign to the amplitudes");
-      goto fail;
+      goto out;
     }
   }
   c.x = (const double *const *)x;
@@ -809,7 +809,7 @@ quantal_fit_shared(const double *const *amplitudes, const size_t *n,
   if (!(c.sref > 0.0)) {
     st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
                   "all amplitudes are equal: nothing to fit");
-    goto fail;
+    goto out;
   }
 
   /* Starts and the separate fits: each condition alone, binomial. */
@@ -878,7 +878,7 @@ quantal_fit_shared(const double *const *amplitudes, const size_t *n,
   if (!(fbest < BIG)) {
     st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
                   "the shared-q likelihood could not be maximised");
-    goto fail;
+    goto out;
   }
   r->n_profile = o.n_max;
   for (nn = 1; nn <= o.n_max; nn++) {
@@ -1015,19 +1015,18 @@ quantal_fit_shared(const double *const *amplitudes, const size_t *n,
   if (o.bootstrap > 0) {
     st = shared_bootstrap(r, &o, diag);
     if (st != QUANTAL_OK)
-      goto fail;
+      goto out;
   }
   *out = r;
-  r = NULL;
+  r = NULL; /* handed out: the clean-up below frees only the work */
   st = QUANTAL_OK;
-  goto done;
+  goto out;
 nomem:
   st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-  goto fail;
+  goto out;
 fail_st:
   st = qtl_fail(diag, st, NULL, -1, -1, "shared-q fit failed");
-fail:
-done:
+out:
   free(U);
   free(F);
   free(se);

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Fill diag (may be NULL) and return status: the one way library code
  * reports a failure. file may be NULL; channel/frame -1 when not known. */
@@ -205,8 +206,16 @@ int qtl_cmp_double(const void *a, const void *b);
 /* Percentile f of sorted v[0..n-1], linear between order statistics
  * (type 7); NaN for n = 0. */
 double qtl_percentile_sorted(const double *v, size_t n, double f);
+/* child.c: a reader that runs a library in a child process. Start
+ * child(path, write end) in a forked process (it must _exit); *fd is the
+ * read end. Finish: close fd, reap the child and return its wait
+ * status. */
+quantal_status qtl_child_start(const char *path,
+                               void (*child)(const char *path, int fd),
+                               int *fd, pid_t *pid, quantal_diag *diag);
+int qtl_child_finish(int fd, pid_t pid);
 /* Write or read exactly n bytes on a pipe, through EINTR; -1 on error or
- * end of file. For the readers that run a library in a child process. */
+ * end of file. */
 int qtl_write_all(int fd, const void *buf, size_t n);
 int qtl_read_all(int fd, void *buf, size_t n);
 

@@ -1039,41 +1039,25 @@ out:
 quantal_status
 qtl_nwb_open(quantal_recording *rec, quantal_diag *diag)
 {
-  int fds[2], wst = 0;
+  int fd, wst;
   pid_t pid;
   nwb_head hd;
   double *data = NULL;
-  quantal_status st = QUANTAL_OK;
+  quantal_status st;
 
-  if (pipe(fds) != 0)
-    return qtl_fail(diag, QUANTAL_EIO, rec->path, -1, -1, "pipe: %s",
-                    strerror(errno));
-  fflush(NULL);
-  pid = fork();
-  if (pid < 0) {
-    int e = errno;
-    close(fds[0]);
-    close(fds[1]);
-    return qtl_fail(diag, QUANTAL_EIO, rec->path, -1, -1, "fork: %s",
-                    strerror(e));
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    child_read(rec->path, fds[1]);
-  }
-  close(fds[1]);
+  st = qtl_child_start(rec->path, child_read, &fd, &pid, diag);
+  if (st != QUANTAL_OK)
+    return st;
   memset(&hd, 0, sizeof hd);
-  if (qtl_read_all(fds[0], &hd, sizeof hd) != 0)
+  if (qtl_read_all(fd, &hd, sizeof hd) != 0)
     st = NWB_BROKEN;
   else if (hd.status != QUANTAL_OK) {
     hd.msg[sizeof hd.msg - 1] = '\0';
     st = qtl_fail(diag, (quantal_status)hd.status, rec->path, -1, -1, "%s",
                   hd.msg);
   } else
-    st = receive(rec, fds[0], &hd, &data, diag);
-  close(fds[0]);
-  while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
-    ;
+    st = receive(rec, fd, &hd, &data, diag);
+  wst = qtl_child_finish(fd, pid);
   if ((st == NWB_BROKEN || st == QUANTAL_OK) && WIFSIGNALED(wst) &&
       WTERMSIG(wst) == SIGXCPU)
     st = qtl_fail(diag, QUANTAL_EFORMAT, rec->path, -1, -1,

@@ -3,11 +3,9 @@
 
 #include "internal.h"
 
-#include <errno.h>
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 quantal_status
 quantal_noise_sd(const double *x, size_t n, double *sd)
@@ -61,36 +59,4 @@ qtl_percentile_sorted(const double *v, size_t n, double f)
   if (i + 1 >= n)
     return v[n - 1];
   return v[i] + (h - i) * (v[i + 1] - v[i]);
-}
-
-int
-qtl_write_all(int fd, const void *buf, size_t n)
-{
-  const char *p = buf;
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
-      return -1;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
-int
-qtl_read_all(int fd, void *buf, size_t n)
-{
-  char *p = buf;
-  while (n > 0) {
-    ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    p += r;
-    n -= (size_t)r;
-  }
-  return 0;
 }

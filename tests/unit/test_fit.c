@@ -365,6 +365,33 @@ Test(fit, binomial_recovers_m_and_q_seeded)
   free(x);
 }
 
+/* The minimum a Nelder-Mead simplex (steps 0.3, size 1e-7, at most
+ * max_it iterations) finds from v0. */
+static double
+simplex_min(gsl_multimin_function *f, const double *v0, int max_it)
+{
+  gsl_multimin_fminimizer *s =
+      gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, f->n);
+  gsl_vector *v = gsl_vector_alloc(f->n), *step = gsl_vector_alloc(f->n);
+  double m;
+  size_t i;
+  int it;
+  for (i = 0; i < f->n; i++)
+    gsl_vector_set(v, i, v0[i]);
+  gsl_vector_set_all(step, 0.3);
+  gsl_multimin_fminimizer_set(s, f, v, step);
+  for (it = 0; it < max_it; it++)
+    if (gsl_multimin_fminimizer_iterate(s) != GSL_SUCCESS ||
+        gsl_multimin_test_size(gsl_multimin_fminimizer_size(s), 1e-7) ==
+            GSL_SUCCESS)
+      break;
+  m = s->fval;
+  gsl_multimin_fminimizer_free(s);
+  gsl_vector_free(v);
+  gsl_vector_free(step);
+  return m;
+}
+
 /* Profile of q with every other parameter, n included, maximised: a
  * Nelder-Mead search over (p, CV_q) at each n, sigma_0 held at its known
  * value as in the fit. */
@@ -404,25 +431,12 @@ profile_q(const double *x, size_t nx, unsigned n_lo, unsigned n_hi, double q,
   for (n = n_lo; n <= n_hi; n++) {
     prof_q a = {x, nx, n, q};
     gsl_multimin_function f = {neg_ll, 2, &a};
-    gsl_multimin_fminimizer *s =
-        gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, 2);
-    gsl_vector *v = gsl_vector_alloc(2), *step = gsl_vector_alloc(2);
-    double p0 = fmin(0.95, m_hat / n);
-    int it;
-    gsl_vector_set(v, 0, log(p0 / (1.0 - p0)));
-    gsl_vector_set(v, 1, log(0.25));
-    gsl_vector_set_all(step, 0.3);
-    gsl_multimin_fminimizer_set(s, &f, v, step);
-    for (it = 0; it < 500; it++)
-      if (gsl_multimin_fminimizer_iterate(s) != GSL_SUCCESS ||
-          gsl_multimin_test_size(gsl_multimin_fminimizer_size(s), 1e-7) ==
-              GSL_SUCCESS)
-        break;
-    if (-s->fval > best)
-      best = -s->fval;
-    gsl_multimin_fminimizer_free(s);
-    gsl_vector_free(v);
-    gsl_vector_free(step);
+    double p0 = fmin(0.95, m_hat / n), v0[2], l;
+    v0[0] = log(p0 / (1.0 - p0));
+    v0[1] = log(0.25);
+    l = -simplex_min(&f, v0, 500);
+    if (l > best)
+      best = l;
   }
   return best;
 }
@@ -597,27 +611,16 @@ profile_shared_q(double *const *x, size_t N, unsigned n_lo, unsigned n_hi,
   for (n = n_lo; n <= n_hi; n++) {
     prof_sq a = {x, N, n, q};
     gsl_multimin_function f = {neg_shared, 4, &a};
-    gsl_multimin_fminimizer *s =
-        gsl_multimin_fminimizer_alloc(gsl_multimin_fminimizer_nmsimplex2, 4);
-    gsl_vector *v = gsl_vector_alloc(4), *step = gsl_vector_alloc(4);
-    int it, g;
+    double v0[4], l;
+    int g;
     for (g = 0; g < 3; g++) {
       double p0 = fmin(0.95, m_hat[g] / n);
-      gsl_vector_set(v, (size_t)g, log(p0 / (1.0 - p0)));
+      v0[g] = log(p0 / (1.0 - p0));
     }
-    gsl_vector_set(v, 3, log(0.15));
-    gsl_vector_set_all(step, 0.3);
-    gsl_multimin_fminimizer_set(s, &f, v, step);
-    for (it = 0; it < 3000; it++)
-      if (gsl_multimin_fminimizer_iterate(s) != GSL_SUCCESS ||
-          gsl_multimin_test_size(gsl_multimin_fminimizer_size(s), 1e-7) ==
-              GSL_SUCCESS)
-        break;
-    if (-s->fval > best)
-      best = -s->fval;
-    gsl_multimin_fminimizer_free(s);
-    gsl_vector_free(v);
-    gsl_vector_free(step);
+    v0[3] = log(0.15);
+    l = -simplex_min(&f, v0, 3000);
+    if (l > best)
+      best = l;
   }
   return best;
 }
