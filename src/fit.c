@@ -395,6 +395,37 @@ gsl_df_num(const gsl_vector *v, void *params, gsl_vector *g)
  * of the objective the caller needs beaten, and once the quadratic model
  * says the minimum lies well above it there is no point in converging
  * (the n walk of the profile, most of whose probes lose). */
+/* For newton(): when a width coordinate (sigma = ref sqrt(t^2 + eps))
+ * has negative curvature and its gradient points to t = 0, evaluate the
+ * point with that width at the edge; if it is lower, take it (t, g, f
+ * and the full Hessian Hf updated) and return 1. H is the Hessian over
+ * the dim coordinates of map. */
+static int
+edge_jump(fctx *c, double *t, const int *map, int dim, const double *H,
+          double *g, double *f, double *Hf)
+{
+  static const int w[2] = {T_LS0, T_LSQ};
+  double tn[NT], gn[NT], Hn[NT * NT], fn;
+  int i, k, any = 0;
+  memcpy(tn, t, sizeof tn);
+  for (i = 0; i < dim; i++)
+    for (k = 0; k < 2; k++)
+      if (map[i] == w[k] && H[i * dim + i] < 0.0 && g[w[k]] * t[w[k]] > 0.0) {
+        tn[w[k]] = 0.0;
+        any = 1;
+      }
+  if (!any)
+    return 0;
+  fn = objective_h(c, tn, gn, Hn);
+  if (!(fn < *f))
+    return 0;
+  memcpy(t, tn, sizeof tn);
+  memcpy(g, gn, sizeof gn);
+  memcpy(Hf, Hn, sizeof Hn);
+  *f = fn;
+  return 1;
+}
+
 static double
 newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
 {
@@ -437,6 +468,13 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
           H[i * dim + j] = H[j * dim + i] =
               0.5 * (H[i * dim + j] + H[j * dim + i]);
     }
+    /* A width falling towards 0 on a concave stretch of its even map
+     * (the likelihood rising without bound as sigma_0 shrinks onto a
+     * failure measured as exactly 0, or a boundary maximum) is crawled
+     * down by damped steps that halve it each time: 30-50 evaluations
+     * per polish were seen. Try the edge itself first. */
+    if (ah && edge_jump(c, t, map, dim, H, g, &f, Hf))
+      continue;
     for (tries = 0; tries < 16; tries++) {
       gsl_matrix_view Av;
       gsl_vector_view bv, dv;
