@@ -1743,6 +1743,11 @@ hull_from(fctx *c, quantal_fit_model model, int binom, const double *t,
       continue;
     for (dir = -1; dir <= 1; dir += 2) {
       double e;
+      /* From another n, only the side where its solution lies outside
+       * the interval so far can widen it: the piece through ctr would
+       * otherwise have to span the whole interval. */
+      if ((dir < 0 && ctr > hi[par]) || (dir > 0 && ctr < lo[par]))
+        continue;
       c->mix.n = c->n_cur = n;
       e = natural(c, j, wilks_end(c, t, ll, llmax, j, dir, delta));
       if (dir < 0 && (isnan(lo[par]) || e < lo[par]))
