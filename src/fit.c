@@ -976,7 +976,7 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     for (n = nb + dir; n >= 1 && n <= c->nmax; n += dir) {
       double l;
       warm_start(c, tw, nb, n, t2);
-      l = cond_at(c, t2, j, v, n, -INFINITY);
+      l = cond_at(c, t2, j, v, n, f);
       if (!(l > f))
         break;
       f = l;
