@@ -229,6 +229,59 @@ Test(fit, gradient_matches_finite_differences)
   free(x);
 }
 
+Test(fit, em_sums_equal_brute_force)
+{
+  /* The generalised EM sums over responsibilities R_ik, from GSL's pdfs
+   * over every k (no windows, no log space): sum R, R k, R k^2, R d^2,
+   * R k d^2, R k^2 / v_k (+ 1 / v per mini), and R summed over points. */
+  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.3, 0, 203, 7);
+  double mini[5] = {0.45, 0.5, 0.61, 0.38, 0.52};
+  double bf[6] = {0, 0, 0, 0, 0, 0}, rk[21] = {0}, got[6];
+  qtl_mix m = test_mix();
+  qtl_lik_ws *ws = qtl_lik_ws_alloc();
+  qtl_lik_out o;
+  size_t i;
+  unsigned k;
+  cr_assert_eq(qtl_mix_loglik(&m, x, 203, mini, 5, ws,
+                              QTL_LIK_EM | QTL_LIK_GRAD, &o),
+               QUANTAL_OK);
+  for (i = 0; i < 203; i++) {
+    double w[21], s = 0.0;
+    for (k = 0; k <= 20; k++) {
+      double v = m.sigma0 * m.sigma0 + k * m.sigma_q * m.sigma_q;
+      w[k] = gsl_ran_binomial_pdf(k, m.p, 20) *
+             gsl_ran_gaussian_pdf(x[i] - k * m.q, sqrt(v));
+      s += w[k];
+    }
+    for (k = 0; k <= 20; k++) {
+      double v = m.sigma0 * m.sigma0 + k * m.sigma_q * m.sigma_q;
+      double r = w[k] / s, d = x[i] - k * m.q;
+      bf[0] += r;
+      bf[1] += r * k;
+      bf[2] += r * k * k;
+      bf[3] += r * d * d;
+      bf[4] += r * k * d * d;
+      bf[5] += r * k * k / v;
+      rk[k] += r;
+    }
+  }
+  bf[5] += 5.0 / (m.sigma0 * m.sigma0 + m.sigma_q * m.sigma_q);
+  got[0] = o.em_r;
+  got[1] = o.em_rk;
+  got[2] = o.em_rk2;
+  got[3] = o.em_e2;
+  got[4] = o.em_ke2;
+  got[5] = o.em_b;
+  /* The windows drop terms below exp(-WINDOW_T) of the largest. */
+  for (k = 0; k < 6; k++)
+    cr_assert_float_eq(got[k], bf[k], 1e-9 * fabs(bf[k]), "sum %u: %.15g vs %.15g",
+                       k, got[k], bf[k]);
+  for (k = 0; k <= 20; k++)
+    cr_assert_float_eq(ws->rk[k], rk[k], 1e-9 * (1.0 + rk[k]), "R_%u", k);
+  qtl_lik_ws_free(ws);
+  free(x);
+}
+
 /* theta = (release, q, sigma_0^2, sigma_q^2) of a mixture. */
 static void
 set_theta(qtl_mix *m, int j, double v)
