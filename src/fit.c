@@ -1054,6 +1054,26 @@ se_guess(fctx *c, const double *t, int j)
   return 1.0 / sqrt(d2);
 }
 
+/* The slope d loglik / dv of the profile at its point t (coordinate j
+ * held at v, the others maximised, c->mix.n the point's n): by the
+ * envelope theorem the partial derivative along j at t. For J_M, v = log
+ * m with p = m / n held: dl/dlog m = p dl/dp. NAN when it cannot be had
+ * (gamma quanta have no analytic gradient). */
+static double
+profile_slope(fctx *c, const double *t, int j)
+{
+  double g[NT];
+  if (c->mix.shape == QUANTAL_QSHAPE_GAMMA || objective(c, t, g) >= BIG)
+    return NAN;
+  if (j == J_M) {
+    double dpdt = (1.0 - 2.0 * P_EPS) * sin(2.0 * t[T_R1]);
+    if (!(fabs(dpdt) > 0.0))
+      return NAN;
+    return -g[T_R1] / c->scale * p_of(t[T_R1]) / dpdt;
+  }
+  return -g[j] / c->scale;
+}
+
 /* One end (dir = +1 or -1) of the Wilks interval of coordinate j: the
  * point where the profile log-likelihood falls delta below its maximum
  * llmax. Works on the signed root deviance r = sqrt(2 (llmax - ll)),
@@ -1069,7 +1089,8 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
    * its first step is sized like that of log q (m q is the mean). */
   double c0 = j == J_M ? log(c->n_hat * p_of(that[T_R1])) : that[j];
   double z = sqrt(2.0 * delta), se = se_guess(c, that, j == J_M ? T_LQ : j);
-  double tw[NT], tin[NT], a = c0, ra, b, rb, ll, reach = 12.0, edge, end;
+  double tw[NT], tin[NT], a = c0, ra, b, rb = 0.0, ll, reach = 12.0, edge,
+         end, v;
   unsigned nin;
   int it, side = 0, round;
   int bounded = j == T_R2 || j == T_LSQ || j == T_LS0 ||
@@ -1112,78 +1133,85 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
   /* A flat direction gives a huge se: the first step is at most 1 in the
    * transformed scale (a factor e). */
   b = c0 + dir * fmin(fmin(z * se, 1.0), reach);
+  v = b;
   for (round = 0;; round++) {
-    /* Bracket: step outward until the root deviance passes z. */
-    for (it = 0;; it++) {
-      memcpy(tw, tin, sizeof tw);
-      c->n_cur = nin;
-      ll = profile_at(c, tw, that, j, b);
-      rb = ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll));
-      if (!isfinite(ll))
-        rb = 1e3;
-      if (rb >= z)
-        break;
-      memcpy(tin, tw, sizeof tin);
-      nin = c->n_cur;
-      /* 12 units of a log scale is a factor 1.6e5: beyond it the
-       * interval is open on that side. */
-      if (it >= 8 || fabs(b - c0) >= reach * (1.0 - 1e-12))
-        return edge;
-      /* Next trial from the near-linearity of the root deviance in a
-       * well-parametrised coordinate: r = z about z / rb times as far,
-       * with a margin, at least twice and at most eight times as far (a
-       * fixed doubling-plus-half overshot by radians and sent the n walk
-       * of the binomial profile to n_max). */
-      {
-        double w = fabs(b - c0), fac = rb > 1e-3 ? 1.3 * z / rb : 8.0;
-        fac = fmin(fmax(fac, 2.0), 8.0);
-        a = b;
-        ra = rb;
-        b = c0 + dir * fmin(fmax(w * fac, 1e-3), reach);
-      }
-    }
-    /* Illinois iterations on r(v) - z between a (below) and b (above). */
+    /* Safeguarded Newton on r(v) = z: the slope of the profile comes with
+     * each point (profile_slope), so near-linear r converges in two or
+     * three points. Until a point beyond z is found the steps go outward
+     * (at most eight times as far from c0, and never past reach); once
+     * the end is bracketed between an inside point a and an outside point
+     * b, a Newton step that leaves the bracket is replaced by the secant
+     * (Illinois: the stale end's value halved) or the midpoint. */
+    int out = 0, expand = 0;
     side = 0;
-    for (it = 0; it < 30; it++) {
-      double v, rv, fa = ra - z, fb = rb - z;
-      if (fabs(b - a) < 1e-4 * (1.0 + fabs(a)))
-        break;
-      v = b - fb * (b - a) / (fb - fa);
-      if (!(v > fmin(a, b) && v < fmax(a, b)))
-        v = 0.5 * (a + b);
+    for (it = 0; it < 40; it++) {
+      double rv, sv = NAN, vn = NAN, w;
       memcpy(tw, tin, sizeof tw);
       c->n_cur = nin;
       ll = profile_at(c, tw, that, j, v);
-      rv = !isfinite(ll) ? 1e3
-                         : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
+      rv = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
+      if (isfinite(ll) && rv > 1e-3) {
+        double d = profile_slope(c, tw, j);
+        sv = -d / rv; /* dr/dv = -(dl/dv) / r */
+      }
       if (rv < z) {
         memcpy(tin, tw, sizeof tin);
         nin = c->n_cur;
+        if (out && side == -1)
+          rb = z + 0.5 * (rb - z);
+        a = v;
+        ra = rv;
+        side = -1;
+      } else {
+        if (out && side == 1)
+          ra = z + 0.5 * (ra - z);
+        b = v;
+        rb = rv;
+        out = 1;
+        side = 1;
       }
       if (fabs(rv - z) < 1e-3) {
         a = b = v;
         break;
       }
-      if (rv < z) {
-        a = v;
-        ra = rv;
-        if (side == -1)
-          rb = z + 0.5 * (rb - z);
-        side = -1;
+      if (isfinite(sv) && dir * sv > 0.0)
+        vn = v + (z - rv) / sv;
+      if (!out) {
+        /* 12 units of a log scale is a factor 1.6e5: beyond it the
+         * interval is open on that side. */
+        if (++expand > 12 || fabs(a - c0) >= reach * (1.0 - 1e-12))
+          return edge;
+        w = fabs(a - c0);
+        if (!(dir * (vn - a) > 0.0)) {
+          /* No usable slope: r = z about z / r times as far, with a
+           * margin, at least twice as far. */
+          double fac = ra > 1e-3 ? 1.3 * z / ra : 8.0;
+          vn = c0 + dir * fmax(w * fmax(fac, 2.0), 1e-3);
+        }
+        /* At most eight times as far (a step of radians sent the n walk
+         * of the binomial profile to n_max), and not past reach. */
+        if (fabs(vn - c0) > 8.0 * fmax(w, 1e-3))
+          vn = c0 + dir * 8.0 * fmax(w, 1e-3);
+        if (fabs(vn - c0) > reach)
+          vn = c0 + dir * reach;
       } else {
-        b = v;
-        rb = rv;
-        if (side == 1)
-          ra = z + 0.5 * (ra - z);
-        side = 1;
+        if (fabs(b - a) < 1e-4 * (1.0 + fabs(a)))
+          break;
+        if (!(vn > fmin(a, b) && vn < fmax(a, b))) {
+          double fa = ra - z, fb = rb - z;
+          vn = b - fb * (b - a) / (fb - fa);
+          if (!(vn > fmin(a, b) && vn < fmax(a, b)))
+            vn = 0.5 * (a + b);
+        }
       }
+      v = vn;
     }
-    end = 0.5 * (a + b);
+    end = out ? 0.5 * (a + b) : a;
     if (round >= 3)
       break;
     /* Check: a point just outside the end, from the inside solution. If
      * it is inside after all, an outside point of the bracket was on a
-     * worse branch: bracket again from there. */
+     * worse branch: search again from there. */
     b = end + dir * fmax(1e-3 * (1.0 + fabs(end)), 0.02 * fabs(end - c0));
     if (dir * (b - c0) > reach)
       break;
@@ -1197,7 +1225,7 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
     nin = c->n_cur;
     a = b;
     ra = rb;
-    b = c0 + dir * fmin(fabs(b - c0) * 1.5, reach);
+    v = c0 + dir * fmin(fabs(b - c0) * 1.5, reach);
   }
   return end;
 }
