@@ -60,6 +60,9 @@ typedef struct fctx {
    * from n_cur, the n of the last profile point; n_hat and t_hat are the
    * maximum. */
   int nprof;
+  /* Newton's convergence threshold on the predicted gain in total
+   * log-likelihood; 0: 1e-10. */
+  double ptol;
   unsigned n_cur, n_hat;
   const double *t_hat;
 } fctx;
@@ -530,8 +533,9 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
           pnext -= g[map[i]] * d[i] + 0.5 * d[i] * hd;
         }
         /* Converged: the next step would gain under 1e-10 in total
-         * log-likelihood (the objective is per point). */
-        if (lambda < 1e-6 && pnext >= 0.0 && pnext < 1e-10 * c->scale) {
+         * log-likelihood (the objective is per point; ptol when set). */
+        if (lambda < 1e-6 && pnext >= 0.0 &&
+            pnext < (c->ptol > 0.0 ? c->ptol : 1e-10) * c->scale) {
           *gnorm = 0.0;
           canonical(c, t);
           return f;
@@ -1846,6 +1850,9 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
     lo[j] = hi[j] = NAN;
   select_model(c, model, fr);
   c->nprof = binom;
+  /* The interval search resolves the root deviance to 1e-3, about 2e-3
+   * in log-likelihood: profile points converged to 1e-7 are plenty. */
+  c->ptol = 1e-7;
   hull_from(c, model, binom, fr->t, fr->ll, fr->n, fr->ll, delta, lo, hi);
   /* The discreteness of n can make the profile set of p (and m, and the
    * others) a union of separate pieces, one per n: the walk above follows
@@ -1871,6 +1878,7 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
   c->n_hat = fr->n;
   c->t_hat = fr->t;
   c->nprof = 0;
+  c->ptol = 0.0;
   c->mix.n = fr->n;
   if (binom && fr->verdict != QUANTAL_N_IDENTIFIED)
     lo[QUANTAL_PAR_P] = 0.0;
