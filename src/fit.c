@@ -59,7 +59,7 @@ typedef struct fctx {
   /* Interval search of the binomial family: n is profiled too (nprof),
    * from n_cur, the n of the last profile point; n_hat and t_hat are the
    * maximum. */
-  int nprof;
+  int nprof, wdir;
   /* Newton's convergence threshold on the predicted gain in total
    * log-likelihood; 0: 1e-10. */
   double ptol;
@@ -971,7 +971,7 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
 {
   double f, f2, t2[NT];
   unsigned nb, n;
-  int dir;
+  int dir, k;
   if (!c->nprof) {
     /* Two warm starts: the previous profile point (close in v) and the
      * maximum itself (safe when the previous point strayed onto another
@@ -1012,8 +1012,12 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     nb = c->n_hat;
     memcpy(tw, t2, sizeof t2);
   }
-  for (dir = 1; dir >= -1; dir -= 2) {
+  /* The direction the last point's walk moved first: along one search n
+   * keeps moving the same way, and a move that succeeds saves the probe
+   * of the other side. */
+  for (k = 0; k < 2; k++) {
     int moved = 0;
+    dir = (k == 0) == (c->wdir >= 0) ? 1 : -1;
     for (n = nb + dir; n >= 1 && n <= c->nmax; n += dir) {
       double l;
       warm_start(c, tw, nb, n, t2);
@@ -1025,8 +1029,10 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
       memcpy(tw, t2, sizeof t2);
       moved = 1;
     }
-    if (moved)
+    if (moved) {
+      c->wdir = dir;
       break;
+    }
   }
   c->n_cur = nb;
   c->mix.n = nb;
@@ -1134,6 +1140,7 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
    * from it would carry the error along. */
   memcpy(tin, that, sizeof tin);
   nin = c->n_cur;
+  c->wdir = 0;
   /* A flat direction gives a huge se: the first step is at most 1 in the
    * transformed scale (a factor e). */
   b = c0 + dir * fmin(fmin(z * se, 1.0), reach);
