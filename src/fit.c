@@ -1152,13 +1152,13 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
   b = c0 + dir * fmin(fmin(z * se, 1.0), reach);
   v = b;
   for (round = 0;; round++) {
-    /* Safeguarded Newton on r(v) = z: the slope of the profile comes with
-     * each point (profile_slope), so near-linear r converges in two or
-     * three points. Until a point beyond z is found the steps go outward
-     * (at most eight times as far from c0, and never past reach); once
-     * the end is bracketed between an inside point a and an outside point
-     * b, a Newton step that leaves the bracket is replaced by the secant
-     * (Illinois: the stale end's value halved) or the midpoint. */
+    /* Steps outward until a point beyond z is found (never past reach);
+     * then, with the end bracketed between an inside point a and an
+     * outside point b, safeguarded Newton on r(v) = z, the slope of the
+     * profile coming with each point (profile_slope): near-linear r
+     * converges in one or two points. A Newton step that leaves the
+     * bracket is replaced by the secant (Illinois: the stale end's value
+     * halved) or the midpoint. */
     int out = 0, expand = 0;
     side = 0;
     for (it = 0; it < 40; it++) {
@@ -1167,7 +1167,8 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
       c->n_cur = nin;
       ll = profile_at(c, tw, that, j, v);
       rv = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
-      if (isfinite(ll) && rv > 1e-3) {
+      /* The slope serves the Newton steps inside the bracket only. */
+      if (isfinite(ll) && rv > 1e-3 && (out || rv >= z)) {
         double d = profile_slope(c, tw, j);
         sv = -d / rv; /* dr/dv = -(dl/dv) / r */
       }
@@ -1196,19 +1197,23 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
       if (!out) {
         /* 12 units of a log scale is a factor 1.6e5: beyond it the
          * interval is open on that side. */
-        if (++expand > 12 || fabs(a - c0) >= reach * (1.0 - 1e-12))
+        if (++expand > 8 || fabs(a - c0) >= reach * (1.0 - 1e-12))
           return edge;
+        /* Outward, from the near-linearity of the root deviance: r = z
+         * about z / r times as far, with a margin, at least twice and at
+         * most eight times as far (a fixed doubling-plus-half overshot by
+         * radians and sent the n walk of the binomial profile to n_max).
+         * Not by Newton: the profile can dip below the threshold and rise
+         * again (two modes, p = 0.6 with sigma_0 joint), and the coarse
+         * steps reach past a dip to the outer crossing, which Newton's
+         * short steps stopped at (measured: m's upper end 12.24 instead of
+         * 12.54, the profile at 12.39 being 0.26 inside). */
         w = fabs(a - c0);
-        if (!(dir * (vn - a) > 0.0)) {
-          /* No usable slope: r = z about z / r times as far, with a
-           * margin, at least twice as far. */
+        {
           double fac = ra > 1e-3 ? 1.3 * z / ra : 8.0;
-          vn = c0 + dir * fmax(w * fmax(fac, 2.0), 1e-3);
+          fac = fmin(fmax(fac, 2.0), 8.0);
+          vn = c0 + dir * fmax(w * fac, 1e-3);
         }
-        /* At most eight times as far (a step of radians sent the n walk
-         * of the binomial profile to n_max), and not past reach. */
-        if (fabs(vn - c0) > 8.0 * fmax(w, 1e-3))
-          vn = c0 + dir * 8.0 * fmax(w, 1e-3);
         if (fabs(vn - c0) > reach)
           vn = c0 + dir * reach;
       } else {
