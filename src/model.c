@@ -27,11 +27,16 @@
 
 #define LOG_2PI 1.8378770664093453
 
-/* Terms whose log is more than WINDOW_T below the largest possible term
- * (largest log P plus largest log normalising constant) are dropped. A
- * point whose largest kept term is within GUARD of that bound is summed
- * over all k instead, so the dropped mass is below exp(-30) per point. */
-#define WINDOW_T 50.0
+/* Components whose log P is more than WINDOW_T below its largest, or
+ * whose Gaussian exponent at the point is below -WINDOW_T, are dropped:
+ * a dropped term is below b_k = log P(k) + c_k (- WINDOW_T for the
+ * second kind). A point whose largest kept term is not GUARD + log(K + 1)
+ * above the largest b_k of the components it drops (prefix and suffix
+ * maxima, per point) is summed over all k instead, so the dropped mass is
+ * below exp(-GUARD) of the kept. The bound used to be the largest b_k of
+ * all: with sigma_0 at its floor, k = 0's normalising constant made it so
+ * high that points fell back to full sums needlessly. */
+#define WINDOW_T 40.0
 #define GUARD 20.0
 
 /* exp(d) for -700 <= d <= 0, the range of the log-sum-exp terms below
@@ -103,7 +108,7 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
   cap = cap < 64 ? 64 : cap + cap / 2;
   /* Eight arrays of cap and lbuf of 4 cap (four points per component in
    * the vector loop). */
-  blk = malloc(12 * cap * sizeof *blk);
+  blk = malloc((14 * cap + 2) * sizeof *blk);
   lg = malloc((cap + 1) * sizeof *lg);
   if (blk == NULL || lg == NULL) {
     free(blk);
@@ -121,6 +126,8 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
   ws->ga = blk + 6 * cap;
   ws->gc = blk + 7 * cap;
   ws->lbuf = blk + 8 * cap;
+  ws->bpre = blk + 12 * cap;
+  ws->bsuf = blk + 13 * cap + 1;
   ws->lgam = lg;
   /* lgam[k] = ln k!, from gsl_sf_lnfact (thread-safe, unlike lgamma's
    * signgam). */
@@ -512,7 +519,7 @@ v4_window(double x, double q, double s02, double sq2, long plo, long phi_,
  * hold 4 (K + 1) values. */
 V4_TARGET static double
 v4_points(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
-          unsigned K, unsigned k0, unsigned plo, unsigned phi_, double bound,
+          unsigned K, unsigned k0, unsigned plo, unsigned phi_, double extra,
           int grad, int hess, int em, const double *rel, double *g,
           double H[QTL_NTH][QTL_NTH], double *GT, double *emsum)
 {
@@ -537,11 +544,15 @@ v4_points(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
       lo = a < lo ? a : lo;
       hi = b > hi ? b : hi;
     }
-    r = v4_quad(mix, ws, vx, nl, (unsigned)lo, (unsigned)hi,
-                lo > (long)k0 || hi < (long)K, bound, grad, hess, em, rel,
-                &ll, vg, vGT, vH, vEM);
+    {
+      /* The largest bound on a term the window drops. */
+      double bound = ws->bpre[lo] > ws->bsuf[hi] ? ws->bpre[lo] : ws->bsuf[hi];
+      r = v4_quad(mix, ws, vx, nl, (unsigned)lo, (unsigned)hi,
+                  lo > (long)k0 || hi < (long)K, bound + extra, grad, hess,
+                  em, rel, &ll, vg, vGT, vH, vEM);
+    }
     if (r < 0)
-      r = v4_quad(mix, ws, vx, nl, k0, K, 0, bound, grad, hess, em, rel, &ll,
+      r = v4_quad(mix, ws, vx, nl, k0, K, 0, 0.0, grad, hess, em, rel, &ll,
                   vg, vGT, vH, vEM);
     if (r == 0)
       return -INFINITY;
@@ -627,7 +638,7 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
 {
   unsigned K, k, plo, phi_, k0;
   quantal_status st;
-  double lpmax = -INFINITY, cmax, s02, sq2, ll = 0.0;
+  double lpmax = -INFINITY, s02, sq2, ll = 0.0;
   double g_q = 0.0, g_v0 = 0.0, g_vq = 0.0;
   double e_r = 0.0, e_rk = 0.0, e_rk2 = 0.0, e_e2 = 0.0, e_ke2 = 0.0;
   double e_b = 0.0;
@@ -678,7 +689,6 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
     ;
   for (phi_ = K; phi_ > plo && ws->logp[phi_] < lpmax - WINDOW_T; phi_--)
     ;
-  cmax = ws->c[k0];
   s02 = mix->sigma0 * mix->sigma0;
   sq2 = mix->sigma_q * mix->sigma_q;
 
@@ -691,16 +701,30 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
   /* Gaussian terms: log P(k) + log normalising constant, once per call
    * rather than once per point and component. */
   if (!gamma) {
+    double m = -INFINITY, b;
     for (k = 0; k <= K; k++)
       ws->ga[k] = ws->logp[k] + ws->c[k];
+    /* b_k and its prefix and suffix maxima over k0..K (see WINDOW_T). */
+    for (k = k0; k <= K; k++) {
+      ws->bpre[k] = m;
+      b = ws->ga[k] - (k >= plo && k <= phi_ ? WINDOW_T : 0.0);
+      m = b > m ? b : m;
+    }
+    ws->bpre[K + 1] = m;
+    m = -INFINITY;
+    for (k = K + 1; k-- > k0;) {
+      ws->bsuf[k] = m;
+      b = ws->ga[k] - (k >= plo && k <= phi_ ? WINDOW_T : 0.0);
+      m = b > m ? b : m;
+    }
   }
 #ifdef QTL_V4
   if (!gamma && v4_usable()) {
     double rel[4] = {ra, rb, rc, rd}, gg[3] = {0.0, 0.0, 0.0};
     double es[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     ll = v4_points(mix, ws, x, nx, K, k0, plo, phi_,
-                   lpmax + cmax - WINDOW_T + GUARD + log((double)K + 1.0),
-                   grad, hess, em, rel, gg, H, GT, es);
+                   GUARD + log((double)K + 1.0), grad, hess, em, rel, gg, H,
+                   GT, es);
     if (!(ll > -INFINITY)) {
       out->loglik = -INFINITY;
       return QUANTAL_OK;
@@ -736,9 +760,9 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
       terms(mix, ws, (unsigned)lo, (unsigned)hi, xi, logx, &lmax);
       /* Too little mass inside the window for the bound on what was
        * dropped: sum over everything (rare: points in the far tails). */
-      if (!(lmax >= lpmax + cmax - WINDOW_T + GUARD +
-                        log((double)K + 1.0)) &&
-          (lo > (long)k0 || hi < (long)K))
+      if ((lo > (long)k0 || hi < (long)K) &&
+          !(lmax >= fmax(ws->bpre[lo], ws->bsuf[hi]) + GUARD +
+                        log((double)K + 1.0)))
         full = 1;
     }
     if (full) {

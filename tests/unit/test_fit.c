@@ -229,6 +229,49 @@ Test(fit, gradient_matches_finite_differences)
   free(x);
 }
 
+Test(fit, loglik_windows_exact_at_the_edges)
+{
+  /* The kernel drops components by a window and checks the kept mass
+   * against a bound on the dropped; here sigma_0 is at a floor-like 1e-6
+   * (the failure component's normalising constant dwarfs the others'),
+   * some points sit on 0, others far in both tails. Against a log-sum-exp
+   * over every k, to 1e-12 per point. */
+  double x[23], ll, bf = 0.0;
+  qtl_mix m = test_mix();
+  qtl_lik_ws *ws = qtl_lik_ws_alloc();
+  qtl_lik_out o;
+  unsigned k, i;
+  m.n = 30;
+  m.sigma0 = 1e-6;
+  for (i = 0; i < 17; i++)
+    x[i] = 0.37 * i;
+  x[17] = 0.0;
+  x[18] = 3e-7;
+  x[19] = -2e-6;
+  x[20] = -1.5;
+  x[21] = 40.0;
+  x[22] = 17.3;
+  cr_assert_eq(qtl_mix_loglik(&m, x, 23, NULL, 0, ws, QTL_LIK_HESS, &o),
+               QUANTAL_OK);
+  for (i = 0; i < 23; i++) {
+    double t[31], mx = -INFINITY, s = 0.0;
+    for (k = 0; k <= 30; k++) {
+      double v = m.sigma0 * m.sigma0 + k * m.sigma_q * m.sigma_q,
+             d = x[i] - k * m.q;
+      t[k] = log(gsl_ran_binomial_pdf(k, m.p, 30)) - 0.5 * log(2 * M_PI * v) -
+             d * d / (2 * v);
+      mx = fmax(mx, t[k]);
+    }
+    for (k = 0; k <= 30; k++)
+      s += exp(t[k] - mx);
+    bf += mx + log(s);
+  }
+  ll = o.loglik;
+  cr_assert_float_eq(ll, bf, 1e-12 * 23 * (1.0 + fabs(bf) / 23),
+                     "%.15g vs %.15g", ll, bf);
+  qtl_lik_ws_free(ws);
+}
+
 Test(fit, em_sums_equal_brute_force)
 {
   /* The generalised EM sums over responsibilities R_ik, from GSL's pdfs
