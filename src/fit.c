@@ -1192,8 +1192,6 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
         a = b = v;
         break;
       }
-      if (isfinite(sv) && dir * sv > 0.0)
-        vn = v + (z - rv) / sv;
       if (!out) {
         /* 12 units of a log scale is a factor 1.6e5: beyond it the
          * interval is open on that side. */
@@ -1219,6 +1217,8 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
       } else {
         if (fabs(b - a) < 1e-4 * (1.0 + fabs(a)))
           break;
+        if (isfinite(sv) && dir * sv > 0.0)
+          vn = v + (z - rv) / sv;
         if (!(vn > fmin(a, b) && vn < fmax(a, b))) {
           double fa = ra - z, fb = rb - z;
           vn = b - fb * (b - a) / (fb - fa);
@@ -1984,11 +1984,8 @@ boot_worker(void *arg)
     summary s;
     fitted fr;
     double tp[NT], llp;
-    pthread_mutex_lock(&job->mu);
-    b = job->next++;
-    if (job->on_progress != NULL && b < job->B)
-      job->on_progress(b, job->B, job->user);
-    pthread_mutex_unlock(&job->mu);
+    b = qtl_claim_next(&job->mu, &job->next, job->B, job->on_progress,
+                       job->user);
     if (b >= job->B)
       break;
     job->ok[b] = 0;

@@ -511,11 +511,8 @@ sboot_worker(void *arg)
     quantal_diag d;
     size_t off = 0;
     int bad = 0;
-    pthread_mutex_lock(&job->mu);
-    b = job->next++;
-    if (job->on_progress != NULL && b < job->B)
-      job->on_progress(b, job->B, job->user);
-    pthread_mutex_unlock(&job->mu);
+    b = qtl_claim_next(&job->mu, &job->next, job->B, job->on_progress,
+                       job->user);
     if (b >= job->B)
       break;
     job->ok[b] = 0;

@@ -4,6 +4,7 @@
 
 #include "quantal.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -207,6 +208,13 @@ int qtl_cmp_double(const void *a, const void *b);
 /* Percentile f of sorted v[0..n-1], linear between order statistics
  * (type 7); NaN for n = 0. */
 double qtl_percentile_sorted(const double *v, size_t n, double f);
+/* The next of B replicates for a worker thread of a bootstrap: *next
+ * taken and advanced under mu, the claim reported to on_progress (may be
+ * NULL); B or more when none is left. */
+unsigned qtl_claim_next(pthread_mutex_t *mu, unsigned *next, unsigned B,
+                        void (*on_progress)(size_t done, size_t total,
+                                            void *user),
+                        void *user);
 /* child.c: a reader that runs a library in a child process. Start
  * child(path, write end) in a forked process (it must _exit); *fd is the
  * read end. Finish: close fd, reap the child and return its wait

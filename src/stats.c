@@ -49,6 +49,20 @@ qtl_cmp_double(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
+unsigned
+qtl_claim_next(pthread_mutex_t *mu, unsigned *next, unsigned B,
+               void (*on_progress)(size_t done, size_t total, void *user),
+               void *user)
+{
+  unsigned b;
+  pthread_mutex_lock(mu);
+  b = (*next)++;
+  if (on_progress != NULL && b < B)
+    on_progress(b, B, user);
+  pthread_mutex_unlock(mu);
+  return b;
+}
+
 double
 qtl_percentile_sorted(const double *v, size_t n, double f)
 {

@@ -288,15 +288,24 @@ verdict_name(quantal_n_verdict v)
   }
 }
 
+/* "name": {"value": v, "ci_low": lo, "ci_high": hi -- the object left
+ * open for more members. */
+static void
+json_open_est(FILE *fp, const char *name, double v, double lo, double hi,
+              int comma)
+{
+  fprintf(fp, "%s\"%s\": {\"value\": ", comma ? ", " : "", name);
+  qt_json_number(fp, v);
+  fputs(", \"ci_low\": ", fp);
+  qt_json_number(fp, lo);
+  fputs(", \"ci_high\": ", fp);
+  qt_json_number(fp, hi);
+}
+
 static void
 json_est(FILE *fp, const char *name, const quantal_estimate *e, int comma)
 {
-  fprintf(fp, "%s\"%s\": {\"value\": ", comma ? ", " : "", name);
-  qt_json_number(fp, e->value);
-  fputs(", \"ci_low\": ", fp);
-  qt_json_number(fp, e->lo);
-  fputs(", \"ci_high\": ", fp);
-  qt_json_number(fp, e->hi);
+  json_open_est(fp, name, e->value, e->lo, e->hi, comma);
   fputc('}', fp);
 }
 
@@ -305,12 +314,8 @@ json_est(FILE *fp, const char *name, const quantal_estimate *e, int comma)
 static void
 json_par(FILE *fp, const char *name, const quantal_fit_param *p, int comma)
 {
-  fprintf(fp, "%s\"%s\": {\"value\": ", comma ? ", " : "", name);
-  qt_json_number(fp, p->value);
-  fputs(", \"ci_low\": ", fp);
-  qt_json_number(fp, p->lo);
-  fputs(", \"ci_high\": ", fp);
-  qt_json_number(fp, isinf(p->hi) ? NAN : p->hi);
+  json_open_est(fp, name, p->value, p->lo, isinf(p->hi) ? NAN : p->hi,
+                comma);
   fprintf(fp, ", \"ci_high_open\": %s, \"boot_low\": ",
           isinf(p->hi) ? "true" : "false");
   qt_json_number(fp, p->boot_lo);
