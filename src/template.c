@@ -329,6 +329,49 @@ qtl_xcorr_klen(const qtl_xcorr *c)
   return c->klen;
 }
 
+/* One overlap-save block at s: c->buf[i] = sum_j k[j] (x[s + i + j] -
+ * shift) for i = 0..cnt-1 (returned), shift the mean of the block's
+ * samples (so that the float transform does not carry the trace's
+ * offset). Needs s < n - klen + 1. */
+static size_t
+xcorr_block(qtl_xcorr *c, const double *x, size_t n, size_t s,
+            double *shift_out)
+{
+  size_t i, nfft = c->nfft, nb = nfft / 2 + 1, m, nout = n - c->klen + 1;
+  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, shift;
+  const double *xs = x + s;
+  float *buf = c->buf;
+  m = n - s < nfft ? n - s : nfft;
+  /* four partial sums: the adds overlap instead of forming one chain */
+  for (i = 0; i + 4 <= m; i += 4) {
+    a0 += xs[i];
+    a1 += xs[i + 1];
+    a2 += xs[i + 2];
+    a3 += xs[i + 3];
+  }
+  for (; i < m; i++)
+    a0 += xs[i];
+  shift = ((a0 + a1) + (a2 + a3)) / (double)m;
+  for (i = 0; i < m; i++)
+    buf[i] = (float)(xs[i] - shift);
+  for (; i < nfft; i++)
+    buf[i] = 0.0f;
+  fftwf_execute_dft_r2c(c->fwd, buf, c->spec);
+  {
+    float *sp = (float *)c->spec;
+    const float *kp = (const float *)c->kspec;
+    for (i = 0; i < nb; i++) {
+      float a = sp[2 * i], b = sp[2 * i + 1];
+      float kr = kp[2 * i], ki = kp[2 * i + 1];
+      sp[2 * i] = a * kr - b * ki;
+      sp[2 * i + 1] = a * ki + b * kr;
+    }
+  }
+  fftwf_execute_dft_c2r(c->inv, c->spec, buf);
+  *shift_out = shift;
+  return nout - s < c->step ? nout - s : c->step;
+}
+
 /* out[i] = sum_j k[j] (x[i + j] - shift[b]) for i = 0..n-klen, where
  * shift[b] is the mean of the FFT block b holding i (returned through
  * block_shift when not NULL: one value per output, so that callers can
@@ -337,29 +380,13 @@ void
 qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
               double *block_shift)
 {
-  size_t s, i, nout, nfft = c->nfft, nb = nfft / 2 + 1;
+  size_t s, i, nout, cnt;
+  double shift;
   if (n < c->klen)
     return;
   nout = n - c->klen + 1;
-  for (s = 0; s < nout; s += c->step) {
-    size_t m = n - s < nfft ? n - s : nfft, cnt;
-    double shift = 0.0;
-    for (i = 0; i < m; i++)
-      shift += x[s + i];
-    shift /= (double)m;
-    for (i = 0; i < m; i++)
-      c->buf[i] = (float)(x[s + i] - shift);
-    for (; i < nfft; i++)
-      c->buf[i] = 0.0f;
-    fftwf_execute_dft_r2c(c->fwd, c->buf, c->spec);
-    for (i = 0; i < nb; i++) {
-      float a = c->spec[i][0], b = c->spec[i][1];
-      float kr = c->kspec[i][0], ki = c->kspec[i][1];
-      c->spec[i][0] = a * kr - b * ki;
-      c->spec[i][1] = a * ki + b * kr;
-    }
-    fftwf_execute_dft_c2r(c->inv, c->spec, c->buf);
-    cnt = nout - s < c->step ? nout - s : c->step;
+  for (s = 0; s < nout; s += cnt) {
+    cnt = xcorr_block(c, x, n, s, &shift);
     for (i = 0; i < cnt; i++)
       out[s + i] = (double)c->buf[i];
     if (block_shift)
@@ -374,9 +401,8 @@ struct quantal_matcher {
   qtl_xcorr *xc;
   size_t L;
   double sum_t, stt; /* sum T and sum (T - mean T)^2 */
-  double *corr, *shift;
-  size_t cap;
-  double screen; /* > 0: criterion only where pol * crit >= screen */
+  double *s1, *s2;   /* window sums of one FFT block (xc->step each) */
+  double screen;     /* > 0: criterion only where pol * crit >= screen */
   int pol;
 };
 
@@ -396,6 +422,12 @@ quantal_template_matcher_alloc(const quantal_template *t,
     free(m);
     return st;
   }
+  m->s1 = malloc(2 * m->xc->step * sizeof *m->s1);
+  if (m->s1 == NULL) {
+    quantal_template_matcher_free(m);
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  }
+  m->s2 = m->s1 + m->xc->step;
   m->L = t->n;
   for (k = 0; k < t->n; k++)
     m->sum_t += t->y[k];
@@ -419,84 +451,178 @@ quantal_template_matcher_free(quantal_matcher *m)
   if (m == NULL)
     return;
   qtl_xcorr_free(m->xc);
-  free(m->corr);
-  free(m->shift);
+  free(m->s1);
   free(m);
 }
+
+/* s1[k] and s2[k], k = 0..cnt-1: the sums of v = x - c and of v^2 over
+ * x[k..k+L), in double precision. They slide by one sample per latency;
+ * the latencies are cut into four runs, each started by a direct sum, so
+ * that four chains of dependent additions overlap (and rounding builds
+ * up over a quarter of the block at most). x[cnt - 1 + L] must exist. */
+static void
+window_sums(const double *x, size_t cnt, size_t L, double c, double *s1,
+            double *s2)
+{
+  size_t q = (cnt + 3) / 4, b[4], len[4], i, j, k, kmin;
+  double a1[4] = {0.0, 0.0, 0.0, 0.0}, a2[4] = {0.0, 0.0, 0.0, 0.0};
+  for (j = 0; j < 4; j++) {
+    b[j] = j * q < cnt ? j * q : cnt;
+    len[j] = (j + 1) * q < cnt ? (j + 1) * q - b[j] : cnt - b[j];
+  }
+  for (j = 0; j < 4; j++)
+    if (len[j] > 0)
+      for (i = 0; i < L; i++) {
+        double v = x[b[j] + i] - c;
+        a1[j] += v;
+        a2[j] += v * v;
+      }
+  kmin = len[3];
+  for (k = 0; k < kmin; k++)
+    for (j = 0; j < 4; j++) {
+      size_t t = b[j] + k;
+      double vo = x[t] - c, vi = x[t + L] - c;
+      s1[t] = a1[j];
+      s2[t] = a2[j];
+      a1[j] += vi - vo;
+      a2[j] += vi * vi - vo * vo;
+    }
+  for (j = 0; j < 3; j++)
+    for (k = kmin; k < len[j]; k++) {
+      size_t t = b[j] + k;
+      double vo = x[t] - c, vi = x[t + L] - c;
+      s1[t] = a1[j];
+      s2[t] = a2[j];
+      a1[j] += vi - vo;
+      a2[j] += vi * vi - vo * vo;
+    }
+}
+
+/* The constants of the criterion of one matcher. */
+typedef struct crit_k {
+  double st_l, inv_l, inv_stt, inv_dof, scr2, pol;
+} crit_k;
+
+/* CB97 from the correlation R = sum T (x - c) and the window sums: the
+ * centred sums of the normal equations are S_td = R - sum T S_1 / L and
+ * S_dd = S_2 - S_1^2 / L (CB97 eqs. 2-4 with the data shifted by c, which
+ * leaves scale and SSE unchanged). Screened (scr2 > 0): NaN unless
+ * pol sc >= 0 and sc^2 >= screen^2 sse / dof, which is pol crit >=
+ * screen without the square root. */
+static void
+crit_scalar(const crit_k *K, const float *r, const double *s1,
+            const double *s2, size_t cnt, double *cr, double *scl)
+{
+  size_t k;
+  for (k = 0; k < cnt; k++) {
+    double std_ = (double)r[k] - K->st_l * s1[k];
+    double sdd = s2[k] - s1[k] * s1[k] * K->inv_l;
+    double sc = std_ * K->inv_stt;
+    double sse = sdd - sc * std_;
+    sse = sse > 1e-300 ? sse : 1e-300;
+    if (K->scr2 > 0.0 &&
+        !(K->pol * sc >= 0.0 && sc * sc >= K->scr2 * K->inv_dof * sse))
+      cr[k] = NAN;
+    else
+      cr[k] = sc / sqrt(sse * K->inv_dof);
+    if (scl)
+      scl[k] = sc;
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define QTL_CRIT_AVX2 1
+/* The same arithmetic, four latencies at a time (AVX2 without FMA, so the
+ * values are those of crit_scalar bit for bit); where the screen passes
+ * none of the four, the square root and division are skipped. */
+__attribute__((target("avx2"))) static void
+crit_avx2(const crit_k *K, const float *r, const double *s1, const double *s2,
+          size_t cnt, double *cr, double *scl)
+{
+  size_t k;
+  const __m256d st_l = _mm256_set1_pd(K->st_l), inv_l = _mm256_set1_pd(K->inv_l);
+  const __m256d inv_stt = _mm256_set1_pd(K->inv_stt);
+  const __m256d inv_dof = _mm256_set1_pd(K->inv_dof);
+  const __m256d scr = _mm256_set1_pd(K->scr2 * K->inv_dof);
+  const __m256d pol = _mm256_set1_pd(K->pol), tiny = _mm256_set1_pd(1e-300);
+  const __m256d nan = _mm256_set1_pd(NAN), zero = _mm256_setzero_pd();
+  const int screened = K->scr2 > 0.0;
+  for (k = 0; k + 4 <= cnt; k += 4) {
+    __m256d a = _mm256_loadu_pd(s1 + k), b = _mm256_loadu_pd(s2 + k);
+    __m256d rr = _mm256_cvtps_pd(_mm_loadu_ps(r + k));
+    __m256d std_ = _mm256_sub_pd(rr, _mm256_mul_pd(st_l, a));
+    __m256d sdd = _mm256_sub_pd(b, _mm256_mul_pd(_mm256_mul_pd(a, a), inv_l));
+    __m256d sc = _mm256_mul_pd(std_, inv_stt);
+    __m256d sse = _mm256_sub_pd(sdd, _mm256_mul_pd(sc, std_));
+    __m256d val;
+    sse = _mm256_blendv_pd(tiny, sse, _mm256_cmp_pd(sse, tiny, _CMP_GT_OQ));
+    if (screened) {
+      __m256d pass = _mm256_and_pd(
+          _mm256_cmp_pd(_mm256_mul_pd(pol, sc), zero, _CMP_GE_OQ),
+          _mm256_cmp_pd(_mm256_mul_pd(sc, sc), _mm256_mul_pd(scr, sse),
+                        _CMP_GE_OQ));
+      if (_mm256_movemask_pd(pass) == 0) {
+        val = nan;
+      } else {
+        val = _mm256_div_pd(sc, _mm256_sqrt_pd(_mm256_mul_pd(sse, inv_dof)));
+        val = _mm256_blendv_pd(nan, val, pass);
+      }
+    } else {
+      val = _mm256_div_pd(sc, _mm256_sqrt_pd(_mm256_mul_pd(sse, inv_dof)));
+    }
+    _mm256_storeu_pd(cr + k, val);
+    if (scl)
+      _mm256_storeu_pd(scl + k, sc);
+  }
+  crit_scalar(K, r + k, s1 + k, s2 + k, cnt - k, cr + k, scl ? scl + k : NULL);
+}
+
+static int crit_avx2_ok = -1;
+#endif
 
 quantal_status
 quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
                            double *crit, double *scale, quantal_diag *diag)
 {
-  size_t L = m->L, nout, i, j;
-  double L_d = (double)L;
+  size_t L = m->L, nout, s, cnt;
+  crit_k K;
+  int avx2 = 0;
   if (n < L)
     return qtl_fail(diag, QUANTAL_ERANGE, NULL, -1, -1,
                     "the trace (%zu samples) is shorter than the template "
                     "(%zu)", n, L);
+#ifdef QTL_CRIT_AVX2
+  if (crit_avx2_ok < 0) {
+    __builtin_cpu_init();
+    crit_avx2_ok = __builtin_cpu_supports("avx2") ? 1 : 0;
+  }
+  avx2 = crit_avx2_ok;
+#endif
+  K.inv_l = 1.0 / (double)L;
+  K.st_l = m->sum_t * K.inv_l;
+  K.inv_stt = 1.0 / m->stt;
+  K.inv_dof = 1.0 / ((double)L - 1.0);
+  K.scr2 = m->screen * m->screen;
+  K.pol = (double)m->pol;
   nout = n - L + 1;
-  if (m->cap < nout) {
-    double *a = realloc(m->corr, nout * sizeof *a);
-    if (a == NULL)
-      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-    m->corr = a;
-    a = realloc(m->shift, nout * sizeof *a);
-    if (a == NULL)
-      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-    m->shift = a;
-    m->cap = nout;
+  /* One FFT block at a time: its correlation (float, in the transform's
+   * buffer), the window sums about its shift, then the criterion, all
+   * while the block is in cache. */
+  for (s = 0; s < nout; s += cnt) {
+    double c;
+    cnt = xcorr_block(m->xc, x, n, s, &c);
+    window_sums(x + s, cnt, L, c, m->s1, m->s2);
+#ifdef QTL_CRIT_AVX2
+    if (avx2)
+      crit_avx2(&K, m->xc->buf, m->s1, m->s2, cnt, crit + s,
+                scale ? scale + s : NULL);
+    else
+#endif
+      crit_scalar(&K, m->xc->buf, m->s1, m->s2, cnt, crit + s,
+                  scale ? scale + s : NULL);
   }
-  qtl_xcorr_run(m->xc, x, n, m->corr, m->shift);
-  /* Running sums of (x - shift) and its square over the template window,
-   * per stretch of equal block shift, in double precision. With the
-   * correlation R = sum T (x - c) they give the centred sums of the normal
-   * equations: S_td = R - sum T S_1 / L, S_dd = S_2 - S_1^2 / L (CB97
-   * eqs. 2-4 with the data shifted by c, which leaves scale and SSE
-   * unchanged). The sums slide by one sample per latency (two dependent
-   * additions), and the per-latency arithmetic has no carried dependency
-   * and one division and one square root. */
-  for (i = 0; i < nout;) {
-    double c = m->shift[i], s1 = 0.0, s2 = 0.0;
-    size_t e = i;
-    const double *xs = x + i;
-    const double *corr = m->corr + i;
-    double *cr = crit + i, *scl = scale ? scale + i : NULL;
-    double st = m->sum_t, inv_stt = 1.0 / m->stt, inv_l = 1.0 / L_d;
-    double inv_dof = 1.0 / (L_d - 1.0);
-    double screen2 = m->screen * m->screen, pol = (double)m->pol;
-    size_t cnt, k;
-    while (e < nout && m->shift[e] == c)
-      e++;
-    cnt = e - i;
-    for (j = 0; j < L; j++) {
-      double v = xs[j] - c;
-      s1 += v;
-      s2 += v * v;
-    }
-    for (k = 0; k < cnt; k++) {
-      double std_ = corr[k] - st * s1 * inv_l;
-      double sdd = s2 - s1 * s1 * inv_l;
-      double sc = std_ * inv_stt;
-      double sse = sdd - sc * std_, vo, vi;
-      sse = sse > 1e-300 ? sse : 1e-300;
-      /* pol sc / sqrt(sse / dof) >= screen  <=>  pol sc >= 0 and
-       * sc^2 >= screen^2 sse / dof */
-      if (screen2 > 0.0 &&
-          !(pol * sc >= 0.0 && sc * sc >= screen2 * sse * inv_dof))
-        cr[k] = NAN;
-      else
-        cr[k] = sc / sqrt(sse * inv_dof);
-      if (scl)
-        scl[k] = sc;
-      if (k + 1 < cnt) {
-        vo = xs[k] - c;
-        vi = xs[k + L] - c;
-        s1 += vi - vo;
-        s2 += vi * vi - vo * vo;
-      }
-    }
-    i = e;
-  }
+  (void)avx2;
   return QUANTAL_OK;
 }
 
