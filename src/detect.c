@@ -337,6 +337,90 @@ candidate_onset(const detector *d, const double *z, size_t i)
   return j;
 }
 
+/* The first index j >= i with pol z[j] >= thr, n if none (NaN never
+ * passes). The candidate scans call it: almost every sample fails. */
+static size_t
+next_at_least_scalar(const double *z, size_t i, size_t n, double pol,
+                     double thr)
+{
+  for (; i < n; i++)
+    if (pol * z[i] >= thr)
+      return i;
+  return n;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* Eight samples a step: the products and comparisons are those of the
+ * scalar loop, so the answer is the same. */
+__attribute__((target("avx2"))) static size_t
+next_at_least_avx2(const double *z, size_t i, size_t n, double pol,
+                   double thr)
+{
+  const __m256d p = _mm256_set1_pd(pol), t = _mm256_set1_pd(thr);
+  for (; i + 8 <= n; i += 8) {
+    __m256d a = _mm256_mul_pd(p, _mm256_loadu_pd(z + i));
+    __m256d b = _mm256_mul_pd(p, _mm256_loadu_pd(z + i + 4));
+    int ma = _mm256_movemask_pd(_mm256_cmp_pd(a, t, _CMP_GE_OQ));
+    int mb = _mm256_movemask_pd(_mm256_cmp_pd(b, t, _CMP_GE_OQ));
+    if (ma | mb)
+      return i + (size_t)__builtin_ctz((unsigned)(ma | (mb << 4)));
+  }
+  return next_at_least_scalar(z, i, n, pol, thr);
+}
+#define QTL_SCAN_AVX2 1
+#endif
+
+static size_t
+next_at_least(const double *z, size_t i, size_t n, double pol, double thr)
+{
+#ifdef QTL_SCAN_AVX2
+  if (qtl_have_avx2())
+    return next_at_least_avx2(z, i, n, pol, thr);
+#endif
+  return next_at_least_scalar(z, i, n, pol, thr);
+}
+
+/* The first j >= i with x[j] not finite, n if none: the gap scans of
+ * every block. */
+static size_t
+first_nonfinite_scalar(const double *x, size_t i, size_t n)
+{
+  for (; i < n; i++)
+    if (!isfinite(x[i]))
+      return i;
+  return n;
+}
+
+#ifdef QTL_SCAN_AVX2
+/* x - x is 0 for a finite x and NaN for an infinite or NaN one. */
+__attribute__((target("avx2"))) static size_t
+first_nonfinite_avx2(const double *x, size_t i, size_t n)
+{
+  for (; i + 8 <= n; i += 8) {
+    __m256d a = _mm256_loadu_pd(x + i), b = _mm256_loadu_pd(x + i + 4);
+    __m256d z = _mm256_setzero_pd();
+    int ma = _mm256_movemask_pd(
+        _mm256_cmp_pd(_mm256_sub_pd(a, a), z, _CMP_NEQ_UQ));
+    int mb = _mm256_movemask_pd(
+        _mm256_cmp_pd(_mm256_sub_pd(b, b), z, _CMP_NEQ_UQ));
+    if (ma | mb)
+      return i + (size_t)__builtin_ctz((unsigned)(ma | (mb << 4)));
+  }
+  return first_nonfinite_scalar(x, i, n);
+}
+#endif
+
+static size_t
+first_nonfinite(const double *x, size_t i, size_t n)
+{
+#ifdef QTL_SCAN_AVX2
+  if (qtl_have_avx2())
+    return first_nonfinite_avx2(x, i, n);
+#endif
+  return first_nonfinite_scalar(x, i, n);
+}
+
 typedef struct cand {
   size_t pos;    /* onset, sample index in the run */
   double score;  /* in score SDs, signed */
@@ -351,6 +435,15 @@ find_candidates(detector *d, const double *y, size_t n, double *z,
   cand *c = NULL;
   double pol = (double)d->pol;
   quantal_status st = raw_score(d, y, n, z, diag);
+  int classic = d->o.method == QUANTAL_DETECT_THRESHOLD ||
+                d->o.method == QUANTAL_DETECT_SLOPE;
+  /* The float FFT score is screened 1e-3 below the threshold; the
+   * template method then decides on the exact double-precision
+   * criterion, so block boundaries cannot flip a decision. */
+  double thr = classic ? d->thr
+               : d->o.method == QUANTAL_DETECT_COMBINED
+                   ? d->cand_thr * (1.0 - 1e-3)
+                   : d->thr * (1.0 - 1e-3);
   if (st != QUANTAL_OK)
     return st;
   {
@@ -358,18 +451,18 @@ find_candidates(detector *d, const double *y, size_t n, double *z,
     for (i = 0; i < n; i++)
       z[i] *= inv;
   }
-  for (i = 0; i < n; i++) {
+  /* Almost every sample fails the threshold: next_at_least skips them
+   * eight at a time. */
+  for (i = next_at_least(z, 0, n, pol, thr); i < n;
+       i = next_at_least(z, i + 1, n, pol, thr)) {
     double sc;
     size_t pos;
-    if (d->o.method == QUANTAL_DETECT_THRESHOLD ||
-        d->o.method == QUANTAL_DETECT_SLOPE) {
+    if (classic) {
       /* The classical detector: one event per excursion beyond the
        * threshold, at the excursion's extreme; the excursion ends only
        * below half the threshold (hysteresis), so the noise on a decay
        * does not make a second crossing. */
       size_t j = i, best = i;
-      if (!(pol * z[i] >= d->thr))
-        continue;
       while (j < n && pol * z[j] >= 0.5 * d->thr) {
         if (pol * z[j] > pol * z[best])
           best = j;
@@ -392,13 +485,7 @@ find_candidates(detector *d, const double *y, size_t n, double *z,
       k++;
       continue;
     }
-    /* The float FFT score is screened 1e-3 below the threshold; the
-     * template method then decides on the exact double-precision
-     * criterion, so block boundaries cannot flip a decision. */
-    double thr = d->o.method == QUANTAL_DETECT_COMBINED
-                     ? d->cand_thr * (1.0 - 1e-3)
-                     : d->thr * (1.0 - 1e-3);
-    if (!(pol * z[i] >= thr) || !is_peak(z, n, i, d->sep, pol, thr))
+    if (!is_peak(z, n, i, d->sep, pol, thr))
       continue;
     sc = z[i];
     pos = candidate_onset(d, z, i);
@@ -490,10 +577,11 @@ add_deconv_candidates(detector *d, const double *y, size_t n, double *z,
     return st;
   thr *= d->dec_sd; /* compared with the raw score */
   j = 0;
-  for (i = on; i + L - on <= n; i++) {
+  for (i = next_at_least(z, on, n, pol, thr * (1.0 - 1e-3));
+       i + L - on <= n;
+       i = next_at_least(z, i + 1, n, pol, thr * (1.0 - 1e-3))) {
     double ex;
-    if (!(pol * z[i] >= thr * (1.0 - 1e-3)) ||
-        !is_peak(z, n, i, d->dec_sep, pol, thr * (1.0 - 1e-3)))
+    if (!is_peak(z, n, i, d->dec_sep, pol, thr * (1.0 - 1e-3)))
       continue;
     /* the float score screens; the exact value decides */
     ex = dec_exact(d, y, n, i);
@@ -1145,9 +1233,7 @@ calib_read(detector *d, source *s, uint64_t a, uint64_t b, calib *c,
     size_t m = (size_t)(starts[i] + len <= b ? len : b - starts[i]);
     st = src_read(s, starts[i], m, x, diag);
     for (j = 0; j < m && st == QUANTAL_OK;) {
-      size_t k = j;
-      while (k < m && isfinite(x[k]))
-        k++;
+      size_t k = first_nonfinite(x, j, m);
       if (k - j >= d->tpl->n * 4) {
         st = preprocess(d, x + j, k - j, starts[i] + j, base, diag);
         if (st == QUANTAL_OK)
@@ -1653,8 +1739,10 @@ check_options(const quantal_detect_options *o, quantal_diag *diag)
 static void
 count_gaps(detector *d, const double *x, size_t n, uint64_t f0)
 {
-  size_t i;
-  for (i = 0; i < n; i++) {
+  size_t i = first_nonfinite(x, 0, n);
+  if (i > 0 && i <= n)
+    d->in_gap = 0; /* x[0..i) finite */
+  for (; i < n; i++) {
     int bad = !isfinite(x[i]);
     if (bad) {
       if (!d->in_gap) {
@@ -1788,9 +1876,7 @@ run(source *s, const quantal_detect_options *opt,
       goto done;
     count_gaps(&d, x + (c0 - w0), (size_t)(c1 - c0), c0);
     for (j = 0; j < m && st == QUANTAL_OK;) {
-      size_t k = j;
-      while (k < m && isfinite(x[k]))
-        k++;
+      size_t k = first_nonfinite(x, j, m);
       if (k > j) {
         st = preprocess(&d, x + j, k - j, w0 + j, base + j, diag);
         if (st == QUANTAL_OK)

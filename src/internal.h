@@ -238,6 +238,9 @@ quantal_status qtl_xcorr_alloc(const double *k, size_t klen, qtl_xcorr **out,
 void qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
                    double *block_shift);
 size_t qtl_xcorr_klen(const qtl_xcorr *c);
+/* Whether this CPU runs AVX2 (the vector paths of the detector's scans
+ * and criterion); 0 off x86-64. */
+int qtl_have_avx2(void);
 void qtl_xcorr_free(qtl_xcorr *c);
 
 /* Lock around FFTW plan creation and destruction (not thread-safe). */

@@ -578,8 +578,30 @@ crit_avx2(const crit_k *K, const float *r, const double *s1, const double *s2,
   crit_scalar(K, r + k, s1 + k, s2 + k, cnt - k, cr + k, scl ? scl + k : NULL);
 }
 
-static int crit_avx2_ok = -1;
 #endif
+
+#if defined(__x86_64__) && defined(__GNUC__)
+static int have_avx2;
+
+static void
+avx2_init(void)
+{
+  __builtin_cpu_init();
+  have_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+#endif
+
+int
+qtl_have_avx2(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, avx2_init);
+  return have_avx2;
+#else
+  return 0;
+#endif
+}
 
 quantal_status
 quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
@@ -593,11 +615,7 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
                     "the trace (%zu samples) is shorter than the template "
                     "(%zu)", n, L);
 #ifdef QTL_CRIT_AVX2
-  if (crit_avx2_ok < 0) {
-    __builtin_cpu_init();
-    crit_avx2_ok = __builtin_cpu_supports("avx2") ? 1 : 0;
-  }
-  avx2 = crit_avx2_ok;
+  avx2 = qtl_have_avx2();
 #endif
   K.inv_l = 1.0 / (double)L;
   K.st_l = m->sum_t * K.inv_l;
