@@ -25,6 +25,10 @@
 #define COMBINED_SIGMA 0.2
 #define BACKFIT_SWEEPS 12
 #define CLUSTER_MAX 24
+/* Deconvolution filters up to this many taps are summed directly, in
+ * double precision, rather than by float FFT (a bi-exponential's filter
+ * has a few dozen). */
+#define DEC_DIRECT_MAX 128
 
 quantal_detect_options
 quantal_detect_options_default(void)
@@ -130,6 +134,7 @@ typedef struct detector {
   int in_gap;
   double first_gap_s;
   uint64_t n_events;
+  unsigned tpl_gen;      /* set_template calls: which template a cache is of */
 } detector;
 
 /* Pernia-Andrade et al. (2012): deconvolution by the template, band
@@ -141,7 +146,7 @@ static quantal_status
 deconv_build(detector *d, quantal_diag *diag)
 {
   const quantal_template *t = d->tpl;
-  size_t le = t->n - t->onset_index, nk = 8192, i, nb, k1, k2, j;
+  size_t le = d->te_n - t->onset_index, nk = 8192, i, nb, k1, k2, j;
   double *e, *h, sigma_t, sigma_f, hmax = 0.0, *g;
   fftw_complex *E;
   fftw_plan pf, pb;
@@ -164,7 +169,7 @@ deconv_build(detector *d, quantal_diag *diag)
   qtl_plan_unlock();
   memset(e, 0, nk * sizeof *e);
   for (i = 0; i < le; i++)
-    e[i] = t->y[t->onset_index + i];
+    e[i] = d->te[t->onset_index + i];
   fftw_execute(pf);
   /* Band limit: a Gaussian in time of SD half the time to peak (at least
    * one sample), i.e. sigma_f = 1 / (2 pi sigma_t). */
@@ -214,7 +219,7 @@ deconv_build(detector *d, quantal_diag *diag)
     long k = (long)k2 - (long)j;
     g[j] = h[k >= 0 ? (size_t)k : nk - (size_t)(-k)];
   }
-  st = qtl_xcorr_alloc(g, k1 + k2 + 1, &d->dec, diag);
+  st = qtl_xcorr_alloc(g, k1 + k2 + 1, DEC_DIRECT_MAX, &d->dec, diag);
   d->dec_off = k2;
   free(d->dec_g);
   d->dec_g = g; /* kept for dec_exact */
@@ -428,13 +433,13 @@ typedef struct cand {
 
 /* Candidates in y[0..n): positions and scores. */
 static quantal_status
-find_candidates(detector *d, const double *y, size_t n, double *z,
+find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
                 cand **out, size_t *nc, quantal_diag *diag)
 {
   size_t i, cap = 0, k = 0;
   cand *c = NULL;
   double pol = (double)d->pol;
-  quantal_status st = raw_score(d, y, n, z, diag);
+  quantal_status st = have_z ? QUANTAL_OK : raw_score(d, y, n, z, diag);
   int classic = d->o.method == QUANTAL_DETECT_THRESHOLD ||
                 d->o.method == QUANTAL_DETECT_SLOPE;
   /* The float FFT score is screened 1e-3 below the threshold; the
@@ -927,7 +932,7 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
     st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     goto done;
   }
-  st = find_candidates(d, y, n, z, &c, &nc, diag);
+  st = find_candidates(d, y, n, z, 0, &c, &nc, diag);
   if (st != QUANTAL_OK)
     goto done;
   st = add_deconv_candidates(d, y, n, z, &c, &nc, diag);
@@ -1074,7 +1079,7 @@ process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
     st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     goto done;
   }
-  st = find_candidates(d, y, n, z, &c, &nc, diag);
+  st = find_candidates(d, y, n, z, 0, &c, &nc, diag);
   if (st != QUANTAL_OK)
     goto done;
   memcpy(r, y, n * sizeof *r);
@@ -1165,15 +1170,25 @@ typedef struct cal_run {
 typedef struct calib {
   cal_run *runs;
   size_t nruns, cap;
+  /* The template criterion of each run (float) and its MAD SD, for the
+   * template of generation zc_gen: polarity, kinetics and the final SD
+   * each need it, often for the same template. */
+  float **zc;
+  double zc_sd;
+  unsigned zc_gen;
 } calib;
 
 static void
 calib_free(calib *c)
 {
   size_t i;
-  for (i = 0; i < c->nruns; i++)
+  for (i = 0; i < c->nruns; i++) {
     free(c->runs[i].y);
+    if (c->zc)
+      free(c->zc[i]);
+  }
   free(c->runs);
+  free(c->zc);
   memset(c, 0, sizeof *c);
 }
 
@@ -1252,7 +1267,7 @@ calib_read(detector *d, source *s, uint64_t a, uint64_t b, calib *c,
 /* Robust SD (MAD) of the finite values of the raw score over all
  * calibration runs, from at most ~2^20 evenly spaced values. */
 static quantal_status
-score_values(detector *d, calib *c, double **vals, size_t *nv,
+score_values(detector *d, calib *c, double **vals, size_t *nv, float **keep,
              quantal_diag *diag)
 {
   size_t total = 0, i, j, m = 0, stride;
@@ -1279,11 +1294,56 @@ score_values(detector *d, calib *c, double **vals, size_t *nv,
     for (j = 0; j < c->runs[i].n; j += stride)
       if (isfinite(z[j]))
         v[m++] = z[j];
+    if (keep)
+      for (j = 0; j < c->runs[i].n; j++)
+        keep[i][j] = (float)z[j];
     free(z);
   }
   *vals = v;
   *nv = m;
   return QUANTAL_OK;
+}
+
+/* The template criterion of every calibration run for the current
+ * template, kept in c->zc, and its MAD SD in c->zc_sd: computed once per
+ * template (polarity and the first kinetics pass share the initial one;
+ * the final SD may share the last). */
+static quantal_status
+calib_criterion(detector *d, calib *c, quantal_diag *diag)
+{
+  quantal_detect_method keep = d->o.method;
+  double *v = NULL;
+  size_t nv, i;
+  quantal_status st;
+  if (c->zc && c->zc_gen == d->tpl_gen)
+    return QUANTAL_OK;
+  if (c->zc == NULL) {
+    c->zc = calloc(c->nruns ? c->nruns : 1, sizeof *c->zc);
+    if (c->zc == NULL)
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    for (i = 0; i < c->nruns; i++)
+      if ((c->zc[i] = malloc(c->runs[i].n * sizeof **c->zc)) == NULL)
+        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  }
+  c->zc_gen = d->tpl_gen - 1; /* invalid until complete */
+  d->o.method = QUANTAL_DETECT_TEMPLATE;
+  st = score_values(d, c, &v, &nv, c->zc, diag);
+  d->o.method = keep;
+  if (st != QUANTAL_OK)
+    return st;
+  c->zc_sd = nv ? qtl_mad_sd(v, nv) : NAN;
+  free(v);
+  c->zc_gen = d->tpl_gen;
+  return QUANTAL_OK;
+}
+
+/* z[0..n) = the cached criterion of run i, in double. */
+static void
+calib_cached(const calib *c, size_t i, double *z)
+{
+  size_t j;
+  for (j = 0; j < c->runs[i].n; j++)
+    z[j] = (double)c->zc[i][j];
 }
 
 /* SD of the Gaussian fitted to the all-points histogram (Pernia-Andrade
@@ -1363,15 +1423,10 @@ set_template(detector *d, quantal_template *t, quantal_diag *diag)
   d->dec = NULL;
   quantal_template_free(d->tpl);
   d->tpl = t;
+  d->tpl_gen++;
   st = quantal_template_matcher_alloc(t, &d->mt, diag);
   if (st != QUANTAL_OK)
     return st;
-  if (d->want == QUANTAL_DETECT_DECONV ||
-      d->want == QUANTAL_DETECT_COMBINED) {
-    st = deconv_build(d, diag);
-    if (st != QUANTAL_OK)
-      return st;
-  }
   /* The template extended to three times its length by the exponential
    * of its decay: what an event leaves on the samples after its window,
    * subtracted before the next events are fitted. */
@@ -1408,6 +1463,12 @@ set_template(detector *d, quantal_template *t, quantal_diag *diag)
   d->sep = (t->peak_index - t->onset_index);
   if (d->sep < 2)
     d->sep = 2;
+  if (d->want == QUANTAL_DETECT_DECONV ||
+      d->want == QUANTAL_DETECT_COMBINED) {
+    st = deconv_build(d, diag);
+    if (st != QUANTAL_OK)
+      return st;
+  }
   return QUANTAL_OK;
 }
 
@@ -1417,17 +1478,15 @@ static quantal_status
 decide_polarity(detector *d, calib *c, quantal_diag *diag)
 {
   quantal_detect_method keep = d->o.method;
-  double *v = NULL, sd;
-  size_t nv, i, j;
+  double sd;
+  size_t i, j;
   double wpos = 0.0, wneg = 0.0;
   quantal_status st;
   d->o.method = QUANTAL_DETECT_TEMPLATE;
-  st = score_values(d, c, &v, &nv, diag);
+  st = calib_criterion(d, c, diag);
   if (st != QUANTAL_OK)
     goto done;
-  sd = nv ? qtl_mad_sd(v, nv) : NAN;
-  free(v);
-  v = NULL;
+  sd = c->zc_sd;
   if (!(sd > 0.0)) {
     d->pol = 1;
     goto done;
@@ -1438,22 +1497,19 @@ decide_polarity(detector *d, calib *c, quantal_diag *diag)
       st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
       goto done;
     }
-    st = raw_score(d, c->runs[i].y, c->runs[i].n, z, diag);
-    if (st == QUANTAL_OK)
-      for (j = 0; j < c->runs[i].n; j++) {
-        if (!isfinite(z[j]))
-          continue;
-        /* Weighted by how far beyond 5 SDs: an event's own peak
-         * outweighs the opposite-sign side lobe that a template of the
-         * wrong kinetics gives on its decay. */
-        if (is_peak(z, c->runs[i].n, j, d->sep, 1.0, 5.0 * sd))
-          wpos += (z[j] / sd - 5.0) * (z[j] / sd - 5.0);
-        if (is_peak(z, c->runs[i].n, j, d->sep, -1.0, 5.0 * sd))
-          wneg += (z[j] / sd + 5.0) * (z[j] / sd + 5.0);
-      }
+    calib_cached(c, i, z);
+    for (j = 0; j < c->runs[i].n; j++) {
+      if (!isfinite(z[j]))
+        continue;
+      /* Weighted by how far beyond 5 SDs: an event's own peak outweighs
+       * the opposite-sign side lobe that a template of the wrong
+       * kinetics gives on its decay. */
+      if (is_peak(z, c->runs[i].n, j, d->sep, 1.0, 5.0 * sd))
+        wpos += (z[j] / sd - 5.0) * (z[j] / sd - 5.0);
+      if (is_peak(z, c->runs[i].n, j, d->sep, -1.0, 5.0 * sd))
+        wneg += (z[j] / sd + 5.0) * (z[j] / sd + 5.0);
+    }
     free(z);
-    if (st != QUANTAL_OK)
-      goto done;
   }
   d->pol = wneg > wpos ? -1 : 1;
 done:
@@ -1513,16 +1569,15 @@ refine_kinetics(detector *d, calib *c, quantal_diag *diag)
   int iter;
   d->o.method = QUANTAL_DETECT_TEMPLATE;
   for (iter = 0; iter < 4; iter++) {
-    double *v = NULL, sd, r0 = d->tpl->rise_s, d0 = d->tpl->decay_s;
+    double sd, r0 = d->tpl->rise_s, d0 = d->tpl->decay_s;
     double tp = qtl_biexp_tpeak(r0, d0), *avg = NULL;
-    size_t nv, i, k, pre, win, navg = 0;
+    size_t i, k, pre, win, navg = 0;
     quantal_kinetics kin;
     quantal_template *nt = NULL;
-    st = score_values(d, c, &v, &nv, diag);
+    st = calib_criterion(d, c, diag);
     if (st != QUANTAL_OK)
       break;
-    sd = nv ? qtl_mad_sd(v, nv) : NAN;
-    free(v);
+    sd = c->zc_sd;
     if (!(sd > 0.0))
       break;
     d->score_sd = sd;
@@ -1547,7 +1602,8 @@ refine_kinetics(detector *d, calib *c, quantal_diag *diag)
           st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
           break;
         }
-        st = find_candidates(d, cr->y, cr->n, z, &cc, &ncc, diag);
+        calib_cached(c, i, z);
+        st = find_candidates(d, cr->y, cr->n, z, 1, &cc, &ncc, diag);
         free(z);
         if (st != QUANTAL_OK)
           break;
@@ -1674,18 +1730,26 @@ calibrate(detector *d, source *s, uint64_t a, uint64_t b, quantal_diag *diag)
       goto done;
   }
   /* The score SD of the chosen method with the final template. */
-  st = score_values(d, &c, &v, &nv, diag);
-  if (st != QUANTAL_OK)
-    goto done;
-  d->score_sd = d->o.method == QUANTAL_DETECT_DECONV ? histogram_sd(v, nv)
-                                                     : qtl_mad_sd(v, nv);
-  free(v);
-  v = NULL;
+  if (d->o.method == QUANTAL_DETECT_TEMPLATE ||
+      d->o.method == QUANTAL_DETECT_COMBINED) {
+    st = calib_criterion(d, &c, diag);
+    if (st != QUANTAL_OK)
+      goto done;
+    d->score_sd = c.zc_sd;
+  } else {
+    st = score_values(d, &c, &v, &nv, NULL, diag);
+    if (st != QUANTAL_OK)
+      goto done;
+    d->score_sd = d->o.method == QUANTAL_DETECT_DECONV ? histogram_sd(v, nv)
+                                                       : qtl_mad_sd(v, nv);
+    free(v);
+    v = NULL;
+  }
   if (d->o.method == QUANTAL_DETECT_COMBINED) {
     /* The combined method also takes candidates from the deconvolution,
      * scaled like the deconvolution method's own score. */
     d->o.method = QUANTAL_DETECT_DECONV;
-    st = score_values(d, &c, &v, &nv, diag);
+    st = score_values(d, &c, &v, &nv, NULL, diag);
     d->o.method = QUANTAL_DETECT_COMBINED;
     if (st != QUANTAL_OK)
       goto done;

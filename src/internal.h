@@ -231,9 +231,13 @@ int qtl_read_all(int fd, void *buf, size_t n);
 /* Single-precision FFT overlap-save correlation with a fixed kernel k:
  * out[i] = sum_j k[j] (x[i + j] - c_b), i = 0..n-klen, c_b the mean of
  * the FFT block that computes out[i] (written to block_shift[i] when not
- * NULL). Plans are made once, under a lock, at allocation. */
+ * NULL). Plans are made once, under a lock, at allocation. A kernel of at
+ * most direct_max taps is summed directly instead, in double precision
+ * (c_b = 0, and out[i] is sum_j k[j] x[i + j] added in the order j = 0,
+ * 1, ..., bit for bit). */
 typedef struct qtl_xcorr qtl_xcorr;
-quantal_status qtl_xcorr_alloc(const double *k, size_t klen, qtl_xcorr **out,
+quantal_status qtl_xcorr_alloc(const double *k, size_t klen,
+                               size_t direct_max, qtl_xcorr **out,
                                quantal_diag *diag);
 void qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
                    double *block_shift);

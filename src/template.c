@@ -4,6 +4,9 @@
 #include "internal.h"
 
 #include <fftw3.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 #include <gsl/gsl_blas.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_multifit_nlinear.h>
@@ -253,6 +256,7 @@ quantal_template_criterion_direct(const quantal_template *t, const double *x,
 
 struct qtl_xcorr {
   size_t nfft, klen, step;
+  double *taps; /* the kernel when summed directly (nfft = 0) */
   float *buf;
   fftwf_complex *spec, *kspec;
   fftwf_plan fwd, inv;
@@ -269,6 +273,7 @@ qtl_xcorr_free(qtl_xcorr *c)
   if (c->inv)
     fftwf_destroy_plan(c->inv);
   pthread_mutex_unlock(&plan_lock);
+  free(c->taps);
   fftwf_free(c->buf);
   fftwf_free(c->spec);
   fftwf_free(c->kspec);
@@ -276,13 +281,24 @@ qtl_xcorr_free(qtl_xcorr *c)
 }
 
 quantal_status
-qtl_xcorr_alloc(const double *k, size_t klen, qtl_xcorr **out,
-                quantal_diag *diag)
+qtl_xcorr_alloc(const double *k, size_t klen, size_t direct_max,
+                qtl_xcorr **out, quantal_diag *diag)
 {
   qtl_xcorr *c;
   size_t nfft = 4096, i;
   if (klen == 0)
     return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1, "empty kernel");
+  if (klen <= direct_max) {
+    c = calloc(1, sizeof *c);
+    if (c == NULL || (c->taps = malloc(klen * sizeof *c->taps)) == NULL) {
+      free(c);
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    }
+    memcpy(c->taps, k, klen * sizeof *k);
+    c->klen = klen;
+    *out = c;
+    return QUANTAL_OK;
+  }
   /* An FFT 8 to 16 times the kernel keeps the overlap (klen - 1 samples
    * recomputed per block) small, while staying in cache. */
   while (nfft < 8 * klen)
@@ -376,6 +392,47 @@ xcorr_block(qtl_xcorr *c, const double *x, size_t n, size_t s,
  * shift[b] is the mean of the FFT block b holding i (returned through
  * block_shift when not NULL: one value per output, so that callers can
  * correct sums). */
+/* The direct sum, out[i] = sum_j k[j] x[i + j], each sum in the order
+ * j = 0..K-1 (mul, then add: no FMA). */
+static void
+fir_scalar(const double *k, size_t K, const double *x, size_t nout,
+           double *out)
+{
+  size_t i, j;
+  for (i = 0; i < nout; i++) {
+    double a = 0.0;
+    for (j = 0; j < K; j++)
+      a += k[j] * x[i + j];
+    out[i] = a;
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* Sixteen outputs a step, four per vector: each lane adds its terms in
+ * the scalar order, and the four vectors' chains of additions overlap. */
+__attribute__((target("avx2"))) static void
+fir_avx2(const double *k, size_t K, const double *x, size_t nout, double *out)
+{
+  size_t i, j;
+  for (i = 0; i + 16 <= nout; i += 16) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+    const double *xi = x + i;
+    for (j = 0; j < K; j++) {
+      __m256d g = _mm256_broadcast_sd(k + j);
+      a0 = _mm256_add_pd(a0, _mm256_mul_pd(g, _mm256_loadu_pd(xi + j)));
+      a1 = _mm256_add_pd(a1, _mm256_mul_pd(g, _mm256_loadu_pd(xi + j + 4)));
+      a2 = _mm256_add_pd(a2, _mm256_mul_pd(g, _mm256_loadu_pd(xi + j + 8)));
+      a3 = _mm256_add_pd(a3, _mm256_mul_pd(g, _mm256_loadu_pd(xi + j + 12)));
+    }
+    _mm256_storeu_pd(out + i, a0);
+    _mm256_storeu_pd(out + i + 4, a1);
+    _mm256_storeu_pd(out + i + 8, a2);
+    _mm256_storeu_pd(out + i + 12, a3);
+  }
+  fir_scalar(k, K, x + i, nout - i, out + i);
+}
+#endif
+
 void
 qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
               double *block_shift)
@@ -385,6 +442,18 @@ qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
   if (n < c->klen)
     return;
   nout = n - c->klen + 1;
+  if (c->taps) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (qtl_have_avx2())
+      fir_avx2(c->taps, c->klen, x, nout, out);
+    else
+#endif
+      fir_scalar(c->taps, c->klen, x, nout, out);
+    if (block_shift)
+      for (i = 0; i < nout; i++)
+        block_shift[i] = 0.0;
+    return;
+  }
   for (s = 0; s < nout; s += cnt) {
     cnt = xcorr_block(c, x, n, s, &shift);
     for (i = 0; i < cnt; i++)
@@ -417,7 +486,7 @@ quantal_template_matcher_alloc(const quantal_template *t,
   m = calloc(1, sizeof *m);
   if (m == NULL)
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-  st = qtl_xcorr_alloc(t->y, t->n, &m->xc, diag);
+  st = qtl_xcorr_alloc(t->y, t->n, 0, &m->xc, diag);
   if (st != QUANTAL_OK) {
     free(m);
     return st;
@@ -531,7 +600,6 @@ crit_scalar(const crit_k *K, const float *r, const double *s1,
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
 #define QTL_CRIT_AVX2 1
 /* The same arithmetic, four latencies at a time (AVX2 without FMA, so the
  * values are those of crit_scalar bit for bit); where the screen passes
