@@ -232,9 +232,8 @@ int qtl_read_all(int fd, void *buf, size_t n);
  * out[i] = sum_j k[j] (x[i + j] - c_b), i = 0..n-klen, c_b the mean of
  * the FFT block that computes out[i] (written to block_shift[i] when not
  * NULL). Plans are made once, under a lock, at allocation. A kernel of at
- * most direct_max taps is summed directly instead, in double precision
- * (c_b = 0, and out[i] is sum_j k[j] x[i + j] added in the order j = 0,
- * 1, ..., bit for bit). */
+ * most direct_max taps is summed directly instead (c_b = 0), in single
+ * precision where the CPU has AVX2 and FMA, in double elsewhere. */
 typedef struct qtl_xcorr qtl_xcorr;
 quantal_status qtl_xcorr_alloc(const double *k, size_t klen,
                                size_t direct_max, qtl_xcorr **out,
@@ -242,8 +241,8 @@ quantal_status qtl_xcorr_alloc(const double *k, size_t klen,
 void qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
                    double *block_shift);
 size_t qtl_xcorr_klen(const qtl_xcorr *c);
-/* Whether this CPU runs AVX2 (the vector paths of the detector's scans
- * and criterion); 0 off x86-64. */
+/* Whether this CPU runs AVX2 and FMA (the vector paths of the detector's
+ * scans, criterion and short filters); 0 off x86-64. */
 int qtl_have_avx2(void);
 void qtl_xcorr_free(qtl_xcorr *c);
 
