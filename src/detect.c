@@ -651,59 +651,132 @@ minus_neighbours(const detector *d, const double *r, size_t lo, size_t m,
  * template tc (sum tc = 0) the cross term sum tc d needs no centring of
  * the data, and sum (d - d0)^2 about the first sample gives the data's
  * sum of squares without cancellation (the trace is already
- * baseline-free). Four partial sums for instruction-level parallelism.
- * The CB97 criterion (eqs. 2-4), as in quantal_template_fit_at. */
+ * baseline-free). Every sum runs in four lanes (lane l takes k = l mod 4,
+ * the rest goes to lane 0, then (l0 + l1) + (l2 + l3)): instruction-level
+ * parallelism in the scalar loops, and the AVX2 version below adds the
+ * same terms in the same order, so both give the same bits. The CB97
+ * criterion (eqs. 2-4), as in quantal_template_fit_at. */
 static void
-fast_fit_best(const detector *d, const double *x, size_t lo, size_t hi,
-              quantal_template_fit *fit)
+ffb_finish(const detector *d, size_t i, double std_, double s1, double s2,
+           double d0, int *have, quantal_template_fit *fit)
 {
-  size_t L = d->tpl->n, i, k, L4 = L & ~(size_t)3;
+  size_t L = d->tpl->n;
+  double md = s1 / (double)L, sdd = s2 - s1 * md, sc = std_ / d->t_stt;
+  double sse = sdd - sc * std_, se, cr;
+  if (sse < 0.0)
+    sse = 0.0;
+  se = sqrt(sse / (double)(L - 1));
+  cr = se > 0.0 ? sc / se : (sc > 0 ? HUGE_VAL : -HUGE_VAL);
+  if (!*have || d->pol * cr > d->pol * fit->criterion) {
+    fit->index = i;
+    fit->scale = sc;
+    fit->offset = d0 + md - sc * d->t_mean;
+    fit->sse = sse;
+    fit->se = se;
+    fit->scale_se = se / sqrt(d->t_stt);
+    fit->criterion = cr;
+    *have = 1;
+  }
+}
+
+static void
+fast_fit_best_scalar(const detector *d, const double *x, size_t lo,
+                     size_t hi, quantal_template_fit *fit)
+{
+  size_t L = d->tpl->n, i, k, l, L4 = L & ~(size_t)3;
   const double *tc = d->tc;
-  double d0 = x[lo], s1 = 0.0, s2 = 0.0;
+  double d0 = x[lo], a1[4] = {0}, a2[4] = {0}, s1, s2;
   int have = 0;
   /* sum (d - d0) and sum (d - d0)^2 slide from one latency to the next;
    * only the cross term is summed afresh */
-  for (k = 0; k < L; k++) {
+  for (k = 0; k < L4; k += 4)
+    for (l = 0; l < 4; l++) {
+      double e0 = x[lo + k + l] - d0;
+      a1[l] += e0;
+      a2[l] += e0 * e0;
+    }
+  for (; k < L; k++) {
     double e0 = x[lo + k] - d0;
-    s1 += e0;
-    s2 += e0 * e0;
+    a1[0] += e0;
+    a2[0] += e0 * e0;
   }
+  s1 = (a1[0] + a1[1]) + (a1[2] + a1[3]);
+  s2 = (a2[0] + a2[1]) + (a2[2] + a2[3]);
   for (i = lo; i <= hi; i++) {
     const double *v = x + i;
-    double c[4] = {0}, std_, md, sdd, sc, sse, se, cr;
+    double c[4] = {0};
     if (i > lo) {
       double vo = x[i - 1] - d0, vi = x[i - 1 + L] - d0;
       s1 += vi - vo;
       s2 += vi * vi - vo * vo;
     }
-    for (k = 0; k < L4; k += 4) {
-      c[0] += tc[k] * v[k];
-      c[1] += tc[k + 1] * v[k + 1];
-      c[2] += tc[k + 2] * v[k + 2];
-      c[3] += tc[k + 3] * v[k + 3];
-    }
+    for (k = 0; k < L4; k += 4)
+      for (l = 0; l < 4; l++)
+        c[l] += tc[k + l] * v[k + l];
     for (; k < L; k++)
       c[0] += tc[k] * v[k];
-    std_ = (c[0] + c[1]) + (c[2] + c[3]);
-    md = s1 / (double)L;
-    sdd = s2 - s1 * md;
-    sc = std_ / d->t_stt;
-    sse = sdd - sc * std_;
-    if (sse < 0.0)
-      sse = 0.0;
-    se = sqrt(sse / (double)(L - 1));
-    cr = se > 0.0 ? sc / se : (sc > 0 ? HUGE_VAL : -HUGE_VAL);
-    if (!have || d->pol * cr > d->pol * fit->criterion) {
-      fit->index = i;
-      fit->scale = sc;
-      fit->offset = d0 + md - sc * d->t_mean;
-      fit->sse = sse;
-      fit->se = se;
-      fit->scale_se = se / sqrt(d->t_stt);
-      fit->criterion = cr;
-      have = 1;
-    }
+    ffb_finish(d, i, (c[0] + c[1]) + (c[2] + c[3]), s1, s2, d0, &have,
+               fit);
   }
+}
+
+#ifdef QTL_SCAN_AVX2
+__attribute__((target("avx2"))) static void
+fast_fit_best_avx2(const detector *d, const double *x, size_t lo, size_t hi,
+                   quantal_template_fit *fit)
+{
+  size_t L = d->tpl->n, i, k, L4 = L & ~(size_t)3;
+  const double *tc = d->tc;
+  double d0 = x[lo], s1, s2, l[4];
+  __m256d a1 = _mm256_setzero_pd(), a2 = a1, vd0 = _mm256_set1_pd(d0);
+  int have = 0;
+  for (k = 0; k < L4; k += 4) {
+    __m256d e0 = _mm256_sub_pd(_mm256_loadu_pd(x + lo + k), vd0);
+    a1 = _mm256_add_pd(a1, e0);
+    a2 = _mm256_add_pd(a2, _mm256_mul_pd(e0, e0));
+  }
+  /* the tail in lane 0, in order, as in the scalar loop */
+  _mm256_storeu_pd(l, a1);
+  for (; k < L; k++)
+    l[0] += x[lo + k] - d0;
+  s1 = (l[0] + l[1]) + (l[2] + l[3]);
+  _mm256_storeu_pd(l, a2);
+  for (k = L4; k < L; k++) {
+    double e0 = x[lo + k] - d0;
+    l[0] += e0 * e0;
+  }
+  s2 = (l[0] + l[1]) + (l[2] + l[3]);
+  for (i = lo; i <= hi; i++) {
+    const double *v = x + i;
+    __m256d c = _mm256_setzero_pd();
+    if (i > lo) {
+      double vo = x[i - 1] - d0, vi = x[i - 1 + L] - d0;
+      s1 += vi - vo;
+      s2 += vi * vi - vo * vo;
+    }
+    for (k = 0; k < L4; k += 4)
+      c = _mm256_add_pd(c, _mm256_mul_pd(_mm256_loadu_pd(tc + k),
+                                         _mm256_loadu_pd(v + k)));
+    /* lane 0 continues with the tail terms, one at a time */
+    _mm256_storeu_pd(l, c);
+    for (; k < L; k++)
+      l[0] += tc[k] * v[k];
+    ffb_finish(d, i, (l[0] + l[1]) + (l[2] + l[3]), s1, s2, d0, &have, fit);
+  }
+}
+#endif
+
+static void
+fast_fit_best(const detector *d, const double *x, size_t lo, size_t hi,
+              quantal_template_fit *fit)
+{
+#ifdef QTL_SCAN_AVX2
+  if (qtl_have_avx2()) {
+    fast_fit_best_avx2(d, x, lo, hi, fit);
+    return;
+  }
+#endif
+  fast_fit_best_scalar(d, x, lo, hi, fit);
 }
 
 /* Fit the live candidates of a cluster jointly: each one's optimally

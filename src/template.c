@@ -701,6 +701,10 @@ avx2_init(void)
   __builtin_cpu_init();
   have_avx2 = __builtin_cpu_supports("avx2") &&
               __builtin_cpu_supports("fma");
+  /* QUANTAL_NO_SIMD (any value) takes the scalar paths: for the tests
+   * that compare the two, and for timing them. */
+  if (getenv("QUANTAL_NO_SIMD"))
+    have_avx2 = 0;
 }
 #endif
 
