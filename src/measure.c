@@ -22,18 +22,33 @@ quantal_measure_options_default(void)
 /* Residual sum of squares of y ~ A exp(-t / tau) with A solved in closed
  * form (variable projection: for fixed tau the model is linear in A). */
 static double
-expo_sse(const double *y, size_t n, double dt, double tau, double *amp)
+expo_sse(const double *y, size_t n, double syy, double dt, double tau,
+         double *amp)
 {
-  double sye = 0.0, see = 0.0, syy = 0.0, e = 1.0, q = exp(-dt / tau);
-  size_t k;
-  for (k = 0; k < n; k++) {
-    sye += y[k] * e;
-    see += e * e;
-    syy += y[k] * y[k];
-    e *= q;
+  double q = exp(-dt / tau), q2 = q * q, q4 = q2 * q2;
+  double e[4], sye[4] = {0.0, 0.0, 0.0, 0.0}, see[4] = {0.0, 0.0, 0.0, 0.0};
+  double a, b;
+  size_t k, l, n4 = n & ~(size_t)3;
+  /* Four interleaved geometric sequences (lane l has k = l mod 4): the
+   * products and sums of one lane do not wait for the others'. */
+  e[0] = 1.0;
+  e[1] = q;
+  e[2] = q2;
+  e[3] = q2 * q;
+  for (k = 0; k < n4; k += 4)
+    for (l = 0; l < 4; l++) {
+      sye[l] += y[k + l] * e[l];
+      see[l] += e[l] * e[l];
+      e[l] *= q4;
+    }
+  for (l = 0; k < n; k++, l++) {
+    sye[0] += y[k] * e[l];
+    see[0] += e[l] * e[l];
   }
-  *amp = see > 0.0 ? sye / see : 0.0;
-  return syy - sye * sye / see;
+  a = (sye[0] + sye[1]) + (sye[2] + sye[3]);
+  b = (see[0] + see[1]) + (see[2] + see[3]);
+  *amp = b > 0.0 ? a / b : 0.0;
+  return syy - a * a / b;
 }
 
 /* Least-squares decay time constant of y[0..n) (polarity-corrected,
@@ -45,31 +60,34 @@ fit_decay_tau(const double *y, size_t n, double rate_hz, double tau0)
 {
   const double gr = 0.6180339887498949;
   double a = log(tau0 / 10.0), b = log(tau0 * 10.0), c, d, fc, fd, amp;
-  double dt = 1.0 / rate_hz, tau;
+  double dt = 1.0 / rate_hz, tau, syy = 0.0;
   int it;
+  size_t k;
   if (n < 4 || !(tau0 > 0.0))
     return NAN;
+  for (k = 0; k < n; k++)
+    syy += y[k] * y[k];
   c = b - gr * (b - a);
   d = a + gr * (b - a);
-  fc = expo_sse(y, n, dt, exp(c), &amp);
-  fd = expo_sse(y, n, dt, exp(d), &amp);
+  fc = expo_sse(y, n, syy, dt, exp(c), &amp);
+  fd = expo_sse(y, n, syy, dt, exp(d), &amp);
   for (it = 0; it < 60 && b - a > 1e-5; it++) {
     if (fc < fd) {
       b = d;
       d = c;
       fd = fc;
       c = b - gr * (b - a);
-      fc = expo_sse(y, n, dt, exp(c), &amp);
+      fc = expo_sse(y, n, syy, dt, exp(c), &amp);
     } else {
       a = c;
       c = d;
       fc = fd;
       d = a + gr * (b - a);
-      fd = expo_sse(y, n, dt, exp(d), &amp);
+      fd = expo_sse(y, n, syy, dt, exp(d), &amp);
     }
   }
   tau = exp(0.5 * (a + b));
-  expo_sse(y, n, dt, tau, &amp);
+  expo_sse(y, n, syy, dt, tau, &amp);
   if (!(amp > 0.0) || tau < tau0 / 9.5 || tau > tau0 * 9.5)
     return NAN;
   return tau;
