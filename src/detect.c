@@ -426,6 +426,9 @@ first_nonfinite(const double *x, size_t i, size_t n)
   return first_nonfinite_scalar(x, i, n);
 }
 
+static void fast_fit_best(const detector *d, const double *x, size_t lo,
+                          size_t hi, quantal_template_fit *fit);
+
 typedef struct cand {
   size_t pos;    /* onset, sample index in the run */
   double score;  /* in score SDs, signed */
@@ -509,11 +512,9 @@ find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
       size_t lo = a > 2 ? a - 2 : 0, hi = a + 2;
       if (hi + d->tpl->n > n)
         hi = n - d->tpl->n;
-      st = quantal_template_fit_best(d->tpl, y, n, lo, hi, d->pol, &f, diag);
-      if (st != QUANTAL_OK) {
-        free(c);
-        return st;
-      }
+      if (lo > hi)
+        continue;
+      fast_fit_best(d, y, lo, hi, &f);
       sc = f.criterion / d->score_sd;
       pos = f.index + on;
       if (!(pol * sc >= cthr))
