@@ -1553,7 +1553,7 @@ decide_polarity(detector *d, calib *c, quantal_diag *diag)
 {
   quantal_detect_method keep = d->o.method;
   double sd;
-  size_t i, j;
+  size_t i, j, n;
   double wpos = 0.0, wneg = 0.0;
   quantal_status st;
   d->o.method = QUANTAL_DETECT_TEMPLATE;
@@ -1572,17 +1572,18 @@ decide_polarity(detector *d, calib *c, quantal_diag *diag)
       goto done;
     }
     calib_cached(c, i, z);
-    for (j = 0; j < c->runs[i].n; j++) {
-      if (!isfinite(z[j]))
-        continue;
-      /* Weighted by how far beyond 5 SDs: an event's own peak outweighs
-       * the opposite-sign side lobe that a template of the wrong
-       * kinetics gives on its decay. */
-      if (is_peak(z, c->runs[i].n, j, d->sep, 1.0, 5.0 * sd))
+    /* Weighted by how far beyond 5 SDs: an event's own peak outweighs
+     * the opposite-sign side lobe that a template of the wrong kinetics
+     * gives on its decay. */
+    n = c->runs[i].n;
+    for (j = next_at_least(z, 0, n, 1.0, 5.0 * sd); j < n;
+         j = next_at_least(z, j + 1, n, 1.0, 5.0 * sd))
+      if (is_peak(z, n, j, d->sep, 1.0, 5.0 * sd))
         wpos += (z[j] / sd - 5.0) * (z[j] / sd - 5.0);
-      if (is_peak(z, c->runs[i].n, j, d->sep, -1.0, 5.0 * sd))
+    for (j = next_at_least(z, 0, n, -1.0, 5.0 * sd); j < n;
+         j = next_at_least(z, j + 1, n, -1.0, 5.0 * sd))
+      if (is_peak(z, n, j, d->sep, -1.0, 5.0 * sd))
         wneg += (z[j] / sd + 5.0) * (z[j] / sd + 5.0);
-    }
     free(z);
   }
   d->pol = wneg > wpos ? -1 : 1;
