@@ -569,47 +569,109 @@ quantal_template_matcher_free(quantal_matcher *m)
 }
 
 /* s1[k] and s2[k], k = 0..cnt-1: the sums of v = x - c and of v^2 over
- * x[k..k+L), in double precision. They slide by one sample per latency;
- * the latencies are cut into four runs, each started by a direct sum, so
- * that four chains of dependent additions overlap (and rounding builds
- * up over a quarter of the block at most). x[cnt - 1 + L] must exist. */
+ * x[k..k+L), in double precision. s[0] is a direct sum (four lanes, the
+ * tail in lane 0); then s[k + 1] = s[k] + d[k], d the difference of the
+ * sample entering and the one leaving, as prefix sums four at a time:
+ * with C = s[k], s[k+1..k+4] = C + (d0, d0 + d1, (d1 + d2) + d0,
+ * (d2 + d3) + (d0 + d1)), the order of an in-register scan, so the AVX2
+ * version gives these bits too; the dependency from one group to the next
+ * is a single addition. x[cnt - 1 + L] must exist. */
+static void
+window_init(const double *x, size_t L, double c, double *s1, double *s2)
+{
+  double a1[4] = {0.0, 0.0, 0.0, 0.0}, a2[4] = {0.0, 0.0, 0.0, 0.0};
+  size_t i, l, L4 = L & ~(size_t)3;
+  for (i = 0; i < L4; i += 4)
+    for (l = 0; l < 4; l++) {
+      double v = x[i + l] - c;
+      a1[l] += v;
+      a2[l] += v * v;
+    }
+  for (; i < L; i++) {
+    double v = x[i] - c;
+    a1[0] += v;
+    a2[0] += v * v;
+  }
+  *s1 = (a1[0] + a1[1]) + (a1[2] + a1[3]);
+  *s2 = (a2[0] + a2[1]) + (a2[2] + a2[3]);
+}
+
+/* From k on (s1[k], s2[k] set), one at a time: the tail of both versions. */
+static void
+window_tail(const double *x, size_t k, size_t cnt, size_t L, double c,
+            double *s1, double *s2)
+{
+  for (; k + 1 < cnt; k++) {
+    double vo = x[k] - c, vi = x[k + L] - c;
+    s1[k + 1] = s1[k] + (vi - vo);
+    s2[k + 1] = s2[k] + (vi * vi - vo * vo);
+  }
+}
+
 static void
 window_sums(const double *x, size_t cnt, size_t L, double c, double *s1,
             double *s2)
 {
-  size_t q = (cnt + 3) / 4, b[4], len[4], i, j, k, kmin;
-  double a1[4] = {0.0, 0.0, 0.0, 0.0}, a2[4] = {0.0, 0.0, 0.0, 0.0};
-  for (j = 0; j < 4; j++) {
-    b[j] = j * q < cnt ? j * q : cnt;
-    len[j] = (j + 1) * q < cnt ? (j + 1) * q - b[j] : cnt - b[j];
-  }
-  for (j = 0; j < 4; j++)
-    if (len[j] > 0)
-      for (i = 0; i < L; i++) {
-        double v = x[b[j] + i] - c;
-        a1[j] += v;
-        a2[j] += v * v;
-      }
-  kmin = len[3];
-  for (k = 0; k < kmin; k++)
+  size_t k, j;
+  double d1[4], d2[4], c1, c2;
+  if (cnt == 0)
+    return;
+  window_init(x, L, c, &s1[0], &s2[0]);
+  c1 = s1[0];
+  c2 = s2[0];
+  for (k = 0; k + 5 <= cnt; k += 4) {
     for (j = 0; j < 4; j++) {
-      size_t t = b[j] + k;
-      double vo = x[t] - c, vi = x[t + L] - c;
-      s1[t] = a1[j];
-      s2[t] = a2[j];
-      a1[j] += vi - vo;
-      a2[j] += vi * vi - vo * vo;
+      double vo = x[k + j] - c, vi = x[k + j + L] - c;
+      d1[j] = vi - vo;
+      d2[j] = vi * vi - vo * vo;
     }
-  for (j = 0; j < 3; j++)
-    for (k = kmin; k < len[j]; k++) {
-      size_t t = b[j] + k;
-      double vo = x[t] - c, vi = x[t + L] - c;
-      s1[t] = a1[j];
-      s2[t] = a2[j];
-      a1[j] += vi - vo;
-      a2[j] += vi * vi - vo * vo;
-    }
+    s1[k + 1] = c1 + d1[0];
+    s1[k + 2] = c1 + (d1[0] + d1[1]);
+    s1[k + 3] = c1 + ((d1[1] + d1[2]) + d1[0]);
+    s1[k + 4] = c1 = c1 + ((d1[2] + d1[3]) + (d1[0] + d1[1]));
+    s2[k + 1] = c2 + d2[0];
+    s2[k + 2] = c2 + (d2[0] + d2[1]);
+    s2[k + 3] = c2 + ((d2[1] + d2[2]) + d2[0]);
+    s2[k + 4] = c2 = c2 + ((d2[2] + d2[3]) + (d2[0] + d2[1]));
+  }
+  window_tail(x, k, cnt, L, c, s1, s2);
 }
+
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The scan of window_sums in registers: t = d + (0, d0, d1, d2), then
+ * t + (0, 0, t0, t1). No FMA. */
+__attribute__((target("avx2"))) static void
+window_sums_avx2(const double *x, size_t cnt, size_t L, double c, double *s1,
+                 double *s2)
+{
+  size_t k;
+  __m256d vc = _mm256_set1_pd(c), zero = _mm256_setzero_pd(), c1, c2;
+  if (cnt == 0)
+    return;
+  window_init(x, L, c, &s1[0], &s2[0]);
+  c1 = _mm256_set1_pd(s1[0]);
+  c2 = _mm256_set1_pd(s2[0]);
+  for (k = 0; k + 5 <= cnt; k += 4) {
+    __m256d vo = _mm256_sub_pd(_mm256_loadu_pd(x + k), vc);
+    __m256d vi = _mm256_sub_pd(_mm256_loadu_pd(x + k + L), vc);
+    __m256d a = _mm256_sub_pd(vi, vo);
+    __m256d b = _mm256_sub_pd(_mm256_mul_pd(vi, vi), _mm256_mul_pd(vo, vo));
+    a = _mm256_add_pd(a, _mm256_blend_pd(_mm256_permute4x64_pd(a, 0x90),
+                                         zero, 0x1));
+    b = _mm256_add_pd(b, _mm256_blend_pd(_mm256_permute4x64_pd(b, 0x90),
+                                         zero, 0x1));
+    a = _mm256_add_pd(a, _mm256_permute2f128_pd(a, a, 0x08));
+    b = _mm256_add_pd(b, _mm256_permute2f128_pd(b, b, 0x08));
+    a = _mm256_add_pd(c1, a);
+    b = _mm256_add_pd(c2, b);
+    _mm256_storeu_pd(s1 + k + 1, a);
+    _mm256_storeu_pd(s2 + k + 1, b);
+    c1 = _mm256_permute4x64_pd(a, 0xFF);
+    c2 = _mm256_permute4x64_pd(b, 0xFF);
+  }
+  window_tail(x, k, cnt, L, c, s1, s2);
+}
+#endif
 
 /* The constants of the criterion of one matcher. */
 typedef struct crit_k {
@@ -747,7 +809,12 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
   for (s = 0; s < nout; s += cnt) {
     double c;
     cnt = xcorr_block(m->xc, x, n, s, &c);
-    window_sums(x + s, cnt, L, c, m->s1, m->s2);
+#ifdef QTL_CRIT_AVX2
+    if (avx2)
+      window_sums_avx2(x + s, cnt, L, c, m->s1, m->s2);
+    else
+#endif
+      window_sums(x + s, cnt, L, c, m->s1, m->s2);
 #ifdef QTL_CRIT_AVX2
     if (avx2)
       crit_avx2(&K, m->xc->buf, m->s1, m->s2, cnt, crit + s,
