@@ -358,16 +358,15 @@ qtl_xcorr_klen(const qtl_xcorr *c)
 /* One overlap-save block at s: c->buf[i] = sum_j k[j] (x[s + i + j] -
  * shift) for i = 0..cnt-1 (returned), shift the mean of the block's
  * samples (so that the float transform does not carry the trace's
- * offset). Needs s < n - klen + 1. */
-static size_t
-xcorr_block(qtl_xcorr *c, const double *x, size_t n, size_t s,
-            double *shift_out)
+ * offset). Needs s < n - klen + 1. The loops around the transforms have
+ * an AVX2 version (xcorr_prep_avx2, xcorr_mul_avx2) with the same
+ * arithmetic: the mean in four lanes as the scalar partial sums, the
+ * complex product without FMA. */
+static double
+xcorr_prep(float *buf, size_t nfft, const double *xs, size_t m)
 {
-  size_t i, nfft = c->nfft, nb = nfft / 2 + 1, m, nout = n - c->klen + 1;
   double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, shift;
-  const double *xs = x + s;
-  float *buf = c->buf;
-  m = n - s < nfft ? n - s : nfft;
+  size_t i;
   /* four partial sums: the adds overlap instead of forming one chain */
   for (i = 0; i + 4 <= m; i += 4) {
     a0 += xs[i];
@@ -382,26 +381,88 @@ xcorr_block(qtl_xcorr *c, const double *x, size_t n, size_t s,
     buf[i] = (float)(xs[i] - shift);
   for (; i < nfft; i++)
     buf[i] = 0.0f;
-  fftwf_execute_dft_r2c(c->fwd, buf, c->spec);
-  {
-    float *sp = (float *)c->spec;
-    const float *kp = (const float *)c->kspec;
-    for (i = 0; i < nb; i++) {
-      float a = sp[2 * i], b = sp[2 * i + 1];
-      float kr = kp[2 * i], ki = kp[2 * i + 1];
-      sp[2 * i] = a * kr - b * ki;
-      sp[2 * i + 1] = a * ki + b * kr;
-    }
+  return shift;
+}
+
+static void
+xcorr_mul(float *sp, const float *kp, size_t nb)
+{
+  size_t i;
+  for (i = 0; i < nb; i++) {
+    float a = sp[2 * i], b = sp[2 * i + 1];
+    float kr = kp[2 * i], ki = kp[2 * i + 1];
+    sp[2 * i] = a * kr - b * ki;
+    sp[2 * i + 1] = a * ki + b * kr;
   }
-  fftwf_execute_dft_c2r(c->inv, c->spec, buf);
-  *shift_out = shift;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2"))) static double
+xcorr_prep_avx2(float *buf, size_t nfft, const double *xs, size_t m)
+{
+  __m256d acc = _mm256_setzero_pd(), sh;
+  double l[4], shift;
+  size_t i;
+  for (i = 0; i + 4 <= m; i += 4)
+    acc = _mm256_add_pd(acc, _mm256_loadu_pd(xs + i));
+  _mm256_storeu_pd(l, acc);
+  for (; i < m; i++)
+    l[0] += xs[i];
+  shift = ((l[0] + l[1]) + (l[2] + l[3])) / (double)m;
+  sh = _mm256_set1_pd(shift);
+  for (i = 0; i + 4 <= m; i += 4)
+    _mm_storeu_ps(buf + i,
+                  _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_loadu_pd(xs + i), sh)));
+  for (; i < m; i++)
+    buf[i] = (float)(xs[i] - shift);
+  for (; i < nfft; i++)
+    buf[i] = 0.0f;
+  return shift;
+}
+
+__attribute__((target("avx2"))) static void
+xcorr_mul_avx2(float *sp, const float *kp, size_t nb)
+{
+  size_t i;
+  for (i = 0; i + 4 <= nb; i += 4) {
+    __m256 x = _mm256_loadu_ps(sp + 2 * i), k = _mm256_loadu_ps(kp + 2 * i);
+    __m256 t1 = _mm256_mul_ps(x, _mm256_moveldup_ps(k));
+    __m256 t2 = _mm256_mul_ps(_mm256_permute_ps(x, 0xB1),
+                              _mm256_movehdup_ps(k));
+    _mm256_storeu_ps(sp + 2 * i, _mm256_addsub_ps(t1, t2));
+  }
+  xcorr_mul(sp + 2 * i, kp + 2 * i, nb - i);
+}
+#endif
+
+static size_t
+xcorr_block(qtl_xcorr *c, const double *x, size_t n, size_t s,
+            double *shift_out)
+{
+  size_t nfft = c->nfft, nb = nfft / 2 + 1, m, nout = n - c->klen + 1;
+  int avx2 = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+  avx2 = qtl_have_avx2();
+#endif
+  m = n - s < nfft ? n - s : nfft;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (avx2)
+    *shift_out = xcorr_prep_avx2(c->buf, nfft, x + s, m);
+  else
+#endif
+    *shift_out = xcorr_prep(c->buf, nfft, x + s, m);
+  fftwf_execute_dft_r2c(c->fwd, c->buf, c->spec);
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (avx2)
+    xcorr_mul_avx2((float *)c->spec, (const float *)c->kspec, nb);
+  else
+#endif
+    xcorr_mul((float *)c->spec, (const float *)c->kspec, nb);
+  fftwf_execute_dft_c2r(c->inv, c->spec, c->buf);
+  (void)avx2;
   return nout - s < c->step ? nout - s : c->step;
 }
 
-/* out[i] = sum_j k[j] (x[i + j] - shift[b]) for i = 0..n-klen, where
- * shift[b] is the mean of the FFT block b holding i (returned through
- * block_shift when not NULL: one value per output, so that callers can
- * correct sums). */
 /* The direct sum, out[i] = sum_j k[j] x[i + j], each sum in the order
  * j = 0..K-1 (mul, then add: no FMA). */
 static void
