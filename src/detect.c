@@ -135,7 +135,24 @@ typedef struct detector {
   double first_gap_s;
   uint64_t n_events;
   unsigned tpl_gen;      /* set_template calls: which template a cache is of */
+  double *work;          /* a run's scores, then its residual (reused) */
+  size_t work_cap;
 } detector;
+
+/* d->work with room for n samples, kept from one block to the next (a
+ * fresh one per block would be mapped and faulted in again each time). */
+static double *
+work_buffer(detector *d, size_t n)
+{
+  if (d->work_cap < n) {
+    double *w = realloc(d->work, n * sizeof *w);
+    if (w == NULL)
+      return NULL;
+    d->work = w;
+    d->work_cap = n;
+  }
+  return d->work;
+}
 
 /* Pernia-Andrade et al. (2012): deconvolution by the template, band
  * limited by a Gaussian, D = F^-1[G F(x) / F(e)]. Written as one FIR
@@ -997,8 +1014,9 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
   quantal_measure_options mo = d->o.measure;
 
   mo.fixed_onset = 1;
-  z = malloc(n * sizeof *z);
-  r = malloc(n * sizeof *r);
+  /* one buffer: the scores, and once the candidates are known the
+   * residual */
+  z = r = work_buffer(d, n);
   buf = malloc((L + 8) * sizeof *buf);
   mcap = 4 * L + d->te_n;
   mb = malloc(mcap * sizeof *mb);
@@ -1012,7 +1030,6 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
   st = add_deconv_candidates(d, y, n, z, &c, &nc, diag);
   if (st != QUANTAL_OK)
     goto done;
-  free(z);
   z = NULL;
   e = malloc((nc ? nc : 1) * sizeof *e);
   if (e == NULL) {
@@ -1123,8 +1140,6 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
 done:
   free(c);
   free(e);
-  free(z);
-  free(r);
   free(buf);
   free(mb);
   return st;
@@ -1147,9 +1162,9 @@ process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
     return QUANTAL_OK;
   if (d->o.method == QUANTAL_DETECT_COMBINED)
     return process_combined(d, y, n, f0, base, own_lo, own_hi, diag);
-  z = malloc(n * sizeof *z);
-  r = malloc(n * sizeof *r);
-  if (z == NULL || r == NULL) {
+  /* one buffer: the scores, then the residual */
+  z = r = work_buffer(d, n);
+  if (z == NULL) {
     st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     goto done;
   }
@@ -1228,8 +1243,6 @@ process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
   }
 done:
   free(c);
-  free(z);
-  free(r);
   return st;
 }
 
@@ -1847,6 +1860,7 @@ static void
 detector_free(detector *d)
 {
   quantal_template_matcher_free(d->mt);
+  free(d->work);
   qtl_xcorr_free(d->dec);
   quantal_template_free(d->tpl);
   free(d->te);
