@@ -47,62 +47,6 @@ quantal_filter_context(const quantal_filter_options *o, double rate_hz)
   return c;
 }
 
-/* Quickselect (Hoare) of the k-th smallest of v[0..n): v is reordered. */
-static double
-select_kth(double *v, size_t n, size_t k)
-{
-  size_t lo = 0, hi = n - 1;
-  while (hi > lo) {
-    double pivot = v[lo + (hi - lo) / 2];
-    size_t i = lo, j = hi;
-    while (i <= j) {
-      while (v[i] < pivot)
-        i++;
-      while (v[j] > pivot)
-        j--;
-      if (i <= j) {
-        double t = v[i];
-        v[i] = v[j];
-        v[j] = t;
-        i++;
-        if (j == 0)
-          break;
-        j--;
-      }
-    }
-    if (k <= j)
-      hi = j;
-    else if (k >= i)
-      lo = i;
-    else
-      break;
-  }
-  return v[k];
-}
-
-/* Median of v[0..n) (n > 0), v reordered: the mean of the two middle
- * values for even n. */
-static double
-median_inplace(double *v, size_t n)
-{
-  double a = select_kth(v, n, n / 2), b;
-  size_t i;
-  if (n % 2)
-    return a;
-  /* the lower middle is the largest of the elements left of n/2 */
-  b = v[0];
-  for (i = 1; i < n / 2; i++)
-    if (v[i] > b)
-      b = v[i];
-  return 0.5 * (a + b);
-}
-
-double
-qtl_median(double *v, size_t n)
-{
-  return n == 0 ? NAN : median_inplace(v, n);
-}
-
 quantal_status
 quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
                         double rate_hz, double window_s, double segment_s,
@@ -154,7 +98,7 @@ quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
       if (isfinite(v))
         tmp[m++] = v;
     }
-    med[g] = m ? median_inplace(tmp, m) : NAN;
+    med[g] = m ? qtl_median(tmp, m) : NAN;
   }
   /* Running median of the segment medians (Tukey's running median): a
    * segment hit by an event, or two, does not move it. */
@@ -171,7 +115,7 @@ quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
     for (k = lo; k <= hi; k++)
       if (isfinite(med[k]))
         win[m++] = med[k];
-    run[g] = m ? median_inplace(win, m) : NAN;
+    run[g] = m ? qtl_median(win, m) : NAN;
   }
   /* Fill segments without finite samples from their neighbours. */
   for (g = 1; g < ng; g++)

@@ -94,7 +94,8 @@ quantal_status qtl_metadata_format(char *buf, size_t size, size_t n,
                                    const char *const *units,
                                    const double *scales, const char *comment);
 
-/* 1.4826 * median absolute deviation of v (n > 0); v is reordered. */
+/* 1.4826 * median absolute deviation of v (n > 0, no NaN); v is
+ * overwritten with the absolute deviations. */
 double qtl_mad_sd(double *v, size_t n);
 
 /* Atomic output: open a temporary file next to path (mkstemp), returning
@@ -201,7 +202,9 @@ quantal_status qtl_atf_open(quantal_recording *rec, double rate_hz,
 
 /* ---- detect module (filter.c, template.c, detect.c, measure.c) ---- */
 
-/* Median of v[0..n) by quickselect (v reordered); NaN for n = 0. */
+/* Median of v[0..n) (the mean of the two middle values for even n, as
+ * gsl_stats_median); NaN for n = 0. v is left as it was (reordered only
+ * when memory runs out). v must hold no NaN. */
 double qtl_median(double *v, size_t n);
 /* qsort comparison of doubles (NaN-free), ascending. */
 int qtl_cmp_double(const void *a, const void *b);
