@@ -47,17 +47,76 @@ quantal_filter_context(const quantal_filter_options *o, double rate_hz)
   return c;
 }
 
-quantal_status
-quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
-                        double rate_hz, double window_s, double segment_s,
-                        double *baseline, quantal_diag *diag)
+/* The running median of the segment medians over the grid segments
+ * g0 .. g0 + ng - 1 that a block touches: run[g] belongs to segment
+ * g0 + g, whose centre is frame (g0 + g + 1/2) seg - 1/2. */
+typedef struct baseline_grid {
+  size_t seg, g0, ng;
+  double *run;
+} baseline_grid;
+
+/* Median of the finite samples of grid segment G (frames [G seg,
+ * (G + 1) seg) within the block [first_frame, last]) at the grid
+ * positions G seg + j stride: the grid, not the block, decides which
+ * samples are pooled, so that the choice does not depend on the block.
+ * NaN when none is finite. */
+static double
+segment_median(const double *x, uint64_t first_frame, uint64_t last,
+               size_t G, size_t seg, size_t stride)
 {
-  size_t seg, half, g0, g1, ng, g, i, stride;
-  double *med = NULL, *run = NULL, tmp[SEG_MEDIAN_MAX + 1], *win = NULL;
+  double tmp[SEG_MEDIAN_MAX + 1];
+  uint64_t a = (uint64_t)G * seg, b = a + seg, f;
+  size_t m = 0;
+  if (a < first_frame)
+    a = first_frame;
+  if (b > last + 1)
+    b = last + 1;
+  f = (uint64_t)G * seg;
+  if (f < a)
+    f += ((a - f + stride - 1) / stride) * stride;
+  /* a NaN is stored and then overwritten: no branch per sample */
+  for (; f < b && m < SEG_MEDIAN_MAX + 1; f += stride) {
+    double v = x[f - first_frame];
+    tmp[m] = v;
+    m += isfinite(v) != 0;
+  }
+  return m ? qtl_median(tmp, m) : NAN;
+}
+
+/* Insert v into the sorted w[0..m), after any equal values; returns
+ * m + 1. The place is found by counting, without a branch per value. */
+static size_t
+sorted_insert(double *w, size_t m, double v)
+{
+  size_t p = 0, i;
+  for (i = 0; i < m; i++)
+    p += w[i] <= v;
+  memmove(w + p + 1, w + p, (m - p) * sizeof *w);
+  w[p] = v;
+  return m + 1;
+}
+
+/* Remove one value equal to v (there is one) from the sorted w[0..m);
+ * returns m - 1. */
+static size_t
+sorted_remove(double *w, size_t m, double v)
+{
+  size_t p = 0, i;
+  for (i = 0; i < m; i++)
+    p += w[i] < v;
+  memmove(w + p, w + p + 1, (m - p - 1) * sizeof *w);
+  return m - 1;
+}
+
+static quantal_status
+baseline_grid_make(const double *x, size_t n, uint64_t first_frame,
+                   double rate_hz, double window_s, double segment_s,
+                   baseline_grid *bg, quantal_diag *diag)
+{
+  size_t seg, half, g0, g1, ng, g, stride, clo, chi, m;
+  double *med = NULL, *run = NULL, *win = NULL;
   uint64_t last;
 
-  if (n == 0)
-    return QUANTAL_OK;
   if (!(rate_hz > 0.0) || !(window_s > 0.0) || !(segment_s > 0.0))
     return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
                     "baseline: rate, window and segment must be positive");
@@ -81,41 +140,34 @@ quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   }
   stride = (seg + SEG_MEDIAN_MAX - 1) / SEG_MEDIAN_MAX;
-  for (g = 0; g < ng; g++) {
-    uint64_t a = (uint64_t)(g0 + g) * seg, b = a + seg, f;
-    size_t m = 0;
-    if (a < first_frame)
-      a = first_frame;
-    if (b > last + 1)
-      b = last + 1;
-    /* Pool the samples at grid positions (multiples of stride from the
-     * segment start), again so the choice does not depend on the block. */
-    f = (uint64_t)(g0 + g) * seg;
-    if (f < a)
-      f += ((a - f + stride - 1) / stride) * stride;
-    for (; f < b && m < SEG_MEDIAN_MAX + 1; f += stride) {
-      double v = x[f - first_frame];
-      if (isfinite(v))
-        tmp[m++] = v;
-    }
-    med[g] = m ? qtl_median(tmp, m) : NAN;
-  }
+  for (g = 0; g < ng; g++)
+    med[g] = segment_median(x, first_frame, last, g0 + g, seg, stride);
   /* Running median of the segment medians (Tukey's running median): a
-   * segment hit by an event, or two, does not move it. */
+   * segment hit by an event, or two, does not move it. The window's
+   * finite values are kept sorted in win[0..m): each step drops the
+   * values that left it and inserts those that entered. */
+  clo = chi = 0;
+  m = 0;
   for (g = 0; g < ng; g++) {
-    size_t hw = half, lo, hi, k, m = 0;
+    size_t hw = half, lo, hi;
     /* Near the block ends the window shrinks symmetrically (Tukey's end
-     * rule), so a drifting baseline is not pulled towards the inside. */
+     * rule), so a drifting baseline is not pulled towards the inside.
+     * Both ends only move forward. */
     if (hw > g)
       hw = g;
     if (hw > ng - 1 - g)
       hw = ng - 1 - g;
     lo = g - hw;
     hi = g + hw;
-    for (k = lo; k <= hi; k++)
-      if (isfinite(med[k]))
-        win[m++] = med[k];
-    run[g] = m ? qtl_median(win, m) : NAN;
+    for (; clo < lo; clo++)
+      if (isfinite(med[clo]))
+        m = sorted_remove(win, m, med[clo]);
+    for (; chi <= hi; chi++)
+      if (isfinite(med[chi]))
+        m = sorted_insert(win, m, med[chi]);
+    run[g] = m == 0       ? NAN
+             : m % 2 == 1 ? win[m / 2]
+                          : 0.5 * (win[m / 2 - 1] + win[m / 2]);
   }
   /* Fill segments without finite samples from their neighbours. */
   for (g = 1; g < ng; g++)
@@ -124,27 +176,207 @@ quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
   for (g = ng - 1; g-- > 0;)
     if (!isfinite(run[g]))
       run[g] = run[g + 1];
-  /* Linear interpolation between segment centres (g + 1/2) * seg. */
-  for (i = 0; i < n; i++) {
-    uint64_t f = first_frame + i;
-    double pos = ((double)f + 0.5) / (double)seg - 0.5 - (double)g0, u;
-    size_t k;
-    if (pos <= 0.0) {
-      baseline[i] = run[0];
-      continue;
-    }
-    k = (size_t)pos;
-    if (k + 1 >= ng) {
-      baseline[i] = run[ng - 1];
-      continue;
-    }
-    u = pos - (double)k;
-    baseline[i] = run[k] + u * (run[k + 1] - run[k]);
-  }
   free(med);
-  free(run);
   free(win);
+  bg->seg = seg;
+  bg->g0 = g0;
+  bg->ng = ng;
+  bg->run = run;
   return QUANTAL_OK;
+}
+
+/* ---- interpolation between grid centres ------------------------------
+ *
+ * The baseline is linear between the centres of the grid segments and
+ * constant before the first centre and after the last. Each frame's
+ * position on the grid, pos = (f + 1/2) / seg - 1/2 - g0, and from it the
+ * weight u = pos - k of the right-hand segment k + 1, are computed as
+ * they always were, to the last bit; the work is to do it without a
+ * division or a branch per frame. The block is cut at the centres, where
+ * k changes, so that each stretch is one loop over consecutive values. */
+
+/* Inner loops run a constant VEC times, which compilers vectorise even
+ * at -O2; the rest of a stretch is done one value at a time. */
+#define VEC 8
+
+/* out[j] = r and/or x[j] -= r, j < len (out or x may be NULL). */
+static void
+const_span(double *restrict out, double *restrict x, size_t len, double r)
+{
+  size_t j;
+  if (out != NULL)
+    for (j = 0; j < len; j++)
+      out[j] = r;
+  if (x != NULL)
+    for (j = 0; j < len; j++)
+      x[j] -= r;
+}
+
+/* out[j] = r0 + u_j dr and/or x[j] -= that, u_j = c + frac[j], j < len
+ * (out or x may be NULL, not both). */
+static void
+ramp_span(double *restrict out, double *restrict x,
+          const double *restrict frac, size_t len, double c, double r0,
+          double dr)
+{
+  size_t j = 0;
+  int q;
+  for (; j + VEC <= len; j += VEC) {
+    if (out != NULL && x != NULL)
+      for (q = 0; q < VEC; q++) {
+        double b = r0 + (c + frac[j + q]) * dr;
+        out[j + q] = b;
+        x[j + q] -= b;
+      }
+    else if (out != NULL)
+      for (q = 0; q < VEC; q++)
+        out[j + q] = r0 + (c + frac[j + q]) * dr;
+    else
+      for (q = 0; q < VEC; q++)
+        x[j + q] -= r0 + (c + frac[j + q]) * dr;
+  }
+  for (; j < len; j++) {
+    double b = r0 + (c + frac[j]) * dr;
+    if (out != NULL)
+      out[j] = b;
+    if (x != NULL)
+      x[j] -= b;
+  }
+}
+
+/* The fractional part of q = fl((f + 1/2) / seg) for f = G seg + r, r <
+ * seg, is the same for every G of one binade [2^e, 2^(e+1)) (ulp(G) is
+ * then fixed and G a multiple of it), and every later step of the
+ * baseline's pos and u is exact (a difference of multiples of ulp(G) that
+ * stays below 2 G): so u = (G - g0 - k - 1/2) + frac[r] exactly, with one
+ * table of seg values per binade instead of a division per frame. G = 0
+ * has its own table (binade -1). */
+typedef struct frac_table {
+  int binade;
+  double *frac;
+} frac_table;
+
+static int
+binade_of(uint64_t G)
+{
+  int e = -1;
+  while (G != 0) {
+    G >>= 1;
+    e++;
+  }
+  return e;
+}
+
+/* The table of G's binade: slot[0] is the one used last, slot[1] the one
+ * before, refilled when neither fits. */
+static const double *
+frac_for(frac_table *slot, size_t seg, uint64_t G)
+{
+  int e = binade_of(G);
+  frac_table tmp;
+  if (slot[0].binade != e) {
+    if (slot[1].binade != e) {
+      double Gr = e < 0 ? 0.0 : ldexp(1.0, e);
+      size_t r;
+      slot[1].binade = e;
+      /* the frame's own expression, minus G (exact: Sterbenz) */
+      for (r = 0; r < seg; r++)
+        slot[1].frac[r] =
+            ((Gr * (double)seg + (double)r) + 0.5) / (double)seg - Gr;
+    }
+    tmp = slot[0];
+    slot[0] = slot[1];
+    slot[1] = tmp;
+  }
+  return slot[0].frac;
+}
+
+/* Frames from here on (2^40: 1.7 years at 20 kHz) are done with the
+ * per-frame expressions themselves: the shortcuts' exactness needs the
+ * ulp of the position well below one frame. */
+#define EXACT_FRAME_MAX ((uint64_t)1 << 40)
+
+/* The baseline of the block's frames into out and/or subtracted from x
+ * (either may be NULL; they must not overlap): pos <= 0 takes run[0],
+ * pos >= ng - 1 run[ng - 1], else run[k] + u (run[k + 1] - run[k]) with
+ * k = (size_t)pos. With pos exact (above), k changes at the first frame
+ * at or after each segment centre (G + 1/2) seg - 1/2, that is at
+ * floor((2G + 1) seg / 2). */
+static quantal_status
+baseline_apply(const baseline_grid *bg, uint64_t first_frame, size_t n,
+               double *out, double *x, quantal_diag *diag)
+{
+  const size_t seg = bg->seg, g0 = bg->g0, ng = bg->ng;
+  const double *run = bg->run;
+  uint64_t f = first_frame, end = first_frame + n, e;
+  frac_table slot[2];
+  double *mem = malloc(2 * seg * sizeof *mem);
+  size_t k;
+  if (mem == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  slot[0].binade = slot[1].binade = -2;
+  slot[0].frac = mem;
+  slot[1].frac = mem + seg;
+#define CENTRE_FRAME(G) ((2 * (uint64_t)(G) + 1) * seg / 2)
+#define AT(ptr, frame) ((ptr) ? (ptr) + (size_t)((frame)-first_frame) : NULL)
+  e = CENTRE_FRAME(g0) < end ? CENTRE_FRAME(g0) : end;
+  if (f < e) {
+    const_span(out, x, (size_t)(e - f), run[0]);
+    f = e;
+  }
+  for (k = 0; k + 1 < ng && f < end; k++) {
+    /* the stretch between the centres of segments G0 = g0 + k and
+     * G0 + 1: u = -1/2 + frac[r] in G0, 1/2 + frac[r] in G0 + 1 */
+    uint64_t G0 = (uint64_t)(g0 + k), mid = (G0 + 1) * seg;
+    double dr = run[k + 1] - run[k];
+    e = CENTRE_FRAME(G0 + 1) < end ? CENTRE_FRAME(G0 + 1) : end;
+    if (mid + seg >= EXACT_FRAME_MAX) {
+      for (; f < e; f++) {
+        double pos = ((double)f + 0.5) / (double)seg - 0.5 - (double)g0;
+        double b = run[k] + (pos - (double)k) * dr;
+        if (out != NULL)
+          out[f - first_frame] = b;
+        if (x != NULL)
+          x[f - first_frame] -= b;
+      }
+      continue;
+    }
+    if (f < mid && f < e) {
+      uint64_t e1 = mid < e ? mid : e;
+      ramp_span(AT(out, f), AT(x, f), frac_for(slot, seg, G0) + (f - G0 * seg),
+                (size_t)(e1 - f), -0.5, run[k], dr);
+      f = e1;
+    }
+    if (f < e) {
+      ramp_span(AT(out, f), AT(x, f), frac_for(slot, seg, G0 + 1) + (f - mid),
+                (size_t)(e - f), 0.5, run[k], dr);
+      f = e;
+    }
+  }
+  if (f < end)
+    const_span(AT(out, f), AT(x, f), (size_t)(end - f), run[ng - 1]);
+#undef AT
+#undef CENTRE_FRAME
+  free(mem);
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
+                        double rate_hz, double window_s, double segment_s,
+                        double *baseline, quantal_diag *diag)
+{
+  baseline_grid bg;
+  quantal_status st;
+  if (n == 0)
+    return QUANTAL_OK;
+  st = baseline_grid_make(x, n, first_frame, rate_hz, window_s, segment_s,
+                          &bg, diag);
+  if (st != QUANTAL_OK)
+    return st;
+  st = baseline_apply(&bg, first_frame, n, baseline, NULL, diag);
+  free(bg.run);
+  return st;
 }
 
 /* Hum of one grid window: cos/sin coefficients of each harmonic. */
@@ -451,24 +683,28 @@ quantal_filter_block(double *x, size_t n, uint64_t first_frame,
                      double *baseline, quantal_diag *diag)
 {
   quantal_status st;
-  double *b = baseline, *tmp;
-  size_t i;
+  double *tmp;
   if (n == 0)
     return QUANTAL_OK;
   if (o->baseline_window_s > 0.0) {
-    if (b == NULL) {
-      b = malloc(n * sizeof *b);
-      if (b == NULL)
-        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    /* the baseline subtracted as it is evaluated: one pass, and no
+     * array when the caller does not want it */
+    baseline_grid bg;
+    st = baseline_grid_make(x, n, first_frame, rate_hz, o->baseline_window_s,
+                            o->baseline_segment_s, &bg, diag);
+    if (st != QUANTAL_OK)
+      return st;
+    if (baseline != x) {
+      st = baseline_apply(&bg, first_frame, n, baseline, x, diag);
+    } else {
+      /* the same array (an odd call): as before, the baseline minus
+       * itself */
+      size_t i;
+      st = baseline_apply(&bg, first_frame, n, baseline, NULL, diag);
+      for (i = 0; st == QUANTAL_OK && i < n; i++)
+        x[i] -= baseline[i];
     }
-    st = quantal_filter_baseline(x, n, first_frame, rate_hz,
-                                 o->baseline_window_s, o->baseline_segment_s,
-                                 b, diag);
-    if (st == QUANTAL_OK)
-      for (i = 0; i < n; i++)
-        x[i] -= b[i];
-    if (b != baseline)
-      free(b);
+    free(bg.run);
     if (st != QUANTAL_OK)
       return st;
   } else if (baseline != NULL) {

@@ -1,4 +1,4 @@
-/* test_filter.c - unit tests of the exact medians against gsl_stats_median. SPDX-License-Identifier: GPL-3.0-or-later */
+/* test_filter.c - unit tests of the exact medians and the pre-processing filters against plain references. SPDX-License-Identifier: GPL-3.0-or-later */
 #include <config.h>
 
 #include <criterion/criterion.h>
@@ -21,6 +21,7 @@ suite_init(void)
 }
 
 TestSuite(median, .init = suite_init);
+TestSuite(filter, .init = suite_init);
 
 /* ---- exact medians ----------------------------------------------------- */
 
@@ -143,3 +144,210 @@ Test(median, mad_sd_equals_gsl_reference)
   gsl_rng_free(r);
 }
 
+/* ---- references of the filters, as plain as they come ----------------- */
+
+static size_t
+frames_of(double s, double rate_hz)
+{
+  double v = floor(s * rate_hz + 0.5);
+  return v < 1.0 ? 1 : (size_t)v;
+}
+
+/* The baseline as the filter documents it: per grid segment the median
+ * of its finite samples at every stride-th grid frame (stride so that at
+ * most 96 enter), Tukey's running median of those with the window shrunk
+ * symmetrically at the block ends, gaps filled from the neighbours, then
+ * linear between segment centres with a division per frame. */
+static void
+ref_baseline(const double *x, size_t n, uint64_t f0, double rate,
+             double window_s, double segment_s, double *out)
+{
+  size_t seg = frames_of(segment_s, rate);
+  size_t half = frames_of(window_s, rate) / seg / 2;
+  size_t g0 = (size_t)(f0 / seg), g1 = (size_t)((f0 + n - 1) / seg);
+  size_t ng = g1 - g0 + 1, stride = (seg + 95) / 96, g, i;
+  double *med = malloc(ng * sizeof *med), *run = malloc(ng * sizeof *run);
+  double *tmp = malloc((seg + 2 * half + 1) * sizeof *tmp);
+  cr_assert(med != NULL && run != NULL && tmp != NULL);
+  for (g = 0; g < ng; g++) {
+    uint64_t a = (uint64_t)(g0 + g) * seg, f;
+    size_t m = 0;
+    for (f = a; f < a + seg; f += stride)
+      if (f >= f0 && f < f0 + n && isfinite(x[f - f0]))
+        tmp[m++] = x[f - f0];
+    med[g] = m ? gsl_median_of(tmp, m) : NAN;
+  }
+  for (g = 0; g < ng; g++) {
+    size_t hw = half, k, m = 0;
+    if (hw > g)
+      hw = g;
+    if (hw > ng - 1 - g)
+      hw = ng - 1 - g;
+    for (k = g - hw; k <= g + hw; k++)
+      if (isfinite(med[k]))
+        tmp[m++] = med[k];
+    run[g] = m ? gsl_median_of(tmp, m) : NAN;
+  }
+  for (g = 1; g < ng; g++)
+    if (!isfinite(run[g]))
+      run[g] = run[g - 1];
+  for (g = ng - 1; g-- > 0;)
+    if (!isfinite(run[g]))
+      run[g] = run[g + 1];
+  for (i = 0; i < n; i++) {
+    double pos = ((double)(f0 + i) + 0.5) / (double)seg - 0.5 - (double)g0;
+    size_t k = pos > 0.0 ? (size_t)pos : 0;
+    if (pos <= 0.0)
+      out[i] = run[0];
+    else if (k + 1 >= ng)
+      out[i] = run[ng - 1];
+    else
+      out[i] = run[k] + (pos - (double)k) * (run[k + 1] - run[k]);
+  }
+  free(med);
+  free(run);
+  free(tmp);
+}
+
+/* 10 s at 20 kHz: -60 mV, drift, 50 Hz hum with harmonics, noise,
+ * events; optionally quantised to 0.05 mV and with NaN runs. */
+static double *
+trace(size_t n, double rate, int quantise, int gaps, unsigned long seed)
+{
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  double *x = malloc(n * sizeof *x);
+  size_t i;
+  cr_assert_not_null(x);
+  gsl_rng_set(r, seed);
+  for (i = 0; i < n; i++) {
+    double t = (double)i / rate;
+    x[i] = -60.0 + 0.4 * t + 0.3 * sin(2 * M_PI * 50 * t + 0.4) +
+           0.1 * cos(2 * M_PI * 150 * t) + gsl_ran_gaussian(r, 0.05);
+  }
+  for (i = 0; i < n; i += 1000 + gsl_rng_uniform_int(r, 4000)) {
+    size_t k;
+    for (k = 0; k < 2000 && i + k < n; k++)
+      x[i + k] += 2.0 * exp(-(double)k / 200.0) * (1 - exp(-(double)k / 10.0));
+  }
+  if (quantise)
+    for (i = 0; i < n; i++)
+      x[i] = 0.05 * floor(x[i] / 0.05);
+  if (gaps) {
+    for (i = 5000; i < n; i += 17011)
+      x[i] = NAN;
+    for (i = 60000; i < 60000 + 900 && i < n; i++)
+      x[i] = NAN; /* over two segments */
+  }
+  gsl_rng_free(r);
+  return x;
+}
+
+/* How far a filter may be from its reference, for a trace of largest
+ * magnitude scale. The filters compute every frame's position and weight
+ * as the references do, to the last bit, so the match is exact where
+ * double arithmetic is done one rounding at a time; where the compiler
+ * may fuse a multiply and an add (FMA) or keep more precision, the two
+ * may round differently, and a few ulp of the trace are allowed. */
+static double
+tolerance(double scale)
+{
+#if FLT_EVAL_METHOD == 0 && !defined(__FP_FAST_FMA)
+  (void)scale;
+  return 0.0;
+#else
+  return tolerance(scale);
+#endif
+}
+
+static double
+max_abs(const double *x, size_t n)
+{
+  double m = 0.0;
+  size_t i;
+  for (i = 0; i < n; i++)
+    if (fabs(x[i]) > m)
+      m = fabs(x[i]);
+  return m;
+}
+
+/* Largest |a - b| over n values, NaN in both counting as equal, NaN in
+ * one as infinitely far. */
+static double
+worst_diff(const double *a, const double *b, size_t n)
+{
+  double m = 0.0;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    double d = isnan(a[i]) && isnan(b[i]) ? 0.0 : fabs(a[i] - b[i]);
+    if (!(d <= m))
+      m = isnan(d) ? INFINITY : d;
+  }
+  return m;
+}
+
+/* Blocks starting anywhere on the grids (segment 400, window 10000 and
+ * cycle 400 frames at 20 kHz), far from frame 0 too, with lengths that
+ * end inside a segment. */
+static const uint64_t block_start[] = {0, 1, 399, 4321, 10000, 1234567,
+                                       ((uint64_t)1 << 33) + 5};
+static const size_t block_len[] = {1, 399, 10001, 77777, 200000};
+
+Test(filter, baseline_equals_reference)
+{
+  const double rate = 20000.0;
+  size_t n = 200000, il, ib;
+  int kind;
+  for (kind = 0; kind < 3; kind++) {
+    double *x = trace(n, rate, kind == 1, kind == 2, 21 + kind);
+    double *b = malloc(n * sizeof *b), *ref = malloc(n * sizeof *ref);
+    double scale = max_abs(x, n);
+    cr_assert(b != NULL && ref != NULL);
+    for (ib = 0; ib < sizeof block_start / sizeof *block_start; ib++)
+      for (il = 0; il < sizeof block_len / sizeof *block_len; il++) {
+        size_t m = block_len[il];
+        double d;
+        cr_assert_eq(quantal_filter_baseline(x, m, block_start[ib], rate,
+                                             0.5, 0.02, b, NULL),
+                     QUANTAL_OK);
+        ref_baseline(x, m, block_start[ib], rate, 0.5, 0.02, ref);
+        d = worst_diff(b, ref, m);
+        cr_expect_leq(d, tolerance(scale),
+                      "kind %d start %llu length %zu: off by %g", kind,
+                      (unsigned long long)block_start[ib], m, d);
+      }
+    free(x);
+    free(b);
+    free(ref);
+  }
+}
+
+Test(filter, baseline_equals_reference_on_odd_grids)
+{
+  /* an odd segment (centres on a frame), a segment of one frame, a
+   * segment pooled with a stride, and a long window */
+  static const double cfg[][3] = {{9999.0, 0.5, 0.0201},
+                                  {1000.0, 0.004, 0.001},
+                                  {20000.0, 0.5, 0.25},
+                                  {20000.0, 3.0, 0.007}};
+  size_t n = 60000, c, ib;
+  for (c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+    double *x = trace(n, cfg[c][0], 0, 1, 31);
+    double *b = malloc(n * sizeof *b), *ref = malloc(n * sizeof *ref);
+    double scale = max_abs(x, n);
+    cr_assert(b != NULL && ref != NULL);
+    for (ib = 0; ib < sizeof block_start / sizeof *block_start; ib++) {
+      double d;
+      cr_assert_eq(quantal_filter_baseline(x, n, block_start[ib], cfg[c][0],
+                                           cfg[c][1], cfg[c][2], b, NULL),
+                   QUANTAL_OK);
+      ref_baseline(x, n, block_start[ib], cfg[c][0], cfg[c][1], cfg[c][2],
+                   ref);
+      d = worst_diff(b, ref, n);
+      cr_expect_leq(d, tolerance(scale), "grid %zu start %llu: off by %g", c,
+                    (unsigned long long)block_start[ib], d);
+    }
+    free(x);
+    free(b);
+    free(ref);
+  }
+}
