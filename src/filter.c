@@ -187,13 +187,14 @@ baseline_grid_make(const double *x, size_t n, uint64_t first_frame,
 
 /* ---- interpolation between grid centres ------------------------------
  *
- * The baseline is linear between the centres of the grid segments and
- * constant before the first centre and after the last. Each frame's
- * position on the grid, pos = (f + 1/2) / seg - 1/2 - g0, and from it the
- * weight u = pos - k of the right-hand segment k + 1, are computed as
- * they always were, to the last bit; the work is to do it without a
- * division or a branch per frame. The block is cut at the centres, where
- * k changes, so that each stretch is one loop over consecutive values. */
+ * The baseline (cells of seg frames) and the hum (windows of w frames)
+ * are linear between the centres of their grid cells and constant before
+ * the first centre and after the last. Each frame's position on the grid,
+ * pos = (f + 1/2) / L - 1/2 - g0, and from it the weight u = pos - k of
+ * the right-hand cell k + 1, are computed as they always were, to the
+ * last bit; the work is to do it without a division or a branch per
+ * frame. The block is cut at the centres, where k changes, so that each
+ * stretch is one loop over consecutive values. */
 
 /* Inner loops run a constant VEC times, which compilers vectorise even
  * at -O2; the rest of a stretch is done one value at a time. */
@@ -384,6 +385,224 @@ typedef struct hum_coef {
   double a[16], b[16];
 } hum_coef;
 
+/* Add the sum and the count of the finite values of xp[0..len) to *fs
+ * and *fc. A NaN or an infinity makes the plain sum non-finite, and only
+ * then are the values tested one by one; the sum is the same either way,
+ * in the same order. */
+static void
+fold_cell(const double *xp, size_t len, double *fs, double *fc)
+{
+  double sum = 0.0, cn = (double)len;
+  size_t j;
+  for (j = 0; j < len; j++)
+    sum += xp[j];
+  if (!isfinite(sum)) {
+    sum = 0.0;
+    cn = 0.0;
+    for (j = 0; j < len; j++)
+      if (isfinite(xp[j])) {
+        sum += xp[j];
+        cn += 1.0;
+      }
+  }
+  *fs += sum;
+  *fc += cn;
+}
+
+/* fold_cell on ncell consecutive cells of bw values, four at a time so
+ * that four sums progress together (each still in order: one sum alone
+ * waits for each addition). Scalars, not an array of sums, which
+ * compilers vectorise badly here. */
+static void
+fold_cells(const double *xp, size_t ncell, size_t bw, double *fs, double *fc)
+{
+  size_t c = 0, j;
+  for (; c + 4 <= ncell; c += 4) {
+    const double *p = xp + c * bw;
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    for (j = 0; j < bw; j++) {
+      s0 += p[j];
+      s1 += p[bw + j];
+      s2 += p[2 * bw + j];
+      s3 += p[3 * bw + j];
+    }
+    if (isfinite(s0 + s1 + s2 + s3)) {
+      fs[c] += s0;
+      fs[c + 1] += s1;
+      fs[c + 2] += s2;
+      fs[c + 3] += s3;
+      fc[c] += (double)bw;
+      fc[c + 1] += (double)bw;
+      fc[c + 2] += (double)bw;
+      fc[c + 3] += (double)bw;
+    } else {
+      for (j = 0; j < 4; j++)
+        fold_cell(p + j * bw, bw, fs + c + j, fc + c + j);
+    }
+  }
+  for (; c < ncell; c++)
+    fold_cell(xp + c * bw, bw, fs + c, fc + c);
+}
+
+/* fs[k] /= fc[k], k < n: the mean of each cell (NaN for an empty one). */
+static void
+cell_means(double *restrict fs, const double *restrict fc, size_t n)
+{
+  size_t k = 0;
+  int q;
+  for (; k + VEC <= n; k += VEC)
+    for (q = 0; q < VEC; q++)
+      fs[k + q] /= fc[k + q];
+  for (; k < n; k++)
+    fs[k] /= fc[k];
+}
+
+/* wave[p] += a ct[p] + b st[p], p < P: one harmonic of a window's hum. */
+static void
+hum_add_harmonic(double *restrict wave, const double *restrict ct,
+                 const double *restrict st, size_t P, double a, double b)
+{
+  size_t p = 0;
+  int q;
+  for (; p + VEC <= P; p += VEC)
+    for (q = 0; q < VEC; q++)
+      wave[p + q] += a * ct[p + q] + b * st[p + q];
+  for (; p < P; p++)
+    wave[p] += a * ct[p] + b * st[p];
+}
+
+/* The hum's position of frame f on the window grid, as it always was:
+ * with a multiplication by the rounded 1 / w. */
+static double
+hum_pos(double fd, double inv_w, double g0d)
+{
+  return (fd + 0.5) * inv_w - 0.5 - g0d;
+}
+
+/* x[j] -= h0[j] + u_j (h1[j] - h0[j]), u_j = hum_pos(f_j) - k, for the
+ * frames f_j = f + j (fh = f + 1/2 as a double, exact), j < len. Where
+ * u is used (pos > 0), (f + 1/2) / w rounded lies on the grid of its
+ * ulp, which also holds 1/2, g0 and k: each subtraction of hum_pos and
+ * the one of k is exact, and one subtraction of K = 1/2 + g0 + k (an
+ * exact sum) gives the same u to the last bit. */
+static void
+hum_ramp(double *restrict x, const double *restrict h0,
+         const double *restrict h1, size_t len, double fh, double inv_w,
+         double K)
+{
+  size_t j = 0;
+  int q;
+  for (; j + VEC <= len; j += VEC) {
+    double fj = fh + (double)j;
+    for (q = 0; q < VEC; q++) {
+      double u = (fj + (double)q) * inv_w - K;
+      x[j + q] -= h0[j + q] + u * (h1[j + q] - h0[j + q]);
+    }
+  }
+  for (; j < len; j++) {
+    double u = (fh + (double)j) * inv_w - K;
+    x[j] -= h0[j] + u * (h1[j] - h0[j]);
+  }
+}
+
+/* x[j] -= h[j], j < len. */
+static void
+hum_const(double *restrict x, const double *restrict h, size_t len)
+{
+  size_t j = 0;
+  int q;
+  for (; j + VEC <= len; j += VEC)
+    for (q = 0; q < VEC; q++)
+      x[j + q] -= h[j + q];
+  for (; j < len; j++)
+    x[j] -= h[j];
+}
+
+/* The first i in [i0, n] whose position is at least thr (above it when
+ * strict). Positions grow with i (each step of hum_pos is monotonic), so
+ * this starts from the exact crossing, which rounding moves by a frame at
+ * most, and steps to the computed one. */
+static size_t
+hum_first(uint64_t first_frame, size_t i0, size_t n, size_t w, double inv_w,
+          double g0d, double thr, int strict)
+{
+  double est = ceil((thr + 0.5 + g0d) * (double)w - 0.5) -
+               (double)first_frame;
+  size_t i = est <= (double)i0 ? i0 : est >= (double)n ? n : (size_t)est;
+#define PAST(j)                                                              \
+  (strict ? hum_pos((double)(first_frame + (j)), inv_w, g0d) > thr            \
+          : hum_pos((double)(first_frame + (j)), inv_w, g0d) >= thr)
+  while (i > i0 && PAST(i - 1))
+    i--;
+  while (i < n && !PAST(i))
+    i++;
+#undef PAST
+  return i;
+}
+
+/* x[i0..i1) -= the hum of window k (k1 == k) or the interpolation from
+ * window k to k1 = k + 1, cut where the phase wraps so each loop runs
+ * over consecutive table entries. */
+static void
+hum_span(double *x, size_t i0, size_t i1, uint64_t first_frame,
+         const double *hw, size_t P, size_t k, size_t k1, double inv_w,
+         double g0d)
+{
+  size_t i = i0, p = (size_t)((first_frame + i0) % P);
+  while (i < i1) {
+    size_t len = i1 - i < P - p ? i1 - i : P - p;
+    const double *h0 = hw + k * P + p;
+    if (k1 == k) {
+      hum_const(x + i, h0, len);
+    } else if (first_frame + i1 < EXACT_FRAME_MAX) {
+      hum_ramp(x + i, h0, hw + k1 * P + p, len,
+               (double)(first_frame + i) + 0.5, inv_w, 0.5 + g0d + (double)k);
+    } else {
+      const double *h1 = hw + k1 * P + p;
+      size_t j;
+      for (j = 0; j < len; j++) {
+        double u = hum_pos((double)(first_frame + i + j), inv_w, g0d) -
+                   (double)k;
+        x[i + j] -= h0[j] + u * (h1[j] - h0[j]);
+      }
+    }
+    i += len;
+    p = 0;
+  }
+}
+
+/* Subtract from x[0..n) the hum of the windows g0 .. g0 + ng - 1 of w
+ * frames (waveforms over one cycle of P frames in hw, P per window):
+ * pos <= 0 takes window 0, pos >= ng - 1 the last, else windows
+ * k = (size_t)pos and k + 1 with u = pos - k. */
+static void
+hum_subtract(double *x, size_t n, uint64_t first_frame, const double *hw,
+             size_t P, size_t w, size_t g0, size_t ng)
+{
+  double inv_w = 1.0 / (double)w, g0d = (double)g0;
+  size_t i = hum_first(first_frame, 0, n, w, inv_w, g0d, 0.0, 1), e, k;
+  hum_span(x, 0, i, first_frame, hw, P, 0, 0, inv_w, g0d);
+  for (k = 0; k + 1 < ng && i < n; k++) {
+    e = hum_first(first_frame, i, n, w, inv_w, g0d, (double)(k + 1), 0);
+    hum_span(x, i, e, first_frame, hw, P, k, k + 1, inv_w, g0d);
+    i = e;
+  }
+  hum_span(x, i, n, first_frame, hw, P, ng - 1, ng - 1, inv_w, g0d);
+}
+
+/* Add bin bn's value v, times each harmonic's cos and sin at the bin's
+ * phase, to a window's projections. */
+static void
+hum_add_bin(hum_coef *cg, double v, const double *bcos, const double *bsin,
+            size_t nbin, size_t bn, unsigned harmonics)
+{
+  unsigned h;
+  for (h = 0; h < harmonics; h++) {
+    cg->a[h] += v * bcos[h * nbin + bn];
+    cg->b[h] += v * bsin[h * nbin + bn];
+  }
+}
+
 quantal_status
 quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
                      double rate_hz, double mains_hz, unsigned harmonics,
@@ -396,7 +615,7 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
   double period;
   int integer_period;
   double *prof = NULL, *cnt = NULL, *hp = NULL, *fold = NULL;
-  double *bcos = NULL, *bsin = NULL, gain[16];
+  double *bcos = NULL, *bsin = NULL, *hcos = NULL, *hsin = NULL, gain[16];
   size_t P = 0, nbin = 1, bw = 1;
 
   if (n == 0 || mains_hz <= 0.0)
@@ -432,7 +651,9 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
     ncyc_max = w / P + 2;
     prof = malloc((ncyc_max > P ? ncyc_max : P) * sizeof *prof);
     cnt = malloc(P * sizeof *cnt);
-    hp = malloc(2 * P * sizeof *hp);
+    /* cos and sin of 2 pi m / P, then per harmonic h of 2 pi (h + 1) p / P
+     * (the same values, gathered) */
+    hp = malloc(2 * (harmonics + 1) * P * sizeof *hp);
     fold = malloc(2 * ncyc_max * nbin * sizeof *fold);
     bcos = malloc(2 * harmonics * nbin * sizeof *bcos);
     if (prof == NULL || cnt == NULL || hp == NULL || fold == NULL ||
@@ -451,6 +672,14 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
       hp[2 * m] = cos(2.0 * M_PI * (double)m / (double)P);
       hp[2 * m + 1] = sin(2.0 * M_PI * (double)m / (double)P);
     }
+    hcos = hp + 2 * P;
+    hsin = hcos + harmonics * P;
+    for (h = 0; h < harmonics; h++)
+      for (m = 0; m < P; m++) {
+        size_t mm = (h + 1) * m % P;
+        hcos[h * P + m] = hp[2 * mm];
+        hsin[h * P + m] = hp[2 * mm + 1];
+      }
     for (h = 0; h < harmonics; h++) {
       double u = M_PI * (double)(h + 1) / (double)P;
       gain[h] = bw > 1 ? sin(u * (double)bw) / ((double)bw * sin(u)) : 1.0;
@@ -484,41 +713,51 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
        * that only nbin medians are taken per window. */
       size_t c0 = (size_t)(a / P), ncyc = (size_t)((b - 1) / P) + 1 - c0;
       size_t k, bn, ph = (size_t)(a % P), in_bin = ph % bw;
+      int whole;
       double *fs = fold, *fc = fold + ncyc * nbin;
       memset(fold, 0, 2 * ncyc * nbin * sizeof *fold);
-      /* k: the (cycle, bin) cell, one bin's samples summed at a time */
+      /* k: the (cycle, bin) cell; cells of bw samples follow each other
+       * through the cycles, so only the first and last can be partial */
       k = ph / bw;
-      for (f = a; f < b;) {
-        uint64_t e = f + (bw - in_bin);
-        double sum = 0.0, cn = 0.0;
-        if (e > b)
-          e = b;
-        for (; f < e; f++) {
-          double v = x[f - first_frame];
-          if (isfinite(v)) {
-            sum += v;
-            cn += 1.0;
-          }
-        }
-        fs[k] += sum;
-        fc[k] += cn;
-        in_bin = 0;
+      f = a;
+      if (in_bin > 0) {
+        size_t len = (size_t)(b - f < bw - in_bin ? b - f : bw - in_bin);
+        fold_cell(x + (f - first_frame), len, fs + k, fc + k);
+        f += len;
         k++;
       }
-      for (bn = 0; bn < nbin; bn++) {
-        size_t m = 0, cy;
-        for (cy = 0; cy < ncyc; cy++) {
-          double cn = fold[ncyc * nbin + cy * nbin + bn];
-          if (cn > 0.0)
-            prof[m++] = fold[cy * nbin + bn] / cn;
-        }
-        if (m == 0)
-          continue;
-        cnt[bn] = qtl_median(prof, m);
-        nused += 1.0;
-        for (h = 0; h < harmonics; h++) {
-          c[g].a[h] += cnt[bn] * bcos[h * nbin + bn];
-          c[g].b[h] += cnt[bn] * bsin[h * nbin + bn];
+      if (f < b) {
+        size_t full = (size_t)((b - f) / bw);
+        fold_cells(x + (f - first_frame), full, bw, fs + k, fc + k);
+        f += (uint64_t)full * bw;
+        k += full;
+      }
+      if (f < b)
+        fold_cell(x + (f - first_frame), (size_t)(b - f), fs + k, fc + k);
+      cell_means(fs, fc, ncyc * nbin);
+      /* When every cell has samples (the window is whole cycles, no
+       * NaN), all bins have ncyc values and their medians are taken
+       * together; otherwise bin by bin, over the cells with samples. */
+      whole = 1;
+      for (k = 0; k < ncyc * nbin; k++)
+        whole &= fc[k] > 0.0;
+      if (whole && qtl_median_columns(fs, ncyc, nbin, nbin, cnt) == 0) {
+        for (bn = 0; bn < nbin; bn++)
+          hum_add_bin(&c[g], cnt[bn], bcos, bsin, nbin, bn, harmonics);
+        nused = (double)nbin;
+      } else {
+        for (bn = 0; bn < nbin; bn++) {
+          size_t m = 0, cy;
+          for (cy = 0; cy < ncyc; cy++) {
+            /* an empty cell (0 / 0) is stored and then overwritten */
+            prof[m] = fs[cy * nbin + bn];
+            m += fc[cy * nbin + bn] > 0.0;
+          }
+          if (m == 0)
+            continue;
+          cnt[bn] = qtl_median(prof, m);
+          nused += 1.0;
+          hum_add_bin(&c[g], cnt[bn], bcos, bsin, nbin, bn, harmonics);
         }
       }
     } else {
@@ -551,7 +790,6 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
   if (integer_period) {
     /* The hum waveform of each window over one cycle. */
     double *hw = malloc(ng * P * sizeof *hw);
-    size_t p;
     if (hw == NULL) {
       free(c);
       free(prof);
@@ -561,32 +799,14 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
       free(bcos);
       return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     }
-    double inv_w = 1.0 / (double)w;
-    for (p = 0; p < P; p++)
-      for (g = 0; g < ng; g++) {
-        double v = 0.0;
-        for (h = 0; h < harmonics; h++) {
-          size_t mm = (h + 1) * p % P;
-          v += c[g].a[h] * hp[2 * mm] + c[g].b[h] * hp[2 * mm + 1];
-        }
-        hw[g * P + p] = v;
-      }
-    p = (size_t)(first_frame % P);
-    for (i = 0; i < n; i++) {
-      double pos = ((double)(first_frame + i) + 0.5) * inv_w - 0.5 -
-                   (double)g0, u;
-      size_t k;
-      if (pos <= 0.0) {
-        x[i] -= hw[p];
-      } else if ((k = (size_t)pos) + 1 >= ng) {
-        x[i] -= hw[(ng - 1) * P + p];
-      } else {
-        u = pos - (double)k;
-        x[i] -= hw[k * P + p] + u * (hw[(k + 1) * P + p] - hw[k * P + p]);
-      }
-      if (++p == P)
-        p = 0;
-    }
+    /* harmonic by harmonic over the whole cycle (each entry still sums
+     * the harmonics in order) */
+    memset(hw, 0, ng * P * sizeof *hw);
+    for (g = 0; g < ng; g++)
+      for (h = 0; h < harmonics; h++)
+        hum_add_harmonic(hw + g * P, hcos + h * P, hsin + h * P, P,
+                         c[g].a[h], c[g].b[h]);
+    hum_subtract(x, n, first_frame, hw, P, w, g0, ng);
     free(hw);
   } else {
     for (i = 0; i < n; i++) {

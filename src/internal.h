@@ -206,6 +206,11 @@ quantal_status qtl_atf_open(quantal_recording *rec, double rate_hz,
  * gsl_stats_median); NaN for n = 0. v is left as it was (reordered only
  * when memory runs out). v must hold no NaN. */
 double qtl_median(double *v, size_t n);
+/* Medians of the ncol columns of an m-row table (row i at t + i * ld)
+ * into med[0..ncol), exactly as qtl_median of each; t is overwritten.
+ * -1 (nothing done) when m is 0 or above 128. t must hold no NaN. */
+int qtl_median_columns(double *t, size_t m, size_t ncol, size_t ld,
+                       double *med);
 /* qsort comparison of doubles (NaN-free), ascending. */
 int qtl_cmp_double(const void *a, const void *b);
 /* Percentile f of sorted v[0..n-1], linear between order statistics

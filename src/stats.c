@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 quantal_status
 quantal_noise_sd(const double *x, size_t n, double *sd)
@@ -344,6 +345,101 @@ select_rank(double *v, size_t n, size_t k, double *lower)
   kth = select_pingpong(v, n, k, lower, buf, buf + n);
   free(buf);
   return kth;
+}
+
+/* ---- medians of many small columns at once ----------------------------
+ *
+ * Many medians of the same small size (the hum's bins over a window's
+ * cycles, the baseline's segments) are cheaper through a sorting network
+ * applied to all of them together: a fixed sequence of compare-exchanges
+ * of whole rows, min and max without a branch, over consecutive memory
+ * that the compiler vectorises. The network is Batcher's odd-even merge
+ * in the form of Knuth's merge exchange (TAOCP 3, 5.2.2, Algorithm M),
+ * which sorts any m, pruned to the comparators that lead to the two
+ * middle outputs. */
+
+/* Largest column for the network, and room for its comparators (Batcher
+ * needs 1471 for 128). */
+#define NET_MAX_M 128
+#define NET_MAX_CX 1536
+
+/* The comparators of the pruned network into cx; returns their number. */
+static size_t
+median_network(size_t m, unsigned char (*cx)[2])
+{
+  size_t t = 0, p, q, r, d, i, ncx = 0, c, keep;
+  unsigned char need[NET_MAX_M];
+  if (m < 2)
+    return 0;
+  while (((size_t)1 << t) < m)
+    t++;
+  for (p = (size_t)1 << (t - 1); p > 0; p >>= 1) {
+    q = (size_t)1 << (t - 1);
+    r = 0;
+    d = p;
+    for (;;) {
+      for (i = 0; i + d < m; i++)
+        if ((i & p) == r) {
+          cx[ncx][0] = (unsigned char)i;
+          cx[ncx][1] = (unsigned char)(i + d);
+          ncx++;
+        }
+      if (q == p)
+        break;
+      d = q - p;
+      q >>= 1;
+      r = p;
+    }
+  }
+  /* backwards from the middle outputs: a comparator matters if it
+   * writes a wire that a kept one (or an output) reads */
+  memset(need, 0, m);
+  need[(m - 1) / 2] = need[m / 2] = 1;
+  keep = ncx;
+  for (c = ncx; c-- > 0;)
+    if (need[cx[c][0]] || need[cx[c][1]]) {
+      need[cx[c][0]] = need[cx[c][1]] = 1;
+      keep--;
+      cx[keep][0] = cx[c][0];
+      cx[keep][1] = cx[c][1];
+    }
+  memmove(cx, cx + keep, (ncx - keep) * sizeof *cx);
+  return ncx - keep;
+}
+
+/* a[j], b[j] = min, max of the two, j < n. */
+static void
+exchange_rows(double *restrict a, double *restrict b, size_t n)
+{
+  size_t j = 0;
+  int q;
+  for (; j + 8 <= n; j += 8)
+    for (q = 0; q < 8; q++) {
+      double x = a[j + q], y = b[j + q];
+      a[j + q] = min2(x, y);
+      b[j + q] = max2(x, y);
+    }
+  for (; j < n; j++) {
+    double x = a[j], y = b[j];
+    a[j] = min2(x, y);
+    b[j] = max2(x, y);
+  }
+}
+
+int
+qtl_median_columns(double *t, size_t m, size_t ncol, size_t ld, double *med)
+{
+  unsigned char cx[NET_MAX_CX][2];
+  size_t ncx, c, j;
+  if (m == 0 || m > NET_MAX_M)
+    return -1;
+  ncx = median_network(m, cx);
+  for (c = 0; c < ncx; c++)
+    exchange_rows(t + cx[c][0] * ld, t + cx[c][1] * ld, ncol);
+  for (j = 0; j < ncol; j++)
+    med[j] = m % 2 ? t[m / 2 * ld + j]
+                   : 0.5 * (t[(m / 2 - 1) * ld + j] + t[m / 2 * ld + j]);
+  return 0;
 }
 
 double

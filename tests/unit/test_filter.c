@@ -144,6 +144,43 @@ Test(median, mad_sd_equals_gsl_reference)
   gsl_rng_free(r);
 }
 
+Test(median, columns_equal_one_by_one)
+{
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  size_t m, j, i, ncol = 21;
+  int kind;
+  gsl_rng_set(r, 17);
+  for (m = 1; m <= 128; m += m < 30 ? 1 : 7)
+    for (kind = 0; kind < K_N; kind++) {
+      double *t = malloc(m * ncol * sizeof *t);
+      double *med = malloc(ncol * sizeof *med);
+      double col[128];
+      cr_assert(t != NULL && med != NULL);
+      fill(t, m * ncol, kind, r);
+      for (j = 0; j < ncol; j++) {
+        for (i = 0; i < m; i++)
+          col[i] = t[i * ncol + j];
+        med[j] = gsl_median_of(col, m);
+      }
+      {
+        double *got = malloc(ncol * sizeof *got);
+        cr_assert_eq(qtl_median_columns(t, m, ncol, ncol, got), 0);
+        for (j = 0; j < ncol; j++)
+          cr_expect_eq(got[j], med[j], "m %zu kind %d column %zu", m, kind,
+                       j);
+        free(got);
+      }
+      free(t);
+      free(med);
+    }
+  {
+    double t[129];
+    cr_expect_eq(qtl_median_columns(t, 129, 1, 1, t), -1);
+    cr_expect_eq(qtl_median_columns(t, 0, 1, 1, t), -1);
+  }
+  gsl_rng_free(r);
+}
+
 /* ---- references of the filters, as plain as they come ----------------- */
 
 static size_t
@@ -207,6 +244,104 @@ ref_baseline(const double *x, size_t n, uint64_t f0, double rate,
   free(med);
   free(run);
   free(tmp);
+}
+
+/* The hum removal for a whole number P of samples per mains cycle, as the
+ * filter documents it: per grid window each cycle averaged in nbin bins,
+ * the median of each bin over the window's cycles, projected on cos/sin of
+ * each harmonic (the bin averaging's Dirichlet gain undone), the waveforms
+ * linear between window centres. */
+static void
+ref_mains(double *x, size_t n, uint64_t f0, double rate, double mains_hz,
+          unsigned H, double window_s)
+{
+  size_t w = frames_of(window_s, rate), P = (size_t)floor(rate / mains_hz + 0.5);
+  size_t g0 = (size_t)(f0 / w), ng = (size_t)((f0 + n - 1) / w) - g0 + 1;
+  size_t nbin, bw, g, i, bn, p;
+  unsigned h;
+  double (*ca)[16] = calloc(ng, sizeof *ca), (*cb)[16] = calloc(ng, sizeof *cb);
+  double *hw = malloc(ng * P * sizeof *hw), inv_w = 1.0 / (double)w;
+  cr_assert(ca != NULL && cb != NULL && hw != NULL);
+  cr_assert(fabs(rate / mains_hz - (double)P) < 1e-9);
+  if (mains_hz * H >= rate / 2.0)
+    H = (unsigned)floor((rate / 2.0 - 1e-9) / mains_hz);
+  for (nbin = P < 64 ? P : 64; nbin > 1 && P % nbin != 0; nbin--)
+    ;
+  if (nbin < 4 * H)
+    nbin = P;
+  bw = P / nbin;
+  for (g = 0; g < ng; g++) {
+    uint64_t a = (uint64_t)(g0 + g) * w, b = a + w, f;
+    size_t ncyc, c0;
+    double *s, *c, *vals, nused = 0.0;
+    if (a < f0)
+      a = f0;
+    if (b > f0 + n)
+      b = f0 + n;
+    c0 = (size_t)(a / P);
+    ncyc = (size_t)((b - 1) / P) + 1 - c0;
+    s = calloc(ncyc * nbin, sizeof *s);
+    c = calloc(ncyc * nbin, sizeof *c);
+    vals = malloc(ncyc * sizeof *vals);
+    cr_assert(s != NULL && c != NULL && vals != NULL);
+    for (f = a; f < b; f++) {
+      size_t cell = (size_t)(f / P - c0) * nbin + (size_t)(f % P) / bw;
+      if (isfinite(x[f - f0])) {
+        s[cell] += x[f - f0];
+        c[cell] += 1.0;
+      }
+    }
+    for (bn = 0; bn < nbin; bn++) {
+      size_t m = 0, cy;
+      double med;
+      for (cy = 0; cy < ncyc; cy++)
+        if (c[cy * nbin + bn] > 0.0)
+          vals[m++] = s[cy * nbin + bn] / c[cy * nbin + bn];
+      if (m == 0)
+        continue;
+      med = gsl_median_of(vals, m);
+      nused += 1.0;
+      for (h = 0; h < H; h++) {
+        double ph = 2.0 * M_PI * (double)(h + 1) *
+                    ((double)(bn * bw) + 0.5 * (double)(bw - 1)) / (double)P;
+        ca[g][h] += med * cos(ph);
+        cb[g][h] += med * sin(ph);
+      }
+    }
+    for (h = 0; h < H; h++) {
+      double u = M_PI * (double)(h + 1) / (double)P;
+      double gain = bw > 1 ? sin(u * (double)bw) / ((double)bw * sin(u)) : 1.0;
+      ca[g][h] = nused > 0 ? 2.0 * ca[g][h] / nused / gain : 0.0;
+      cb[g][h] = nused > 0 ? 2.0 * cb[g][h] / nused / gain : 0.0;
+    }
+    free(s);
+    free(c);
+    free(vals);
+  }
+  for (g = 0; g < ng; g++)
+    for (p = 0; p < P; p++) {
+      double v = 0.0;
+      for (h = 0; h < H; h++) {
+        size_t mm = (h + 1) * p % P;
+        v += ca[g][h] * cos(2.0 * M_PI * (double)mm / (double)P) +
+             cb[g][h] * sin(2.0 * M_PI * (double)mm / (double)P);
+      }
+      hw[g * P + p] = v;
+    }
+  for (i = 0; i < n; i++) {
+    double pos = ((double)(f0 + i) + 0.5) * inv_w - 0.5 - (double)g0;
+    size_t k = pos > 0.0 ? (size_t)pos : 0, ph = (size_t)((f0 + i) % P);
+    if (pos <= 0.0)
+      x[i] -= hw[ph];
+    else if (k + 1 >= ng)
+      x[i] -= hw[(ng - 1) * P + ph];
+    else
+      x[i] -= hw[k * P + ph] +
+              (pos - (double)k) * (hw[(k + 1) * P + ph] - hw[k * P + ph]);
+  }
+  free(ca);
+  free(cb);
+  free(hw);
 }
 
 /* 10 s at 20 kHz: -60 mV, drift, 50 Hz hum with harmonics, noise,
@@ -350,4 +485,116 @@ Test(filter, baseline_equals_reference_on_odd_grids)
     free(b);
     free(ref);
   }
+}
+
+Test(filter, mains_equals_reference)
+{
+  /* 20 kHz and 50 Hz (400 frames a cycle, 50 bins of 8); 44.1 kHz and
+   * 60 Hz (735, 49 bins of 15); 1 kHz and 50 Hz (20 bins of 1, harmonics
+   * cut to 9); windows of 6.5 cycles (partial cycles in every window) */
+  static const double cfg[][4] = {{20000.0, 50.0, 5, 0.5},
+                                  {44100.0, 60.0, 5, 0.5},
+                                  {1000.0, 50.0, 12, 0.5},
+                                  {20000.0, 50.0, 3, 0.13}};
+  size_t n = 200000, c, ib, il;
+  int kind;
+  for (c = 0; c < sizeof cfg / sizeof *cfg; c++)
+    for (kind = 0; kind < 2; kind++) {
+      double *x = trace(n, cfg[c][0], 0, kind, 41);
+      double *y = malloc(n * sizeof *y), *ref = malloc(n * sizeof *ref);
+      double scale = max_abs(x, n);
+      cr_assert(y != NULL && ref != NULL);
+      for (ib = 0; ib < sizeof block_start / sizeof *block_start; ib++)
+        for (il = 0; il < sizeof block_len / sizeof *block_len; il++) {
+          size_t m = block_len[il];
+          double d;
+          memcpy(y, x, m * sizeof *y);
+          memcpy(ref, x, m * sizeof *ref);
+          cr_assert_eq(quantal_filter_mains(y, m, block_start[ib], cfg[c][0],
+                                            cfg[c][1], (unsigned)cfg[c][2],
+                                            cfg[c][3], NULL),
+                       QUANTAL_OK);
+          ref_mains(ref, m, block_start[ib], cfg[c][0], cfg[c][1],
+                    (unsigned)cfg[c][2], cfg[c][3]);
+          d = worst_diff(y, ref, m);
+          cr_expect_leq(d, tolerance(scale),
+                        "config %zu gaps %d start %llu length %zu: off by %g",
+                        c, kind, (unsigned long long)block_start[ib], m, d);
+        }
+      free(x);
+      free(y);
+      free(ref);
+    }
+}
+
+Test(filter, block_is_baseline_then_mains)
+{
+  const double rate = 20000.0;
+  quantal_filter_options o = quantal_filter_options_default();
+  size_t n = 200000, ib;
+  double *x = trace(n, rate, 0, 1, 51), scale = max_abs(x, n);
+  double *y = malloc(n * sizeof *y), *ref = malloc(n * sizeof *ref);
+  double *b = malloc(n * sizeof *b), *rb = malloc(n * sizeof *rb);
+  cr_assert(y != NULL && ref != NULL && b != NULL && rb != NULL);
+  for (ib = 0; ib < sizeof block_start / sizeof *block_start; ib++) {
+    uint64_t f0 = block_start[ib];
+    size_t i;
+    memcpy(y, x, n * sizeof *y);
+    cr_assert_eq(quantal_filter_block(y, n, f0, rate, &o, b, NULL),
+                 QUANTAL_OK);
+    ref_baseline(x, n, f0, rate, o.baseline_window_s, o.baseline_segment_s,
+                 rb);
+    for (i = 0; i < n; i++)
+      ref[i] = x[i] - rb[i];
+    ref_mains(ref, n, f0, rate, o.mains_hz, o.mains_harmonics,
+              o.mains_window_s);
+    cr_expect_leq(worst_diff(b, rb, n), tolerance(scale), "start %llu",
+                  (unsigned long long)f0);
+    cr_expect_leq(worst_diff(y, ref, n), tolerance(scale), "start %llu",
+                  (unsigned long long)f0);
+    /* and without the baseline array */
+    memcpy(ref, y, n * sizeof *ref);
+    memcpy(y, x, n * sizeof *y);
+    cr_assert_eq(quantal_filter_block(y, n, f0, rate, &o, NULL, NULL),
+                 QUANTAL_OK);
+    cr_expect_leq(worst_diff(y, ref, n), 0.0, "start %llu",
+                  (unsigned long long)f0);
+  }
+  free(x);
+  free(y);
+  free(ref);
+  free(b);
+  free(rb);
+}
+
+/* The property the grid is there for: with quantal_filter_context()
+ * frames of context on each side, a block's inner frames get the same
+ * values as in one pass over the whole trace. */
+Test(filter, inner_frames_do_not_depend_on_the_block)
+{
+  const double rate = 20000.0;
+  quantal_filter_options o = quantal_filter_options_default();
+  size_t n = 200000, ctx = quantal_filter_context(&o, rate), c0;
+  double *x = trace(n, rate, 0, 1, 61), scale = max_abs(x, n);
+  double *all = malloc(n * sizeof *all), *ball = malloc(n * sizeof *ball);
+  double *y = malloc(n * sizeof *y), *b = malloc(n * sizeof *b);
+  cr_assert(all != NULL && ball != NULL && y != NULL && b != NULL);
+  memcpy(all, x, n * sizeof *all);
+  cr_assert_eq(quantal_filter_block(all, n, 0, rate, &o, ball, NULL),
+               QUANTAL_OK);
+  for (c0 = ctx; c0 + 7001 + ctx <= n; c0 += 23457) {
+    size_t a = c0 - ctx, m = 7001 + 2 * ctx;
+    memcpy(y, x + a, m * sizeof *y);
+    cr_assert_eq(quantal_filter_block(y, m, a, rate, &o, b, NULL),
+                 QUANTAL_OK);
+    cr_expect_leq(worst_diff(y + ctx, all + c0, 7001), tolerance(scale),
+                  "block at %zu", c0);
+    cr_expect_leq(worst_diff(b + ctx, ball + c0, 7001), tolerance(scale),
+                  "baseline of the block at %zu", c0);
+  }
+  free(x);
+  free(all);
+  free(ball);
+  free(y);
+  free(b);
 }
