@@ -47,73 +47,76 @@ quantal_filter_context(const quantal_filter_options *o, double rate_hz)
   return c;
 }
 
-/* Quickselect (Hoare) of the k-th smallest of v[0..n): v is reordered. */
+/* The running median of the segment medians over the grid segments
+ * g0 .. g0 + ng - 1 that a block touches: run[g] belongs to segment
+ * g0 + g, whose centre is frame (g0 + g + 1/2) seg - 1/2. */
+typedef struct baseline_grid {
+  size_t seg, g0, ng;
+  double *run;
+} baseline_grid;
+
+/* Median of the finite samples of grid segment G (frames [G seg,
+ * (G + 1) seg) within the block [first_frame, last]) at the grid
+ * positions G seg + j stride: the grid, not the block, decides which
+ * samples are pooled, so that the choice does not depend on the block.
+ * NaN when none is finite. */
 static double
-select_kth(double *v, size_t n, size_t k)
+segment_median(const double *x, uint64_t first_frame, uint64_t last,
+               size_t G, size_t seg, size_t stride)
 {
-  size_t lo = 0, hi = n - 1;
-  while (hi > lo) {
-    double pivot = v[lo + (hi - lo) / 2];
-    size_t i = lo, j = hi;
-    while (i <= j) {
-      while (v[i] < pivot)
-        i++;
-      while (v[j] > pivot)
-        j--;
-      if (i <= j) {
-        double t = v[i];
-        v[i] = v[j];
-        v[j] = t;
-        i++;
-        if (j == 0)
-          break;
-        j--;
-      }
-    }
-    if (k <= j)
-      hi = j;
-    else if (k >= i)
-      lo = i;
-    else
-      break;
+  double tmp[SEG_MEDIAN_MAX + 1];
+  uint64_t a = (uint64_t)G * seg, b = a + seg, f;
+  size_t m = 0;
+  if (a < first_frame)
+    a = first_frame;
+  if (b > last + 1)
+    b = last + 1;
+  f = (uint64_t)G * seg;
+  if (f < a)
+    f += ((a - f + stride - 1) / stride) * stride;
+  /* a NaN is stored and then overwritten: no branch per sample */
+  for (; f < b && m < SEG_MEDIAN_MAX + 1; f += stride) {
+    double v = x[f - first_frame];
+    tmp[m] = v;
+    m += isfinite(v) != 0;
   }
-  return v[k];
+  return m ? qtl_median(tmp, m) : NAN;
 }
 
-/* Median of v[0..n) (n > 0), v reordered: the mean of the two middle
- * values for even n. */
-static double
-median_inplace(double *v, size_t n)
+/* Insert v into the sorted w[0..m), after any equal values; returns
+ * m + 1. The place is found by counting, without a branch per value. */
+static size_t
+sorted_insert(double *w, size_t m, double v)
 {
-  double a = select_kth(v, n, n / 2), b;
-  size_t i;
-  if (n % 2)
-    return a;
-  /* the lower middle is the largest of the elements left of n/2 */
-  b = v[0];
-  for (i = 1; i < n / 2; i++)
-    if (v[i] > b)
-      b = v[i];
-  return 0.5 * (a + b);
+  size_t p = 0, i;
+  for (i = 0; i < m; i++)
+    p += w[i] <= v;
+  memmove(w + p + 1, w + p, (m - p) * sizeof *w);
+  w[p] = v;
+  return m + 1;
 }
 
-double
-qtl_median(double *v, size_t n)
+/* Remove one value equal to v (there is one) from the sorted w[0..m);
+ * returns m - 1. */
+static size_t
+sorted_remove(double *w, size_t m, double v)
 {
-  return n == 0 ? NAN : median_inplace(v, n);
+  size_t p = 0, i;
+  for (i = 0; i < m; i++)
+    p += w[i] < v;
+  memmove(w + p, w + p + 1, (m - p - 1) * sizeof *w);
+  return m - 1;
 }
 
-quantal_status
-quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
-                        double rate_hz, double window_s, double segment_s,
-                        double *baseline, quantal_diag *diag)
+static quantal_status
+baseline_grid_make(const double *x, size_t n, uint64_t first_frame,
+                   double rate_hz, double window_s, double segment_s,
+                   baseline_grid *bg, quantal_diag *diag)
 {
-  size_t seg, half, g0, g1, ng, g, i, stride;
-  double *med = NULL, *run = NULL, tmp[SEG_MEDIAN_MAX + 1], *win = NULL;
+  size_t seg, half, g0, g1, ng, g, stride, clo, chi, m;
+  double *med = NULL, *run = NULL, *win = NULL;
   uint64_t last;
 
-  if (n == 0)
-    return QUANTAL_OK;
   if (!(rate_hz > 0.0) || !(window_s > 0.0) || !(segment_s > 0.0))
     return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1,
                     "baseline: rate, window and segment must be positive");
@@ -137,41 +140,34 @@ quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   }
   stride = (seg + SEG_MEDIAN_MAX - 1) / SEG_MEDIAN_MAX;
-  for (g = 0; g < ng; g++) {
-    uint64_t a = (uint64_t)(g0 + g) * seg, b = a + seg, f;
-    size_t m = 0;
-    if (a < first_frame)
-      a = first_frame;
-    if (b > last + 1)
-      b = last + 1;
-    /* Pool the samples at grid positions (multiples of stride from the
-     * segment start), again so the choice does not depend on the block. */
-    f = (uint64_t)(g0 + g) * seg;
-    if (f < a)
-      f += ((a - f + stride - 1) / stride) * stride;
-    for (; f < b && m < SEG_MEDIAN_MAX + 1; f += stride) {
-      double v = x[f - first_frame];
-      if (isfinite(v))
-        tmp[m++] = v;
-    }
-    med[g] = m ? median_inplace(tmp, m) : NAN;
-  }
+  for (g = 0; g < ng; g++)
+    med[g] = segment_median(x, first_frame, last, g0 + g, seg, stride);
   /* Running median of the segment medians (Tukey's running median): a
-   * segment hit by an event, or two, does not move it. */
+   * segment hit by an event, or two, does not move it. The window's
+   * finite values are kept sorted in win[0..m): each step drops the
+   * values that left it and inserts those that entered. */
+  clo = chi = 0;
+  m = 0;
   for (g = 0; g < ng; g++) {
-    size_t hw = half, lo, hi, k, m = 0;
+    size_t hw = half, lo, hi;
     /* Near the block ends the window shrinks symmetrically (Tukey's end
-     * rule), so a drifting baseline is not pulled towards the inside. */
+     * rule), so a drifting baseline is not pulled towards the inside.
+     * Both ends only move forward. */
     if (hw > g)
       hw = g;
     if (hw > ng - 1 - g)
       hw = ng - 1 - g;
     lo = g - hw;
     hi = g + hw;
-    for (k = lo; k <= hi; k++)
-      if (isfinite(med[k]))
-        win[m++] = med[k];
-    run[g] = m ? median_inplace(win, m) : NAN;
+    for (; clo < lo; clo++)
+      if (isfinite(med[clo]))
+        m = sorted_remove(win, m, med[clo]);
+    for (; chi <= hi; chi++)
+      if (isfinite(med[chi]))
+        m = sorted_insert(win, m, med[chi]);
+    run[g] = m == 0       ? NAN
+             : m % 2 == 1 ? win[m / 2]
+                          : 0.5 * (win[m / 2 - 1] + win[m / 2]);
   }
   /* Fill segments without finite samples from their neighbours. */
   for (g = 1; g < ng; g++)
@@ -180,33 +176,432 @@ quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
   for (g = ng - 1; g-- > 0;)
     if (!isfinite(run[g]))
       run[g] = run[g + 1];
-  /* Linear interpolation between segment centres (g + 1/2) * seg. */
-  for (i = 0; i < n; i++) {
-    uint64_t f = first_frame + i;
-    double pos = ((double)f + 0.5) / (double)seg - 0.5 - (double)g0, u;
-    size_t k;
-    if (pos <= 0.0) {
-      baseline[i] = run[0];
-      continue;
-    }
-    k = (size_t)pos;
-    if (k + 1 >= ng) {
-      baseline[i] = run[ng - 1];
-      continue;
-    }
-    u = pos - (double)k;
-    baseline[i] = run[k] + u * (run[k + 1] - run[k]);
-  }
   free(med);
-  free(run);
   free(win);
+  bg->seg = seg;
+  bg->g0 = g0;
+  bg->ng = ng;
+  bg->run = run;
   return QUANTAL_OK;
+}
+
+/* ---- interpolation between grid centres ------------------------------
+ *
+ * The baseline (cells of seg frames) and the hum (windows of w frames)
+ * are linear between the centres of their grid cells and constant before
+ * the first centre and after the last. Each frame's position on the grid,
+ * pos = (f + 1/2) / L - 1/2 - g0, and from it the weight u = pos - k of
+ * the right-hand cell k + 1, are computed as they always were, to the
+ * last bit; the work is to do it without a division or a branch per
+ * frame. The block is cut at the centres, where k changes, so that each
+ * stretch is one loop over consecutive values. */
+
+/* Inner loops run a constant VEC times, which compilers vectorise even
+ * at -O2; the rest of a stretch is done one value at a time. */
+#define VEC 8
+
+/* out[j] = r and/or x[j] -= r, j < len (out or x may be NULL). */
+static void
+const_span(double *restrict out, double *restrict x, size_t len, double r)
+{
+  size_t j;
+  if (out != NULL)
+    for (j = 0; j < len; j++)
+      out[j] = r;
+  if (x != NULL)
+    for (j = 0; j < len; j++)
+      x[j] -= r;
+}
+
+/* out[j] = r0 + u_j dr and/or x[j] -= that, u_j = c + frac[j], j < len
+ * (out or x may be NULL, not both). */
+static void
+ramp_span(double *restrict out, double *restrict x,
+          const double *restrict frac, size_t len, double c, double r0,
+          double dr)
+{
+  size_t j = 0;
+  int q;
+  for (; j + VEC <= len; j += VEC) {
+    if (out != NULL && x != NULL)
+      for (q = 0; q < VEC; q++) {
+        double b = r0 + (c + frac[j + q]) * dr;
+        out[j + q] = b;
+        x[j + q] -= b;
+      }
+    else if (out != NULL)
+      for (q = 0; q < VEC; q++)
+        out[j + q] = r0 + (c + frac[j + q]) * dr;
+    else
+      for (q = 0; q < VEC; q++)
+        x[j + q] -= r0 + (c + frac[j + q]) * dr;
+  }
+  for (; j < len; j++) {
+    double b = r0 + (c + frac[j]) * dr;
+    if (out != NULL)
+      out[j] = b;
+    if (x != NULL)
+      x[j] -= b;
+  }
+}
+
+/* The fractional part of q = fl((f + 1/2) / seg) for f = G seg + r, r <
+ * seg, is the same for every G of one binade [2^e, 2^(e+1)) (ulp(G) is
+ * then fixed and G a multiple of it), and every later step of the
+ * baseline's pos and u is exact (a difference of multiples of ulp(G) that
+ * stays below 2 G): so u = (G - g0 - k - 1/2) + frac[r] exactly, with one
+ * table of seg values per binade instead of a division per frame. G = 0
+ * has its own table (binade -1). */
+typedef struct frac_table {
+  int binade;
+  double *frac;
+} frac_table;
+
+static int
+binade_of(uint64_t G)
+{
+  int e = -1;
+  while (G != 0) {
+    G >>= 1;
+    e++;
+  }
+  return e;
+}
+
+/* The table of G's binade: slot[0] is the one used last, slot[1] the one
+ * before, refilled when neither fits. */
+static const double *
+frac_for(frac_table *slot, size_t seg, uint64_t G)
+{
+  int e = binade_of(G);
+  frac_table tmp;
+  if (slot[0].binade != e) {
+    if (slot[1].binade != e) {
+      double Gr = e < 0 ? 0.0 : ldexp(1.0, e);
+      size_t r;
+      slot[1].binade = e;
+      /* the frame's own expression, minus G (exact: Sterbenz) */
+      for (r = 0; r < seg; r++)
+        slot[1].frac[r] =
+            ((Gr * (double)seg + (double)r) + 0.5) / (double)seg - Gr;
+    }
+    tmp = slot[0];
+    slot[0] = slot[1];
+    slot[1] = tmp;
+  }
+  return slot[0].frac;
+}
+
+/* Frames from here on (2^40: 1.7 years at 20 kHz) are done with the
+ * per-frame expressions themselves: the shortcuts' exactness needs the
+ * ulp of the position well below one frame. */
+#define EXACT_FRAME_MAX ((uint64_t)1 << 40)
+
+/* The baseline of the block's frames into out and/or subtracted from x
+ * (either may be NULL; they must not overlap): pos <= 0 takes run[0],
+ * pos >= ng - 1 run[ng - 1], else run[k] + u (run[k + 1] - run[k]) with
+ * k = (size_t)pos. With pos exact (above), k changes at the first frame
+ * at or after each segment centre (G + 1/2) seg - 1/2, that is at
+ * floor((2G + 1) seg / 2). */
+static quantal_status
+baseline_apply(const baseline_grid *bg, uint64_t first_frame, size_t n,
+               double *out, double *x, quantal_diag *diag)
+{
+  const size_t seg = bg->seg, g0 = bg->g0, ng = bg->ng;
+  const double *run = bg->run;
+  uint64_t f = first_frame, end = first_frame + n, e;
+  frac_table slot[2];
+  double *mem = malloc(2 * seg * sizeof *mem);
+  size_t k;
+  if (mem == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  slot[0].binade = slot[1].binade = -2;
+  slot[0].frac = mem;
+  slot[1].frac = mem + seg;
+#define CENTRE_FRAME(G) ((2 * (uint64_t)(G) + 1) * seg / 2)
+#define AT(ptr, frame) ((ptr) ? (ptr) + (size_t)((frame)-first_frame) : NULL)
+  e = CENTRE_FRAME(g0) < end ? CENTRE_FRAME(g0) : end;
+  if (f < e) {
+    const_span(out, x, (size_t)(e - f), run[0]);
+    f = e;
+  }
+  for (k = 0; k + 1 < ng && f < end; k++) {
+    /* the stretch between the centres of segments G0 = g0 + k and
+     * G0 + 1: u = -1/2 + frac[r] in G0, 1/2 + frac[r] in G0 + 1 */
+    uint64_t G0 = (uint64_t)(g0 + k), mid = (G0 + 1) * seg;
+    double dr = run[k + 1] - run[k];
+    e = CENTRE_FRAME(G0 + 1) < end ? CENTRE_FRAME(G0 + 1) : end;
+    if (mid + seg >= EXACT_FRAME_MAX) {
+      for (; f < e; f++) {
+        double pos = ((double)f + 0.5) / (double)seg - 0.5 - (double)g0;
+        double b = run[k] + (pos - (double)k) * dr;
+        if (out != NULL)
+          out[f - first_frame] = b;
+        if (x != NULL)
+          x[f - first_frame] -= b;
+      }
+      continue;
+    }
+    if (f < mid && f < e) {
+      uint64_t e1 = mid < e ? mid : e;
+      ramp_span(AT(out, f), AT(x, f), frac_for(slot, seg, G0) + (f - G0 * seg),
+                (size_t)(e1 - f), -0.5, run[k], dr);
+      f = e1;
+    }
+    if (f < e) {
+      ramp_span(AT(out, f), AT(x, f), frac_for(slot, seg, G0 + 1) + (f - mid),
+                (size_t)(e - f), 0.5, run[k], dr);
+      f = e;
+    }
+  }
+  if (f < end)
+    const_span(AT(out, f), AT(x, f), (size_t)(end - f), run[ng - 1]);
+#undef AT
+#undef CENTRE_FRAME
+  free(mem);
+  return QUANTAL_OK;
+}
+
+quantal_status
+quantal_filter_baseline(const double *x, size_t n, uint64_t first_frame,
+                        double rate_hz, double window_s, double segment_s,
+                        double *baseline, quantal_diag *diag)
+{
+  baseline_grid bg;
+  quantal_status st;
+  if (n == 0)
+    return QUANTAL_OK;
+  st = baseline_grid_make(x, n, first_frame, rate_hz, window_s, segment_s,
+                          &bg, diag);
+  if (st != QUANTAL_OK)
+    return st;
+  st = baseline_apply(&bg, first_frame, n, baseline, NULL, diag);
+  free(bg.run);
+  return st;
 }
 
 /* Hum of one grid window: cos/sin coefficients of each harmonic. */
 typedef struct hum_coef {
   double a[16], b[16];
 } hum_coef;
+
+/* Add the sum and the count of the finite values of xp[0..len) to *fs
+ * and *fc. A NaN or an infinity makes the plain sum non-finite, and only
+ * then are the values tested one by one; the sum is the same either way,
+ * in the same order. */
+static void
+fold_cell(const double *xp, size_t len, double *fs, double *fc)
+{
+  double sum = 0.0, cn = (double)len;
+  size_t j;
+  for (j = 0; j < len; j++)
+    sum += xp[j];
+  if (!isfinite(sum)) {
+    sum = 0.0;
+    cn = 0.0;
+    for (j = 0; j < len; j++)
+      if (isfinite(xp[j])) {
+        sum += xp[j];
+        cn += 1.0;
+      }
+  }
+  *fs += sum;
+  *fc += cn;
+}
+
+/* fold_cell on ncell consecutive cells of bw values, four at a time so
+ * that four sums progress together (each still in order: one sum alone
+ * waits for each addition). Scalars, not an array of sums, which
+ * compilers vectorise badly here. */
+static void
+fold_cells(const double *xp, size_t ncell, size_t bw, double *fs, double *fc)
+{
+  size_t c = 0, j;
+  for (; c + 4 <= ncell; c += 4) {
+    const double *p = xp + c * bw;
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    for (j = 0; j < bw; j++) {
+      s0 += p[j];
+      s1 += p[bw + j];
+      s2 += p[2 * bw + j];
+      s3 += p[3 * bw + j];
+    }
+    if (isfinite(s0 + s1 + s2 + s3)) {
+      fs[c] += s0;
+      fs[c + 1] += s1;
+      fs[c + 2] += s2;
+      fs[c + 3] += s3;
+      fc[c] += (double)bw;
+      fc[c + 1] += (double)bw;
+      fc[c + 2] += (double)bw;
+      fc[c + 3] += (double)bw;
+    } else {
+      for (j = 0; j < 4; j++)
+        fold_cell(p + j * bw, bw, fs + c + j, fc + c + j);
+    }
+  }
+  for (; c < ncell; c++)
+    fold_cell(xp + c * bw, bw, fs + c, fc + c);
+}
+
+/* fs[k] /= fc[k], k < n: the mean of each cell (NaN for an empty one). */
+static void
+cell_means(double *restrict fs, const double *restrict fc, size_t n)
+{
+  size_t k = 0;
+  int q;
+  for (; k + VEC <= n; k += VEC)
+    for (q = 0; q < VEC; q++)
+      fs[k + q] /= fc[k + q];
+  for (; k < n; k++)
+    fs[k] /= fc[k];
+}
+
+/* wave[p] += a ct[p] + b st[p], p < P: one harmonic of a window's hum. */
+static void
+hum_add_harmonic(double *restrict wave, const double *restrict ct,
+                 const double *restrict st, size_t P, double a, double b)
+{
+  size_t p = 0;
+  int q;
+  for (; p + VEC <= P; p += VEC)
+    for (q = 0; q < VEC; q++)
+      wave[p + q] += a * ct[p + q] + b * st[p + q];
+  for (; p < P; p++)
+    wave[p] += a * ct[p] + b * st[p];
+}
+
+/* The hum's position of frame f on the window grid, as it always was:
+ * with a multiplication by the rounded 1 / w. */
+static double
+hum_pos(double fd, double inv_w, double g0d)
+{
+  return (fd + 0.5) * inv_w - 0.5 - g0d;
+}
+
+/* x[j] -= h0[j] + u_j (h1[j] - h0[j]), u_j = hum_pos(f_j) - k, for the
+ * frames f_j = f + j (fh = f + 1/2 as a double, exact), j < len. Where
+ * u is used (pos > 0), (f + 1/2) / w rounded lies on the grid of its
+ * ulp, which also holds 1/2, g0 and k: each subtraction of hum_pos and
+ * the one of k is exact, and one subtraction of K = 1/2 + g0 + k (an
+ * exact sum) gives the same u to the last bit. */
+static void
+hum_ramp(double *restrict x, const double *restrict h0,
+         const double *restrict h1, size_t len, double fh, double inv_w,
+         double K)
+{
+  size_t j = 0;
+  int q;
+  for (; j + VEC <= len; j += VEC) {
+    double fj = fh + (double)j;
+    for (q = 0; q < VEC; q++) {
+      double u = (fj + (double)q) * inv_w - K;
+      x[j + q] -= h0[j + q] + u * (h1[j + q] - h0[j + q]);
+    }
+  }
+  for (; j < len; j++) {
+    double u = (fh + (double)j) * inv_w - K;
+    x[j] -= h0[j] + u * (h1[j] - h0[j]);
+  }
+}
+
+/* x[j] -= h[j], j < len. */
+static void
+hum_const(double *restrict x, const double *restrict h, size_t len)
+{
+  size_t j = 0;
+  int q;
+  for (; j + VEC <= len; j += VEC)
+    for (q = 0; q < VEC; q++)
+      x[j + q] -= h[j + q];
+  for (; j < len; j++)
+    x[j] -= h[j];
+}
+
+/* The first i in [i0, n] whose position is at least thr (above it when
+ * strict). Positions grow with i (each step of hum_pos is monotonic), so
+ * this starts from the exact crossing, which rounding moves by a frame at
+ * most, and steps to the computed one. */
+static size_t
+hum_first(uint64_t first_frame, size_t i0, size_t n, size_t w, double inv_w,
+          double g0d, double thr, int strict)
+{
+  double est = ceil((thr + 0.5 + g0d) * (double)w - 0.5) -
+               (double)first_frame;
+  size_t i = est <= (double)i0 ? i0 : est >= (double)n ? n : (size_t)est;
+#define PAST(j)                                                              \
+  (strict ? hum_pos((double)(first_frame + (j)), inv_w, g0d) > thr            \
+          : hum_pos((double)(first_frame + (j)), inv_w, g0d) >= thr)
+  while (i > i0 && PAST(i - 1))
+    i--;
+  while (i < n && !PAST(i))
+    i++;
+#undef PAST
+  return i;
+}
+
+/* x[i0..i1) -= the hum of window k (k1 == k) or the interpolation from
+ * window k to k1 = k + 1, cut where the phase wraps so each loop runs
+ * over consecutive table entries. */
+static void
+hum_span(double *x, size_t i0, size_t i1, uint64_t first_frame,
+         const double *hw, size_t P, size_t k, size_t k1, double inv_w,
+         double g0d)
+{
+  size_t i = i0, p = (size_t)((first_frame + i0) % P);
+  while (i < i1) {
+    size_t len = i1 - i < P - p ? i1 - i : P - p;
+    const double *h0 = hw + k * P + p;
+    if (k1 == k) {
+      hum_const(x + i, h0, len);
+    } else if (first_frame + i1 < EXACT_FRAME_MAX) {
+      hum_ramp(x + i, h0, hw + k1 * P + p, len,
+               (double)(first_frame + i) + 0.5, inv_w, 0.5 + g0d + (double)k);
+    } else {
+      const double *h1 = hw + k1 * P + p;
+      size_t j;
+      for (j = 0; j < len; j++) {
+        double u = hum_pos((double)(first_frame + i + j), inv_w, g0d) -
+                   (double)k;
+        x[i + j] -= h0[j] + u * (h1[j] - h0[j]);
+      }
+    }
+    i += len;
+    p = 0;
+  }
+}
+
+/* Subtract from x[0..n) the hum of the windows g0 .. g0 + ng - 1 of w
+ * frames (waveforms over one cycle of P frames in hw, P per window):
+ * pos <= 0 takes window 0, pos >= ng - 1 the last, else windows
+ * k = (size_t)pos and k + 1 with u = pos - k. */
+static void
+hum_subtract(double *x, size_t n, uint64_t first_frame, const double *hw,
+             size_t P, size_t w, size_t g0, size_t ng)
+{
+  double inv_w = 1.0 / (double)w, g0d = (double)g0;
+  size_t i = hum_first(first_frame, 0, n, w, inv_w, g0d, 0.0, 1), e, k;
+  hum_span(x, 0, i, first_frame, hw, P, 0, 0, inv_w, g0d);
+  for (k = 0; k + 1 < ng && i < n; k++) {
+    e = hum_first(first_frame, i, n, w, inv_w, g0d, (double)(k + 1), 0);
+    hum_span(x, i, e, first_frame, hw, P, k, k + 1, inv_w, g0d);
+    i = e;
+  }
+  hum_span(x, i, n, first_frame, hw, P, ng - 1, ng - 1, inv_w, g0d);
+}
+
+/* Add bin bn's value v, times each harmonic's cos and sin at the bin's
+ * phase, to a window's projections. */
+static void
+hum_add_bin(hum_coef *cg, double v, const double *bcos, const double *bsin,
+            size_t nbin, size_t bn, unsigned harmonics)
+{
+  unsigned h;
+  for (h = 0; h < harmonics; h++) {
+    cg->a[h] += v * bcos[h * nbin + bn];
+    cg->b[h] += v * bsin[h * nbin + bn];
+  }
+}
 
 quantal_status
 quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
@@ -220,7 +615,7 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
   double period;
   int integer_period;
   double *prof = NULL, *cnt = NULL, *hp = NULL, *fold = NULL;
-  double *bcos = NULL, *bsin = NULL, gain[16];
+  double *bcos = NULL, *bsin = NULL, *hcos = NULL, *hsin = NULL, gain[16];
   size_t P = 0, nbin = 1, bw = 1;
 
   if (n == 0 || mains_hz <= 0.0)
@@ -256,7 +651,9 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
     ncyc_max = w / P + 2;
     prof = malloc((ncyc_max > P ? ncyc_max : P) * sizeof *prof);
     cnt = malloc(P * sizeof *cnt);
-    hp = malloc(2 * P * sizeof *hp);
+    /* cos and sin of 2 pi m / P, then per harmonic h of 2 pi (h + 1) p / P
+     * (the same values, gathered) */
+    hp = malloc(2 * (harmonics + 1) * P * sizeof *hp);
     fold = malloc(2 * ncyc_max * nbin * sizeof *fold);
     bcos = malloc(2 * harmonics * nbin * sizeof *bcos);
     if (prof == NULL || cnt == NULL || hp == NULL || fold == NULL ||
@@ -275,6 +672,14 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
       hp[2 * m] = cos(2.0 * M_PI * (double)m / (double)P);
       hp[2 * m + 1] = sin(2.0 * M_PI * (double)m / (double)P);
     }
+    hcos = hp + 2 * P;
+    hsin = hcos + harmonics * P;
+    for (h = 0; h < harmonics; h++)
+      for (m = 0; m < P; m++) {
+        size_t mm = (h + 1) * m % P;
+        hcos[h * P + m] = hp[2 * mm];
+        hsin[h * P + m] = hp[2 * mm + 1];
+      }
     for (h = 0; h < harmonics; h++) {
       double u = M_PI * (double)(h + 1) / (double)P;
       gain[h] = bw > 1 ? sin(u * (double)bw) / ((double)bw * sin(u)) : 1.0;
@@ -308,41 +713,51 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
        * that only nbin medians are taken per window. */
       size_t c0 = (size_t)(a / P), ncyc = (size_t)((b - 1) / P) + 1 - c0;
       size_t k, bn, ph = (size_t)(a % P), in_bin = ph % bw;
+      int whole;
       double *fs = fold, *fc = fold + ncyc * nbin;
       memset(fold, 0, 2 * ncyc * nbin * sizeof *fold);
-      /* k: the (cycle, bin) cell, one bin's samples summed at a time */
+      /* k: the (cycle, bin) cell; cells of bw samples follow each other
+       * through the cycles, so only the first and last can be partial */
       k = ph / bw;
-      for (f = a; f < b;) {
-        uint64_t e = f + (bw - in_bin);
-        double sum = 0.0, cn = 0.0;
-        if (e > b)
-          e = b;
-        for (; f < e; f++) {
-          double v = x[f - first_frame];
-          if (isfinite(v)) {
-            sum += v;
-            cn += 1.0;
-          }
-        }
-        fs[k] += sum;
-        fc[k] += cn;
-        in_bin = 0;
+      f = a;
+      if (in_bin > 0) {
+        size_t len = (size_t)(b - f < bw - in_bin ? b - f : bw - in_bin);
+        fold_cell(x + (f - first_frame), len, fs + k, fc + k);
+        f += len;
         k++;
       }
-      for (bn = 0; bn < nbin; bn++) {
-        size_t m = 0, cy;
-        for (cy = 0; cy < ncyc; cy++) {
-          double cn = fold[ncyc * nbin + cy * nbin + bn];
-          if (cn > 0.0)
-            prof[m++] = fold[cy * nbin + bn] / cn;
-        }
-        if (m == 0)
-          continue;
-        cnt[bn] = qtl_median(prof, m);
-        nused += 1.0;
-        for (h = 0; h < harmonics; h++) {
-          c[g].a[h] += cnt[bn] * bcos[h * nbin + bn];
-          c[g].b[h] += cnt[bn] * bsin[h * nbin + bn];
+      if (f < b) {
+        size_t full = (size_t)((b - f) / bw);
+        fold_cells(x + (f - first_frame), full, bw, fs + k, fc + k);
+        f += (uint64_t)full * bw;
+        k += full;
+      }
+      if (f < b)
+        fold_cell(x + (f - first_frame), (size_t)(b - f), fs + k, fc + k);
+      cell_means(fs, fc, ncyc * nbin);
+      /* When every cell has samples (the window is whole cycles, no
+       * NaN), all bins have ncyc values and their medians are taken
+       * together; otherwise bin by bin, over the cells with samples. */
+      whole = 1;
+      for (k = 0; k < ncyc * nbin; k++)
+        whole &= fc[k] > 0.0;
+      if (whole && qtl_median_columns(fs, ncyc, nbin, nbin, cnt) == 0) {
+        for (bn = 0; bn < nbin; bn++)
+          hum_add_bin(&c[g], cnt[bn], bcos, bsin, nbin, bn, harmonics);
+        nused = (double)nbin;
+      } else {
+        for (bn = 0; bn < nbin; bn++) {
+          size_t m = 0, cy;
+          for (cy = 0; cy < ncyc; cy++) {
+            /* an empty cell (0 / 0) is stored and then overwritten */
+            prof[m] = fs[cy * nbin + bn];
+            m += fc[cy * nbin + bn] > 0.0;
+          }
+          if (m == 0)
+            continue;
+          cnt[bn] = qtl_median(prof, m);
+          nused += 1.0;
+          hum_add_bin(&c[g], cnt[bn], bcos, bsin, nbin, bn, harmonics);
         }
       }
     } else {
@@ -375,7 +790,6 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
   if (integer_period) {
     /* The hum waveform of each window over one cycle. */
     double *hw = malloc(ng * P * sizeof *hw);
-    size_t p;
     if (hw == NULL) {
       free(c);
       free(prof);
@@ -385,32 +799,14 @@ quantal_filter_mains(double *x, size_t n, uint64_t first_frame,
       free(bcos);
       return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     }
-    double inv_w = 1.0 / (double)w;
-    for (p = 0; p < P; p++)
-      for (g = 0; g < ng; g++) {
-        double v = 0.0;
-        for (h = 0; h < harmonics; h++) {
-          size_t mm = (h + 1) * p % P;
-          v += c[g].a[h] * hp[2 * mm] + c[g].b[h] * hp[2 * mm + 1];
-        }
-        hw[g * P + p] = v;
-      }
-    p = (size_t)(first_frame % P);
-    for (i = 0; i < n; i++) {
-      double pos = ((double)(first_frame + i) + 0.5) * inv_w - 0.5 -
-                   (double)g0, u;
-      size_t k;
-      if (pos <= 0.0) {
-        x[i] -= hw[p];
-      } else if ((k = (size_t)pos) + 1 >= ng) {
-        x[i] -= hw[(ng - 1) * P + p];
-      } else {
-        u = pos - (double)k;
-        x[i] -= hw[k * P + p] + u * (hw[(k + 1) * P + p] - hw[k * P + p]);
-      }
-      if (++p == P)
-        p = 0;
-    }
+    /* harmonic by harmonic over the whole cycle (each entry still sums
+     * the harmonics in order) */
+    memset(hw, 0, ng * P * sizeof *hw);
+    for (g = 0; g < ng; g++)
+      for (h = 0; h < harmonics; h++)
+        hum_add_harmonic(hw + g * P, hcos + h * P, hsin + h * P, P,
+                         c[g].a[h], c[g].b[h]);
+    hum_subtract(x, n, first_frame, hw, P, w, g0, ng);
     free(hw);
   } else {
     for (i = 0; i < n; i++) {
@@ -507,24 +903,28 @@ quantal_filter_block(double *x, size_t n, uint64_t first_frame,
                      double *baseline, quantal_diag *diag)
 {
   quantal_status st;
-  double *b = baseline, *tmp;
-  size_t i;
+  double *tmp;
   if (n == 0)
     return QUANTAL_OK;
   if (o->baseline_window_s > 0.0) {
-    if (b == NULL) {
-      b = malloc(n * sizeof *b);
-      if (b == NULL)
-        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    /* the baseline subtracted as it is evaluated: one pass, and no
+     * array when the caller does not want it */
+    baseline_grid bg;
+    st = baseline_grid_make(x, n, first_frame, rate_hz, o->baseline_window_s,
+                            o->baseline_segment_s, &bg, diag);
+    if (st != QUANTAL_OK)
+      return st;
+    if (baseline != x) {
+      st = baseline_apply(&bg, first_frame, n, baseline, x, diag);
+    } else {
+      /* the same array (an odd call): as before, the baseline minus
+       * itself */
+      size_t i;
+      st = baseline_apply(&bg, first_frame, n, baseline, NULL, diag);
+      for (i = 0; st == QUANTAL_OK && i < n; i++)
+        x[i] -= baseline[i];
     }
-    st = quantal_filter_baseline(x, n, first_frame, rate_hz,
-                                 o->baseline_window_s, o->baseline_segment_s,
-                                 b, diag);
-    if (st == QUANTAL_OK)
-      for (i = 0; i < n; i++)
-        x[i] -= b[i];
-    if (b != baseline)
-      free(b);
+    free(bg.run);
     if (st != QUANTAL_OK)
       return st;
   } else if (baseline != NULL) {

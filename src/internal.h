@@ -94,7 +94,8 @@ quantal_status qtl_metadata_format(char *buf, size_t size, size_t n,
                                    const char *const *units,
                                    const double *scales, const char *comment);
 
-/* 1.4826 * median absolute deviation of v (n > 0); v is reordered. */
+/* 1.4826 * median absolute deviation of v (n > 0, no NaN); v is
+ * overwritten with the absolute deviations. */
 double qtl_mad_sd(double *v, size_t n);
 
 /* Atomic output: open a temporary file next to path (mkstemp), returning
@@ -201,8 +202,15 @@ quantal_status qtl_atf_open(quantal_recording *rec, double rate_hz,
 
 /* ---- detect module (filter.c, template.c, detect.c, measure.c) ---- */
 
-/* Median of v[0..n) by quickselect (v reordered); NaN for n = 0. */
+/* Median of v[0..n) (the mean of the two middle values for even n, as
+ * gsl_stats_median); NaN for n = 0. v is left as it was (reordered only
+ * when memory runs out). v must hold no NaN. */
 double qtl_median(double *v, size_t n);
+/* Medians of the ncol columns of an m-row table (row i at t + i * ld)
+ * into med[0..ncol), exactly as qtl_median of each; t is overwritten.
+ * -1 (nothing done) when m is 0 or above 128. t must hold no NaN. */
+int qtl_median_columns(double *t, size_t m, size_t ncol, size_t ld,
+                       double *med);
 /* qsort comparison of doubles (NaN-free), ascending. */
 int qtl_cmp_double(const void *a, const void *b);
 /* Percentile f of sorted v[0..n-1], linear between order statistics
