@@ -260,6 +260,7 @@ quantal_template_criterion_direct(const quantal_template *t, const double *x,
 struct qtl_xcorr {
   size_t nfft, klen, step;
   double *taps; /* the kernel when summed directly (nfft = 0) */
+  double ksum;  /* and the sum of its taps */
   float *ftaps, *fbuf; /* the same in float, and a chunk of the trace */
   float *buf;
   fftwf_complex *spec, *kspec;
@@ -303,8 +304,10 @@ qtl_xcorr_alloc(const double *k, size_t klen, size_t direct_max,
       return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     }
     memcpy(c->taps, k, klen * sizeof *k);
-    for (i = 0; i < klen; i++)
+    for (i = 0; i < klen; i++) {
       c->ftaps[i] = (float)k[i];
+      c->ksum += k[i];
+    }
     c->klen = klen;
     *out = c;
     return QUANTAL_OK;
@@ -484,17 +487,23 @@ fir_scalar(const double *k, size_t K, const double *x, size_t nout,
  * is about four times its issue interval). The trace is
  * converted to float a chunk at a time (fbuf, FIR_CHUNK + K + 64). */
 __attribute__((target("avx2,fma"))) static void
-fir_avx2(const float *k, size_t K, const double *x, size_t nout, double *out,
-         float *fbuf)
+fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
+         double *out, float *fbuf)
 {
   size_t i0, i, j;
   for (i0 = 0; i0 < nout; i0 += FIR_CHUNK) {
     size_t m = nout - i0 < FIR_CHUNK ? nout - i0 : FIR_CHUNK;
     const double *xs = x + i0;
+    /* the chunk about its first sample, so that float keeps the signal
+     * when the trace sits on a large offset; the offset's share, shift
+     * times the sum of the taps, is added back in double */
+    double shift = xs[0], base = shift * ksum;
+    __m256d sh = _mm256_set1_pd(shift), vb = _mm256_set1_pd(base);
     for (i = 0; i + 4 <= m + K - 1; i += 4)
-      _mm_storeu_ps(fbuf + i, _mm256_cvtpd_ps(_mm256_loadu_pd(xs + i)));
+      _mm_storeu_ps(fbuf + i, _mm256_cvtpd_ps(
+                                  _mm256_sub_pd(_mm256_loadu_pd(xs + i), sh)));
     for (; i < m + K - 1; i++)
-      fbuf[i] = (float)xs[i];
+      fbuf[i] = (float)(xs[i] - shift);
     for (i = 0; i + 64 <= m; i += 64) {
       __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       __m256 a4 = a0, a5 = a0, a6 = a0, a7 = a0;
@@ -514,9 +523,11 @@ fir_avx2(const float *k, size_t K, const double *x, size_t nout, double *out,
       }
 #define FIR_STORE(a, off)                                                      \
   do {                                                                         \
-    _mm256_storeu_pd(o + (off), _mm256_cvtps_pd(_mm256_castps256_ps128(a)));   \
+    _mm256_storeu_pd(o + (off), _mm256_add_pd(vb, _mm256_cvtps_pd(             \
+                                    _mm256_castps256_ps128(a))));              \
     _mm256_storeu_pd(o + (off) + 4,                                            \
-                     _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));            \
+                     _mm256_add_pd(vb, _mm256_cvtps_pd(                        \
+                                           _mm256_extractf128_ps(a, 1))));     \
   } while (0)
       FIR_STORE(a0, 0);
       FIR_STORE(a1, 8);
@@ -532,7 +543,7 @@ fir_avx2(const float *k, size_t K, const double *x, size_t nout, double *out,
       float a = 0.0f;
       for (j = 0; j < K; j++)
         a += k[j] * fbuf[i + j];
-      out[i0 + i] = (double)a;
+      out[i0 + i] = base + (double)a;
     }
   }
 }
@@ -550,7 +561,7 @@ qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
   if (c->taps) {
 #if defined(__x86_64__) && defined(__GNUC__)
     if (qtl_have_avx2())
-      fir_avx2(c->ftaps, c->klen, x, nout, out, c->fbuf);
+      fir_avx2(c->ftaps, c->klen, c->ksum, x, nout, out, c->fbuf);
     else
 #endif
       fir_scalar(c->taps, c->klen, x, nout, out);
