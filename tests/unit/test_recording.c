@@ -167,6 +167,51 @@ Test(recording, block_reads_equal_whole_load)
   free(frames);
 }
 
+/* A float32 WAV is read from a mapping of its data chunk, not through
+ * libsndfile: every span must hold libsndfile's values bit for bit, and a
+ * file cut short after it was opened must fail, not fault. */
+Test(recording, mapped_float_wav_equals_libsndfile)
+{
+  size_t n = 40000, i, c, k;
+  size_t starts[] = {0, 1, 4095, 12345, 39990}, lens[] = {1, 7, 8192, 20000, 10};
+  double *frames = malloc(2 * n * sizeof *frames), *ref, *buf;
+  quantal_recording *rec;
+  quantal_diag d;
+  SF_INFO si;
+  SNDFILE *sf;
+  const char *p = path_in("m.wav");
+  write_two_channel(p, n, frames);
+  memset(&si, 0, sizeof si);
+  sf = sf_open(p, SFM_READ, &si);
+  cr_assert_not_null(sf);
+  ref = malloc(2 * n * sizeof *ref);
+  sf_command(sf, SFC_SET_NORM_DOUBLE, NULL, SF_FALSE);
+  cr_assert_eq(sf_readf_double(sf, ref, (sf_count_t)n), (sf_count_t)n);
+  sf_close(sf);
+  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK, "%s",
+               d.reason);
+  buf = malloc(n * sizeof *buf);
+  for (k = 0; k < 5; k++)
+    for (c = 0; c < 2; c++) {
+      size_t m = starts[k] + lens[k] <= n ? lens[k] : n - starts[k];
+      cr_assert_eq(quantal_recording_read(rec, c, starts[k], m, buf, &d),
+                   QUANTAL_OK, "%s", d.reason);
+      for (i = 0; i < m; i++)
+        cr_assert(memcmp(&buf[i], &ref[2 * (starts[k] + i) + c],
+                         sizeof *buf) == 0,
+                  "channel %zu frame %zu", c, starts[k] + i);
+    }
+  /* cut the file in half while it is open */
+  cr_assert_eq(truncate(p, 4096), 0);
+  cr_assert_eq(quantal_recording_read(rec, 0, n - 100, 100, buf, &d),
+               QUANTAL_EFORMAT);
+  cr_assert(strstr(d.reason, "truncated data") != NULL, "%s", d.reason);
+  quantal_recording_close(rec);
+  free(buf);
+  free(ref);
+  free(frames);
+}
+
 Test(recording, integer_pcm_is_read_as_raw_counts)
 {
   SF_INFO si;
