@@ -52,6 +52,29 @@ map_read(sf_ctx *c, uint64_t first, size_t n, double *out,
   return QUANTAL_OK;
 }
 
+/* Channel ch alone from the mapping (evoked reads a trigger channel and
+ * a recorded one of the same file: converting both each time doubled
+ * the work). */
+static quantal_status
+map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
+                 double *out, quantal_diag *diag)
+{
+  sf_ctx *c = vctx;
+  size_t i, nc = c->n_channels;
+  const unsigned char *p = c->map + c->data_off + (first * nc + ch) * 4;
+  struct stat sb;
+  if (fstat(c->fd, &sb) != 0 ||
+      (uint64_t)sb.st_size < c->data_off + (first + n) * nc * 4)
+    return qtl_fail(diag, QUANTAL_EFORMAT, c->path, -1, (long long)first,
+                    "truncated data: the file shrank while it was read");
+  for (i = 0; i < n; i++) {
+    float v;
+    memcpy(&v, p + 4 * nc * i, sizeof v);
+    out[i] = (double)v;
+  }
+  return QUANTAL_OK;
+}
+
 /* The byte range of the samples of a little-endian RIFF WAVE file, from
  * its chunks: "RIFF" size "WAVE", then id-size chunks, padded to even
  * sizes, up to "data". 0 when the file is anything else (RIFX, RF64,
@@ -175,7 +198,10 @@ sf_backend_close(void *vctx)
   free(c);
 }
 
-static const qtl_backend_ops sf_ops = {sf_backend_read, sf_backend_close};
+static const qtl_backend_ops sf_ops = {sf_backend_read, sf_backend_close,
+                                       NULL};
+static const qtl_backend_ops sf_map_ops = {sf_backend_read, sf_backend_close,
+                                           map_read_channel};
 
 static const char *
 subtype_name(int subtype, int *is_int)
@@ -311,6 +337,8 @@ qtl_sndfile_open(quantal_recording *rec, quantal_diag *diag)
   if (st != QUANTAL_OK)
     return st;
   map_float_wav(c, &info, rec->path);
+  if (c->map)
+    rec->ops = &sf_map_ops;
   comment = sf_get_string(c->sf, SF_STR_COMMENT);
   qtl_metadata_parse(rec, comment);
   return QUANTAL_OK;

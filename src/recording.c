@@ -77,7 +77,7 @@ mem_close(void *vctx)
   free(c);
 }
 
-static const qtl_backend_ops mem_ops = {mem_read, mem_close};
+static const qtl_backend_ops mem_ops = {mem_read, mem_close, NULL};
 
 quantal_status
 qtl_memory_backend(quantal_recording *rec, double *data, size_t n_channels,
@@ -438,7 +438,7 @@ view_close(void *vctx)
   free(v);
 }
 
-static const qtl_backend_ops view_ops = {view_read, view_close};
+static const qtl_backend_ops view_ops = {view_read, view_close, NULL};
 
 quantal_status
 quantal_recording_select_sweeps(quantal_recording *rec,
@@ -594,6 +594,15 @@ quantal_recording_read(quantal_recording *rec, size_t ch,
     if (s != 1.0 || o != 0.0)
       for (size_t i = 0; i < n; i++)
         buf[i] = buf[i] * s + o;
+    return QUANTAL_OK;
+  }
+  if (rec->ops->read_channel) {
+    st = rec->ops->read_channel(rec->ctx, ch, first_frame, n, buf, diag);
+    if (st != QUANTAL_OK)
+      return st;
+    /* as the loop below, even for s = 1 and o = 0 (a -0 becomes +0) */
+    for (size_t i = 0; i < n; i++)
+      buf[i] = buf[i] * s + o;
     return QUANTAL_OK;
   }
   while (done < n) {
