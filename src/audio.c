@@ -57,7 +57,8 @@ map_read(sf_ctx *c, uint64_t first, size_t n, double *out,
  * the work). */
 static quantal_status
 map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
-                 double *out, quantal_diag *diag)
+                 double scale, double offset, double *out,
+                 quantal_diag *diag)
 {
   sf_ctx *c = vctx;
   size_t i, nc = c->n_channels;
@@ -70,7 +71,7 @@ map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
   for (i = 0; i < n; i++) {
     float v;
     memcpy(&v, p + 4 * nc * i, sizeof v);
-    out[i] = (double)v;
+    out[i] = (double)v * scale + offset;
   }
   return QUANTAL_OK;
 }

@@ -36,10 +36,12 @@ typedef struct qtl_backend_ops {
   quantal_status (*read)(void *ctx, uint64_t first, size_t n, double *out,
                          quantal_diag *diag);
   void (*close)(void *ctx);
-  /* Optional: frames first..first+n of channel ch alone, unscaled (a
-   * backend that can pick one channel cheaply; NULL: read takes all). */
+  /* Optional: frames first..first+n of channel ch alone, as stored
+   * times scale plus offset (a backend that can pick one channel
+   * cheaply; NULL: read takes all). */
   quantal_status (*read_channel)(void *ctx, size_t ch, uint64_t first,
-                                 size_t n, double *out, quantal_diag *diag);
+                                 size_t n, double scale, double offset,
+                                 double *out, quantal_diag *diag);
 } qtl_backend_ops;
 
 struct quantal_recording {

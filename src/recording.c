@@ -597,13 +597,9 @@ quantal_recording_read(quantal_recording *rec, size_t ch,
     return QUANTAL_OK;
   }
   if (rec->ops->read_channel) {
-    st = rec->ops->read_channel(rec->ctx, ch, first_frame, n, buf, diag);
-    if (st != QUANTAL_OK)
-      return st;
-    /* as the loop below, even for s = 1 and o = 0 (a -0 becomes +0) */
-    for (size_t i = 0; i < n; i++)
-      buf[i] = buf[i] * s + o;
-    return QUANTAL_OK;
+    /* scaled as the loop below does, in the same pass */
+    return rec->ops->read_channel(rec->ctx, ch, first_frame, n, s, o, buf,
+                                  diag);
   }
   while (done < n) {
     size_t m = n - done, i;
