@@ -28,7 +28,37 @@ typedef struct sf_ctx {
   const unsigned char *map;
   size_t map_len;
   uint64_t data_off, data_end; /* the samples' byte range in the file */
+  long page;                     /* the page size */
+  uintptr_t span_lo, span_hi;    /* pages touched since the last drop */
 } sf_ctx;
+
+/* Mapped pages stay in the process's resident set until dropped, so an
+ * hour's file would count in full against the memory a streaming reader
+ * promises. The pages touched since the last drop are tracked as one span
+ * and dropped (MADV_DONTNEED: they stay in the page cache, and a later
+ * read faults them in again) once it passes MAP_SPAN_MAX bytes. */
+#define MAP_SPAN_MAX ((uintptr_t)1 << 20)
+
+static void
+map_touched(sf_ctx *c, const unsigned char *p, size_t len)
+{
+  uintptr_t pg = (uintptr_t)c->page, a, b;
+  a = (uintptr_t)p & ~(pg - 1);
+  b = ((uintptr_t)p + len + pg - 1) & ~(pg - 1);
+  if (c->span_hi == 0) {
+    c->span_lo = a;
+    c->span_hi = b;
+  } else {
+    if (a < c->span_lo)
+      c->span_lo = a;
+    if (b > c->span_hi)
+      c->span_hi = b;
+  }
+  if (c->span_hi - c->span_lo > MAP_SPAN_MAX) {
+    madvise((void *)c->span_lo, c->span_hi - c->span_lo, MADV_DONTNEED);
+    c->span_lo = c->span_hi = 0;
+  }
+}
 
 /* Frames first..first+n of every channel from the mapping, as doubles
  * (float to double is exact). The file's size is checked first: a file
@@ -49,6 +79,7 @@ map_read(sf_ctx *c, uint64_t first, size_t n, double *out,
     memcpy(&v, p + 4 * i, sizeof v);
     out[i] = (double)v;
   }
+  map_touched(c, p, 4 * m);
   return QUANTAL_OK;
 }
 
@@ -73,6 +104,7 @@ map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
     memcpy(&v, p + 4 * nc * i, sizeof v);
     out[i] = (double)v * scale + offset;
   }
+  map_touched(c, p - 4 * ch, 4 * nc * n);
   return QUANTAL_OK;
 }
 
@@ -139,6 +171,9 @@ map_float_wav(sf_ctx *c, const SF_INFO *info, const char *path)
     return;
   }
   madvise(m, (size_t)(off + need), MADV_SEQUENTIAL);
+  c->page = sysconf(_SC_PAGESIZE);
+  if (c->page <= 0 || (c->page & (c->page - 1)) != 0)
+    c->page = 4096;
   c->map = m;
   c->map_len = (size_t)(off + need);
   c->data_off = off;
