@@ -27,7 +27,7 @@ typedef struct sf_ctx {
   int fd;
   const unsigned char *map;
   size_t map_len;
-  uint64_t data_off, data_end; /* the samples' byte range in the file */
+  uint64_t data_off;            /* where the samples start in the file */
   long page;                     /* the page size */
   uintptr_t span_lo, span_hi;    /* pages touched since the last drop */
 } sf_ctx;
@@ -60,20 +60,32 @@ map_touched(sf_ctx *c, const unsigned char *p, size_t len)
   }
 }
 
+/* Frames first..first+n (every channel) in the mapping, after checking
+ * the file's size: a file cut short while open would otherwise fault
+ * instead of failing. NULL (diag set) when it shrank. */
+static const unsigned char *
+map_frames(sf_ctx *c, uint64_t first, size_t n, quantal_diag *diag)
+{
+  struct stat sb;
+  if (fstat(c->fd, &sb) != 0 ||
+      (uint64_t)sb.st_size < c->data_off + (first + n) * c->n_channels * 4) {
+    qtl_fail(diag, QUANTAL_EFORMAT, c->path, -1, (long long)first,
+             "truncated data: the file shrank while it was read");
+    return NULL;
+  }
+  return c->map + c->data_off + first * c->n_channels * 4;
+}
+
 /* Frames first..first+n of every channel from the mapping, as doubles
- * (float to double is exact). The file's size is checked first: a file
- * cut short while open would otherwise fault instead of failing. */
+ * (float to double is exact). */
 static quantal_status
 map_read(sf_ctx *c, uint64_t first, size_t n, double *out,
          quantal_diag *diag)
 {
   size_t i, m = n * c->n_channels;
-  const unsigned char *p = c->map + c->data_off + first * c->n_channels * 4;
-  struct stat sb;
-  if (fstat(c->fd, &sb) != 0 ||
-      (uint64_t)sb.st_size < c->data_off + (first + n) * c->n_channels * 4)
-    return qtl_fail(diag, QUANTAL_EFORMAT, c->path, -1, (long long)first,
-                    "truncated data: the file shrank while it was read");
+  const unsigned char *p = map_frames(c, first, n, diag);
+  if (p == NULL)
+    return QUANTAL_EFORMAT;
   for (i = 0; i < m; i++) {
     float v;
     memcpy(&v, p + 4 * i, sizeof v);
@@ -93,18 +105,15 @@ map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
 {
   sf_ctx *c = vctx;
   size_t i, nc = c->n_channels;
-  const unsigned char *p = c->map + c->data_off + (first * nc + ch) * 4;
-  struct stat sb;
-  if (fstat(c->fd, &sb) != 0 ||
-      (uint64_t)sb.st_size < c->data_off + (first + n) * nc * 4)
-    return qtl_fail(diag, QUANTAL_EFORMAT, c->path, -1, (long long)first,
-                    "truncated data: the file shrank while it was read");
+  const unsigned char *p = map_frames(c, first, n, diag);
+  if (p == NULL)
+    return QUANTAL_EFORMAT;
   for (i = 0; i < n; i++) {
     float v;
-    memcpy(&v, p + 4 * nc * i, sizeof v);
+    memcpy(&v, p + 4 * (nc * i + ch), sizeof v);
     out[i] = (double)v * scale + offset;
   }
-  map_touched(c, p - 4 * ch, 4 * nc * n);
+  map_touched(c, p, 4 * nc * n);
   return QUANTAL_OK;
 }
 
@@ -177,7 +186,6 @@ map_float_wav(sf_ctx *c, const SF_INFO *info, const char *path)
   c->map = m;
   c->map_len = (size_t)(off + need);
   c->data_off = off;
-  c->data_end = off + need;
 #else
   (void)c;
   (void)info;

@@ -25,9 +25,8 @@
 #define COMBINED_SIGMA 0.2
 #define BACKFIT_SWEEPS 12
 #define CLUSTER_MAX 24
-/* Deconvolution filters up to this many taps are summed directly, in
- * double precision, rather than by float FFT (a bi-exponential's filter
- * has a few dozen). */
+/* Deconvolution filters up to this many taps are summed directly rather
+ * than by FFT (a bi-exponential's filter has a few dozen). */
 #define DEC_DIRECT_MAX 128
 
 quantal_detect_options
@@ -371,7 +370,7 @@ next_at_least_scalar(const double *z, size_t i, size_t n, double pol,
   return n;
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
 #include <immintrin.h>
 /* Eight samples a step: the products and comparisons are those of the
  * scalar loop, so the answer is the same. */
@@ -390,13 +389,12 @@ next_at_least_avx2(const double *z, size_t i, size_t n, double pol,
   }
   return next_at_least_scalar(z, i, n, pol, thr);
 }
-#define QTL_SCAN_AVX2 1
 #endif
 
 static size_t
 next_at_least(const double *z, size_t i, size_t n, double pol, double thr)
 {
-#ifdef QTL_SCAN_AVX2
+#ifdef QTL_X86_SIMD
   if (qtl_have_avx2())
     return next_at_least_avx2(z, i, n, pol, thr);
 #endif
@@ -414,7 +412,7 @@ first_nonfinite_scalar(const double *x, size_t i, size_t n)
   return n;
 }
 
-#ifdef QTL_SCAN_AVX2
+#ifdef QTL_X86_SIMD
 /* x - x is 0 for a finite x and NaN for an infinite or NaN one. */
 __attribute__((target("avx2"))) static size_t
 first_nonfinite_avx2(const double *x, size_t i, size_t n)
@@ -436,7 +434,7 @@ first_nonfinite_avx2(const double *x, size_t i, size_t n)
 static size_t
 first_nonfinite(const double *x, size_t i, size_t n)
 {
-#ifdef QTL_SCAN_AVX2
+#ifdef QTL_X86_SIMD
   if (qtl_have_avx2())
     return first_nonfinite_avx2(x, i, n);
 #endif
@@ -453,7 +451,7 @@ sub_scaled_scalar(double *y, const double *t, double a, size_t n)
     y[j] -= a * t[j];
 }
 
-#ifdef QTL_SCAN_AVX2
+#ifdef QTL_X86_SIMD
 __attribute__((target("avx2"))) static void
 sub_scaled_avx2(double *y, const double *t, double a, size_t n)
 {
@@ -470,7 +468,7 @@ sub_scaled_avx2(double *y, const double *t, double a, size_t n)
 static void
 sub_scaled(double *y, const double *t, double a, size_t n)
 {
-#ifdef QTL_SCAN_AVX2
+#ifdef QTL_X86_SIMD
   if (qtl_have_avx2()) {
     sub_scaled_avx2(y, t, a, n);
     return;
@@ -774,7 +772,7 @@ fast_fit_best_scalar(const detector *d, const double *x, size_t lo,
   }
 }
 
-#ifdef QTL_SCAN_AVX2
+#ifdef QTL_X86_SIMD
 __attribute__((target("avx2"))) static void
 fast_fit_best_avx2(const detector *d, const double *x, size_t lo, size_t hi,
                    quantal_template_fit *fit)
@@ -824,7 +822,7 @@ static void
 fast_fit_best(const detector *d, const double *x, size_t lo, size_t hi,
               quantal_template_fit *fit)
 {
-#ifdef QTL_SCAN_AVX2
+#ifdef QTL_X86_SIMD
   if (qtl_have_avx2()) {
     fast_fit_best_avx2(d, x, lo, hi, fit);
     return;
@@ -1600,26 +1598,21 @@ set_template(detector *d, quantal_template *t, quantal_diag *diag)
 static quantal_status
 decide_polarity(detector *d, calib *c, quantal_diag *diag)
 {
-  quantal_detect_method keep = d->o.method;
   double sd;
   size_t i, j, n;
   double wpos = 0.0, wneg = 0.0;
-  quantal_status st;
-  d->o.method = QUANTAL_DETECT_TEMPLATE;
-  st = calib_criterion(d, c, diag);
+  quantal_status st = calib_criterion(d, c, diag);
   if (st != QUANTAL_OK)
-    goto done;
+    return st;
   sd = c->zc_sd;
   if (!(sd > 0.0)) {
     d->pol = 1;
-    goto done;
+    return QUANTAL_OK;
   }
   for (i = 0; i < c->nruns; i++) {
     double *z = malloc(c->runs[i].n * sizeof *z);
-    if (z == NULL) {
-      st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-      goto done;
-    }
+    if (z == NULL)
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     calib_cached(c, i, z);
     /* Weighted by how far beyond 5 SDs: an event's own peak outweighs
      * the opposite-sign side lobe that a template of the wrong kinetics
@@ -1636,9 +1629,7 @@ decide_polarity(detector *d, calib *c, quantal_diag *diag)
     free(z);
   }
   d->pol = wneg > wpos ? -1 : 1;
-done:
-  d->o.method = keep;
-  return st;
+  return QUANTAL_OK;
 }
 
 /* Residual sum of squares of the average event avg[0..n) under the
@@ -1929,7 +1920,7 @@ static void
 count_gaps(detector *d, const double *x, size_t n, uint64_t f0)
 {
   size_t i = first_nonfinite(x, 0, n);
-  if (i > 0 && i <= n)
+  if (i > 0)
     d->in_gap = 0; /* x[0..i) finite */
   for (; i < n; i++) {
     int bad = !isfinite(x[i]);

@@ -870,7 +870,7 @@ lowpass_range(const double *x, double *y, size_t n, const double *k,
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
 #include <immintrin.h>
 /* The interior outputs y[from..) sixteen at a time while they stay below
  * to, one output per lane: the same products added in the same order as
@@ -933,7 +933,7 @@ quantal_filter_lowpass(const double *x, double *y, size_t n, double rate_hz,
   for (j = 0; j <= 2 * half; j++)
     k[j] /= sum;
   i = 0;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
   /* the interior sixteen outputs a step where the CPU has AVX2 */
   if (qtl_have_avx2() && n > 2 * (size_t)half) {
     lowpass_range(x, y, n, k, half, 0, (size_t)half);

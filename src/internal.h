@@ -256,7 +256,12 @@ void qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
                    double *block_shift);
 size_t qtl_xcorr_klen(const qtl_xcorr *c);
 /* Whether this CPU runs AVX2 and FMA (the vector paths of the detector's
- * scans, criterion and short filters); 0 off x86-64. */
+ * scans, criterion and short filters); 0 off x86-64. Those paths are
+ * compiled where QTL_X86_SIMD is defined (x86-64 with GCC or Clang, whose
+ * target attributes they use). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define QTL_X86_SIMD 1
+#endif
 int qtl_have_avx2(void);
 void qtl_xcorr_free(qtl_xcorr *c);
 

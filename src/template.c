@@ -4,7 +4,7 @@
 #include "internal.h"
 
 #include <fftw3.h>
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
 #include <immintrin.h>
 #endif
 #include <gsl/gsl_blas.h>
@@ -399,7 +399,7 @@ xcorr_mul(float *sp, const float *kp, size_t nb)
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
 __attribute__((target("avx2"))) static double
 xcorr_prep_avx2(float *buf, size_t nfft, const double *xs, size_t m)
 {
@@ -443,19 +443,16 @@ xcorr_block(qtl_xcorr *c, const double *x, size_t n, size_t s,
             double *shift_out)
 {
   size_t nfft = c->nfft, nb = nfft / 2 + 1, m, nout = n - c->klen + 1;
-  int avx2 = 0;
-#if defined(__x86_64__) && defined(__GNUC__)
-  avx2 = qtl_have_avx2();
-#endif
+  int avx2 = qtl_have_avx2();
   m = n - s < nfft ? n - s : nfft;
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
   if (avx2)
     *shift_out = xcorr_prep_avx2(c->buf, nfft, x + s, m);
   else
 #endif
     *shift_out = xcorr_prep(c->buf, nfft, x + s, m);
   fftwf_execute_dft_r2c(c->fwd, c->buf, c->spec);
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
   if (avx2)
     xcorr_mul_avx2((float *)c->spec, (const float *)c->kspec, nb);
   else
@@ -481,7 +478,7 @@ fir_scalar(const double *k, size_t K, const double *x, size_t nout,
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
 /* In single precision with FMA, like the FFT path: 64 outputs a step,
  * eight per vector, eight vectors' chains overlapping (an FMA's latency
  * is about four times its issue interval). The trace is
@@ -559,7 +556,7 @@ qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
     return;
   nout = n - c->klen + 1;
   if (c->taps) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
     if (qtl_have_avx2())
       fir_avx2(c->ftaps, c->klen, c->ksum, x, nout, out, c->fbuf);
     else
@@ -709,7 +706,7 @@ window_sums(const double *x, size_t cnt, size_t L, double c, double *s1,
   window_tail(x, k, cnt, L, c, s1, s2);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
 /* The scan of window_sums in registers: t = d + (0, d0, d1, d2), then
  * t + (0, 0, t0, t1). No FMA. */
 __attribute__((target("avx2"))) static void
@@ -777,8 +774,7 @@ crit_scalar(const crit_k *K, const float *r, const double *s1,
   }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define QTL_CRIT_AVX2 1
+#ifdef QTL_X86_SIMD
 /* The same arithmetic, four latencies at a time (AVX2 without FMA, so the
  * values are those of crit_scalar bit for bit); where the screen passes
  * none of the four, the square root and division are skipped. */
@@ -824,9 +820,6 @@ crit_avx2(const crit_k *K, const float *r, const double *s1, const double *s2,
   crit_scalar(K, r + k, s1 + k, s2 + k, cnt - k, cr + k, scl ? scl + k : NULL);
 }
 
-#endif
-
-#if defined(__x86_64__) && defined(__GNUC__)
 static int have_avx2;
 
 static void
@@ -845,7 +838,7 @@ avx2_init(void)
 int
 qtl_have_avx2(void)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef QTL_X86_SIMD
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, avx2_init);
   return have_avx2;
@@ -860,14 +853,11 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
 {
   size_t L = m->L, nout, s, cnt;
   crit_k K;
-  int avx2 = 0;
+  int avx2 = qtl_have_avx2();
   if (n < L)
     return qtl_fail(diag, QUANTAL_ERANGE, NULL, -1, -1,
                     "the trace (%zu samples) is shorter than the template "
                     "(%zu)", n, L);
-#ifdef QTL_CRIT_AVX2
-  avx2 = qtl_have_avx2();
-#endif
   K.inv_l = 1.0 / (double)L;
   K.st_l = m->sum_t * K.inv_l;
   K.inv_stt = 1.0 / m->stt;
@@ -881,13 +871,13 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
   for (s = 0; s < nout; s += cnt) {
     double c;
     cnt = xcorr_block(m->xc, x, n, s, &c);
-#ifdef QTL_CRIT_AVX2
+#ifdef QTL_X86_SIMD
     if (avx2)
       window_sums_avx2(x + s, cnt, L, c, m->s1, m->s2);
     else
 #endif
       window_sums(x + s, cnt, L, c, m->s1, m->s2);
-#ifdef QTL_CRIT_AVX2
+#ifdef QTL_X86_SIMD
     if (avx2)
       crit_avx2(&K, m->xc->buf, m->s1, m->s2, cnt, crit + s,
                 scale ? scale + s : NULL);
