@@ -5,6 +5,7 @@
 
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_statistics_double.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,63 @@ push_time(double **t, size_t *n, size_t *cap, double v)
   return QUANTAL_OK;
 }
 
+/* Pass 1 of the trigger search keeps, for each run of TTL_SUB samples,
+ * the range of its finite samples as floats rounded outwards (a day at
+ * 20 kHz: 13 MB). Pass 2 then re-reads only the runs where the state
+ * (above or below the threshold) can change: a trigger channel sits at one
+ * of two levels nearly everywhere, and reading the whole channel a second
+ * time was a third of the time of evoked without minis. */
+#define TTL_SUB 1024
+
+static float
+float_down(double v)
+{
+  float f = (float)v;
+  return (double)f > v ? nextafterf(f, -INFINITY) : f;
+}
+
+static float
+float_up(double v)
+{
+  float f = (float)v;
+  return (double)f < v ? nextafterf(f, INFINITY) : f;
+}
+
+/* The range of the finite samples of x[0..n): lo > hi when there are
+ * none. Four independent chains; NaN and infinities fail the test. */
+static void
+finite_range(const double *x, size_t n, double *lo, double *hi)
+{
+  double a0 = INFINITY, a1 = INFINITY, a2 = INFINITY, a3 = INFINITY;
+  double b0 = -INFINITY, b1 = -INFINITY, b2 = -INFINITY, b3 = -INFINITY;
+  size_t i;
+  /* A non-finite sample enters as +inf to the minimum, -inf to the
+   * maximum; `v < a ? v : a` is one minsd. */
+#define FR_STEP(a, b, k)                                                     \
+  do {                                                                       \
+    double v_ = x[i + k];                                                    \
+    int ok_ = fabs(v_) <= DBL_MAX;                                           \
+    double l_ = ok_ ? v_ : INFINITY, h_ = ok_ ? v_ : -INFINITY;              \
+    a = l_ < a ? l_ : a;                                                     \
+    b = h_ > b ? h_ : b;                                                     \
+  } while (0)
+  for (i = 0; i + 4 <= n; i += 4) {
+    FR_STEP(a0, b0, 0);
+    FR_STEP(a1, b1, 1);
+    FR_STEP(a2, b2, 2);
+    FR_STEP(a3, b3, 3);
+  }
+  for (; i < n; i++)
+    FR_STEP(a0, b0, 0);
+#undef FR_STEP
+  a0 = a1 < a0 ? a1 : a0;
+  a2 = a3 < a2 ? a3 : a2;
+  b0 = b1 > b0 ? b1 : b0;
+  b2 = b3 > b2 ? b3 : b2;
+  *lo = a2 < a0 ? a2 : a0;
+  *hi = b2 > b0 ? b2 : b0;
+}
+
 quantal_status
 quantal_stimuli_from_ttl(quantal_recording *rec, size_t ch, double threshold,
                          double min_interval_s, double **times_s, size_t *n,
@@ -36,7 +94,8 @@ quantal_stimuli_from_ttl(quantal_recording *rec, size_t ch, double threshold,
   quantal_recording_info info;
   double *buf, mn = INFINITY, mx = -INFINITY, last = -INFINITY;
   double *t = NULL;
-  size_t cap = 0, count = 0;
+  float *smin = NULL, *smax;
+  size_t cap = 0, count = 0, nsub, b;
   uint64_t pos;
   int high = 0;
   quantal_status st = QUANTAL_OK;
@@ -48,25 +107,39 @@ quantal_stimuli_from_ttl(quantal_recording *rec, size_t ch, double threshold,
     return qtl_fail(diag, QUANTAL_ERANGE, rec->path, (long)ch, -1,
                     "stimulus channel %zu does not exist (the file has %zu)",
                     ch + 1, info.n_channels);
+  nsub = (size_t)((info.frames + TTL_SUB - 1) / TTL_SUB);
   buf = malloc(BLOCK_FRAMES * sizeof *buf);
-  if (buf == NULL)
+  if (nsub > 0)
+    smin = malloc(2 * nsub * sizeof *smin);
+  if (buf == NULL || (nsub > 0 && smin == NULL)) {
+    free(buf);
+    free(smin);
     return qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1, "out of memory");
+  }
+  smax = smin + nsub;
   /* Pass 1: the range, for the default threshold half-way up it and for
-   * the caller's message when no edge crosses a given one. */
-  for (pos = 0; pos < info.frames;) {
+   * the caller's message when no edge crosses a given one, and the range
+   * of each run. */
+  for (pos = 0, b = 0; pos < info.frames;) {
     size_t m = info.frames - pos > BLOCK_FRAMES ? BLOCK_FRAMES
                                                 : (size_t)(info.frames - pos);
     size_t i;
     st = quantal_recording_read(rec, ch, pos, m, buf, diag);
     if (st != QUANTAL_OK)
       goto done;
-    for (i = 0; i < m; i++)
-      if (isfinite(buf[i])) {
-        if (buf[i] < mn)
-          mn = buf[i];
-        if (buf[i] > mx)
-          mx = buf[i];
+    for (i = 0; i < m; i += TTL_SUB, b++) {
+      double a, z;
+      finite_range(buf + i, m - i < TTL_SUB ? m - i : TTL_SUB, &a, &z);
+      if (a <= z) {
+        smin[b] = float_down(a);
+        smax[b] = float_up(z);
+        mn = a < mn ? a : mn;
+        mx = z > mx ? z : mx;
+      } else {
+        smin[b] = INFINITY;
+        smax[b] = -INFINITY;
       }
+    }
     pos += m;
   }
   if (isnan(threshold)) {
@@ -82,11 +155,21 @@ quantal_stimuli_from_ttl(quantal_recording *rec, size_t ch, double threshold,
     *lo = mn;
   if (hi)
     *hi = mx;
-  /* Pass 2: rising edges. */
-  for (pos = 0; pos < info.frames;) {
-    size_t m = info.frames - pos > BLOCK_FRAMES ? BLOCK_FRAMES
-                                                : (size_t)(info.frames - pos);
-    size_t i;
+  /* Pass 2: rising edges, in the runs where one can be. A run whose
+   * finite samples all lie below the threshold leaves the state low; one
+   * whose samples all lie at or above it keeps a high state high. */
+  for (b = 0; b < nsub; b++) {
+    size_t i, m;
+    if (!(smin[b] <= smax[b]))
+      continue; /* no finite sample */
+    if ((double)smax[b] < threshold) {
+      high = 0;
+      continue;
+    }
+    if (high && (double)smin[b] >= threshold)
+      continue;
+    pos = (uint64_t)b * TTL_SUB;
+    m = info.frames - pos > TTL_SUB ? TTL_SUB : (size_t)(info.frames - pos);
     st = quantal_recording_read(rec, ch, pos, m, buf, diag);
     if (st != QUANTAL_OK)
       goto done;
@@ -111,10 +194,10 @@ quantal_stimuli_from_ttl(quantal_recording *rec, size_t ch, double threshold,
         high = 0;
       }
     }
-    pos += m;
   }
 done:
   free(buf);
+  free(smin);
   if (st != QUANTAL_OK) {
     free(t);
     return st;
@@ -340,16 +423,34 @@ static double
 template_scale(const double *y, const double *T, size_t n, long shift,
                int pol)
 {
-  double yt = 0.0, tt = 0.0;
-  long i;
-  for (i = 0; i < (long)n; i++) {
-    long j = i - shift;
-    if (j < 0 || j >= (long)n || !isfinite(y[i]))
-      continue;
-    yt += y[i] * T[j];
-    tt += T[j] * T[j];
+  /* Samples i with j = i - shift inside the template; four chains of
+   * sums (one chain was bound by the latency of the additions: the
+   * latency search calls this 2 jitter + 1 times per response). A
+   * non-finite sample counts in neither sum. */
+  double y0 = 0.0, y1 = 0.0, y2 = 0.0, y3 = 0.0, t0 = 0.0, t1 = 0.0,
+         t2 = 0.0, t3 = 0.0, a, b;
+  long i0 = shift > 0 ? shift : 0, i1 = shift < 0 ? (long)n + shift : (long)n,
+       i;
+  const double *w = T - shift;
+#define TS_TERM(yk, tk, k)                                                   \
+  do {                                                                       \
+    double v_ = y[i + k], w_ = w[i + k];                                     \
+    double m_ = fabs(v_) <= DBL_MAX ? 1.0 : 0.0;                             \
+    yk += (m_ * w_) * (m_ != 0.0 ? v_ : 0.0);                                \
+    tk += (m_ * w_) * w_;                                                    \
+  } while (0)
+  for (i = i0; i + 4 <= i1; i += 4) {
+    TS_TERM(y0, t0, 0);
+    TS_TERM(y1, t1, 1);
+    TS_TERM(y2, t2, 2);
+    TS_TERM(y3, t3, 3);
   }
-  return tt > 0.0 ? pol * yt / tt : 0.0;
+  for (; i < i1; i++)
+    TS_TERM(y0, t0, 0);
+#undef TS_TERM
+  a = (y0 + y1) + (y2 + y3);
+  b = (t0 + t1) + (t2 + t3);
+  return b > 0.0 ? pol * a / b : 0.0;
 }
 
 /* Index of the sweep holding frame f (sweeps are sorted). */

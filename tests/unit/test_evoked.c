@@ -138,6 +138,111 @@ Test(evoked, ttl_edges_are_found_at_their_samples)
   quantal_recording_close(rec);
 }
 
+/* The trigger search reads the channel twice, the second time only in
+ * the runs of 1024 samples where an edge can be (evoked.c). Against a
+ * sample-by-sample scan of the same channel: edges on run boundaries,
+ * runs wholly high or wholly NaN, a run that starts high after a NaN
+ * run, infinities, a short last run; default and given thresholds. */
+static size_t
+ttl_reference(const double *v, size_t n, double thr, double gap, double **t)
+{
+  double mn = INFINITY, mx = -INFINITY, last = -INFINITY;
+  size_t i, c = 0;
+  int high = 0;
+  for (i = 0; i < n; i++)
+    if (isfinite(v[i])) {
+      mn = fmin(mn, v[i]);
+      mx = fmax(mx, v[i]);
+    }
+  if (isnan(thr))
+    thr = 0.5 * (mn + mx);
+  *t = malloc(n * sizeof **t);
+  for (i = 0; i < n; i++) {
+    if (!isfinite(v[i]))
+      continue;
+    if (!high && v[i] >= thr) {
+      if ((double)i / RATE - last >= gap)
+        (*t)[c++] = last = (double)i / RATE;
+      high = 1;
+    } else if (high && v[i] < thr)
+      high = 0;
+  }
+  return c;
+}
+
+Test(evoked, ttl_edges_match_a_sample_by_sample_scan)
+{
+  const size_t R = 1024, n = 20 * 1024 + 300;
+  const char *names[] = {"Vm", "TTL"}, *units[] = {"mV", "V"};
+  double *x = calloc(2 * n, sizeof *x), *v = malloc(n * sizeof *v), *t, *u;
+  double thr[3] = {NAN, 2.5, 4.0}, gap[2] = {1e-3, 0.2};
+  size_t i, k, nt, nu;
+  char path[512];
+  quantal_write_options o;
+  quantal_writer *w;
+  quantal_recording *rec;
+  quantal_diag d;
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng_set(r, 11);
+  for (i = 0; i < n; i++)
+    x[2 * i + 1] = 0.01 * gsl_ran_gaussian(r, 1.0);
+#define HIGH(a, b)                                                           \
+  for (i = (a); i < (b); i++)                                                \
+  x[2 * i + 1] = 5.0 + 0.01 * gsl_ran_gaussian(r, 1.0)
+#define SETV(a, b, val)                                                      \
+  for (i = (a); i < (b); i++)                                                \
+  x[2 * i + 1] = (val)
+  HIGH(2 * R, 2 * R + 5);              /* edge on a run boundary */
+  HIGH(4 * R + 1000, 7 * R + 10);      /* whole runs high */
+  HIGH(8 * R + 500, 10 * R + 20);      /* high across a NaN run */
+  SETV(9 * R, 10 * R, NAN);
+  SETV(12 * R, 13 * R, NAN);           /* NaN, then a run wholly high */
+  HIGH(13 * R, 14 * R);
+  x[2 * (15 * R + 7) + 1] = INFINITY;  /* not an edge */
+  x[2 * (15 * R + 9) + 1] = -INFINITY;
+  SETV(16 * R, 16 * R + 3, NAN);       /* high from the first finite */
+  HIGH(16 * R + 3, 17 * R);
+  HIGH(17 * R + 100, 17 * R + 101);    /* one sample, merged by gap 0.2 */
+  HIGH(18 * R - 1, 18 * R + 1);        /* across a run boundary */
+  HIGH(20 * R + 200, 20 * R + 210);    /* in the short last run */
+  x[2 * (19 * R + 5) + 1] = 4.5;       /* above 4.0 only */
+#undef HIGH
+#undef SETV
+  snprintf(path, sizeof path, "%s/runs.wav", dir);
+  memset(&o, 0, sizeof o);
+  o.rate_hz = RATE;
+  o.n_channels = 2;
+  o.names = names;
+  o.units = units;
+  o.container = QUANTAL_CONTAINER_WAV;
+  cr_assert_eq(quantal_writer_open(path, &o, &w, &d), QUANTAL_OK);
+  cr_assert_eq(quantal_writer_write(w, x, n, &d), QUANTAL_OK, "%s", d.reason);
+  cr_assert_eq(quantal_writer_commit(w, &d), QUANTAL_OK);
+  cr_assert_eq(quantal_recording_open(path, NULL, &rec, &d), QUANTAL_OK);
+  cr_assert_eq(quantal_recording_read(rec, 1, 0, n, v, &d), QUANTAL_OK);
+  for (k = 0; k < 6; k++) {
+    nu = ttl_reference(v, n, thr[k % 3], gap[k / 3], &u);
+    cr_assert_eq(quantal_stimuli_from_ttl(rec, 1, thr[k % 3], gap[k / 3], &t,
+                                          &nt, NULL, NULL, &d),
+                 QUANTAL_OK, "%s", d.reason);
+    cr_assert_eq(nt, nu, "threshold %g, gap %g: %zu edges, %zu expected",
+                 thr[k % 3], gap[k / 3], nt, nu);
+    for (i = 0; i < nt; i++)
+      cr_assert_eq(t[i], u[i], "edge %zu: %.9g s, %.9g s expected", i, t[i],
+                   u[i]);
+    free(t);
+    free(u);
+  }
+  /* The default threshold (about 2.5) sees the nine edges built above. */
+  nu = ttl_reference(v, n, NAN, 1e-3, &u);
+  cr_assert_eq(nu, 9);
+  free(u);
+  quantal_recording_close(rec);
+  gsl_rng_free(r);
+  free(x);
+  free(v);
+}
+
 Test(evoked, flat_trigger_channel_is_an_error)
 {
   double stim[1] = {0}, amp[1] = {0}, *t;
