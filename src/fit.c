@@ -65,6 +65,12 @@ typedef struct fctx {
   double ptol;
   unsigned n_cur, n_hat;
   const double *t_hat;
+  /* The profile of n (binomial family, intervals only): the solution at
+   * each prof_n. */
+  size_t n_prof;
+  const unsigned *prof_n;
+  const double *prof_ll;
+  const double (*prof_t)[NT];
 } fctx;
 
 /* Map transformed coordinates to the mixture. */
@@ -966,6 +972,31 @@ cond_at(fctx *c, double *t, int j, double v, unsigned n, double llneed)
   return f >= BIG ? -INFINITY : -f / c->scale;
 }
 
+/* Coordinate j of the solution t at n sites (J_M: log m). */
+static double
+coord_of(const double *t, int j, unsigned n)
+{
+  return j == J_M ? log(n * p_of(t[T_R1])) : t[j];
+}
+
+/* The solution of the profile of n whose coordinate j lies nearest v;
+ * -1 when there is none. */
+static long
+nearest_prof(const fctx *c, int j, double v)
+{
+  size_t i;
+  long best = -1;
+  double bd = INFINITY;
+  for (i = 0; i < c->n_prof; i++) {
+    double dd = fabs(coord_of(c->prof_t[i], j, c->prof_n[i]) - v);
+    if (isfinite(c->prof_ll[i]) && dd < bd) {
+      bd = dd;
+      best = (long)i;
+    }
+  }
+  return best;
+}
+
 /* The profile log-likelihood at coordinate j = v, the others maximised
  * from the warm start tw (updated) and from the maximum that. For the
  * binomial family n is maximised as well: from the n of the previous
@@ -991,10 +1022,13 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     }
     return f;
   }
-  /* Two starts: the previous point and the maximum itself. At fixed v
-   * the likelihood over n can have two modes (resolved quantal peaks at
-   * large n, a smooth fit at small n): a walk from the previous point
-   * alone stays on its own branch. */
+  /* Two starts: the previous point and a maximum of the profile of n,
+   * the one whose coordinate j lies nearest v (the overall maximum near
+   * it). At fixed v the likelihood over n can have two modes (resolved
+   * quantal peaks at large n, a smooth fit at small n): a walk from the
+   * previous point alone stays on its own branch. The nearest solution
+   * rather than the overall maximum: far from it, the walk over n then
+   * starts nearer its end (fit-speed: 3,961 -> 3,799 evaluations). */
   nb = c->n_cur;
   if (j == T_R1) {
     /* m = n p is well determined where n and p are not: at p = v the
@@ -1011,12 +1045,20 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     }
   }
   f = cond_at(c, tw, j, v, nb, -INFINITY);
-  memcpy(t2, c->t_hat, sizeof t2);
-  f2 = cond_at(c, t2, j, v, c->n_hat, f);
-  if (f2 > f) {
-    f = f2;
-    nb = c->n_hat;
-    memcpy(tw, t2, sizeof t2);
+  {
+    long ip = nearest_prof(c, j, v);
+    unsigned n2 = c->n_hat;
+    if (ip >= 0 && c->prof_n[ip] != c->n_hat) {
+      n2 = c->prof_n[ip];
+      memcpy(t2, c->prof_t[ip], sizeof t2);
+    } else
+      memcpy(t2, c->t_hat, sizeof t2);
+    f2 = cond_at(c, t2, j, v, n2, f);
+    if (f2 > f) {
+      f = f2;
+      nb = n2;
+      memcpy(tw, t2, sizeof t2);
+    }
   }
   /* The direction the last point's walk moved first: along one search n
    * keeps moving the same way, and a move that succeeds saves the probe
@@ -1150,6 +1192,24 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
   /* A flat direction gives a huge se: the first step is at most 1 in the
    * transformed scale (a factor e). */
   b = c0 + dir * fmin(fmin(z * se, 1.0), reach);
+  if (c->nprof) {
+    /* se is the curvature at fixed n, and n profiled widens the interval
+     * (fit-speed: the first points fell at r = 0.07-0.4 of z = 1.96).
+     * The solutions at the other n of the interval of n are points of
+     * the profile of j at or above the threshold: half-way to the
+     * farthest of them in this direction is inside, and the outward
+     * steps (at least doubling) then reach about the end. Starting at
+     * the farthest itself, the doubling overshot to r = 3-5. Fit-speed
+     * 3,799 -> 3,386 evaluations; the 24 tables of scripts/fit-diff
+     * 147,392 -> 141,724. */
+    size_t i;
+    double w = 0.0;
+    for (i = 0; i < c->n_prof; i++)
+      if (c->prof_ll[i] >= llmax - delta)
+        w = fmax(w, dir * (coord_of(c->prof_t[i], j, c->prof_n[i]) - c0));
+    if (0.5 * w > fabs(b - c0))
+      b = c0 + dir * fmin(0.5 * w, reach);
+  }
   v = b;
   for (round = 0;; round++) {
     /* Steps outward until a point beyond z is found (never past reach);
@@ -1868,6 +1928,10 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
     lo[j] = hi[j] = NAN;
   select_model(c, model, fr);
   c->nprof = binom;
+  c->n_prof = binom && fr->prof_t != NULL ? fr->n_prof : 0;
+  c->prof_n = fr->prof_n;
+  c->prof_ll = fr->prof_ll;
+  c->prof_t = (const double (*)[NT])fr->prof_t;
   /* The interval search resolves the root deviance to 1e-3, about 2e-3
    * in log-likelihood: profile points converged to 1e-7 are plenty. */
   c->ptol = 1e-7;
@@ -1896,6 +1960,7 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
   c->n_hat = fr->n;
   c->t_hat = fr->t;
   c->nprof = 0;
+  c->n_prof = 0;
   c->ptol = 0.0;
   c->mix.n = fr->n;
   if (binom && fr->verdict != QUANTAL_N_IDENTIFIED)
