@@ -338,8 +338,8 @@ v4_exp(v4d d)
 V4_INLINE int
 v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
         unsigned hi, int restricted, double bound, int grad, int hess,
-        int em, const double *rel, v4d *ll, v4d *g, v4d *GT, v4d *H,
-        v4d *EM)
+        int em, const double *rel, v4d *ll, v4d *lp, v4d *g, v4d *GT,
+        v4d *H, v4d *EM)
 {
   const double *A = ws->ga, *mu = ws->mu, *h = ws->h;
   double *eb = ws->lbuf;
@@ -430,12 +430,20 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
     ref = vmax;
   }
   {
-    v4d inv = 1.0 / s, lf = z, m = z;
-    for (j = 0; j < 4; j++) {
-      lf[j] = ref[j] + log(s[j]);
+    v4d inv = 1.0 / s, m = z, one = v4_set1(1.0);
+    for (j = 0; j < 4; j++)
       m[j] = j < nlane ? 1.0 : 0.0;
-    }
-    *ll += lf * m;
+    /* log f = ref + log s. s >= 1 (ref is one of the terms) and mostly
+     * below K + 1 (ref is near the largest): such s go into the caller's
+     * running products, whose logs it takes every 8 factors; a larger s
+     * (up to e^600 (K + 1)) has its log taken here. */
+    for (j = 0; j < nlane; j++)
+      if (!(s[j] <= 0x1p64)) {
+        ref[j] += log(s[j]);
+        s[j] = 1.0;
+      }
+    *ll += ref * m;
+    *lp *= v4_sel(m != 0.0, s, one);
     if (!grad && !em)
       return 1;
     inv *= m; /* dropped lanes contribute nothing */
@@ -524,7 +532,8 @@ v4_points(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
           double H[QTL_NTH][QTL_NTH], double *GT, double *emsum)
 {
   double s02 = mix->sigma0 * mix->sigma0, sq2 = mix->sigma_q * mix->sigma_q;
-  v4d z = v4_set1(0.0), ll = z, vg[3] = {z, z, z}, vGT[QTL_NTH] = {z, z, z, z},
+  v4d z = v4_set1(0.0), ll = z, lp = v4_set1(1.0), vg[3] = {z, z, z},
+      vGT[QTL_NTH] = {z, z, z, z},
       vH[10] = {z, z, z, z, z, z, z, z, z, z}, vEM[6] = {z, z, z, z, z, z};
   size_t i;
   int u, w, t;
@@ -549,14 +558,24 @@ v4_points(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
       double bound = ws->bpre[lo] > ws->bsuf[hi] ? ws->bpre[lo] : ws->bsuf[hi];
       r = v4_quad(mix, ws, vx, nl, (unsigned)lo, (unsigned)hi,
                   lo > (long)k0 || hi < (long)K, bound + extra, grad, hess,
-                  em, rel, &ll, vg, vGT, vH, vEM);
+                  em, rel, &ll, &lp, vg, vGT, vH, vEM);
     }
     if (r < 0)
       r = v4_quad(mix, ws, vx, nl, k0, K, 0, 0.0, grad, hess, em, rel, &ll,
-                  vg, vGT, vH, vEM);
+                  &lp, vg, vGT, vH, vEM);
     if (r == 0)
       return -INFINITY;
+    /* Every 32 points (8 factors of at most 2^64 each per lane: no
+     * overflow) the products' logs join the sum: one log per lane
+     * instead of one per point, which had been 6 % of a fit. */
+    if ((i & 31) == 28) {
+      for (j = 0; j < 4; j++)
+        ll[j] += log(lp[j]);
+      lp = v4_set1(1.0);
+    }
   }
+  for (u = 0; u < 4; u++)
+    ll[u] += log(lp[u]);
   for (u = 0; u < 3; u++)
     g[u] += v4_hsum(vg[u]);
   for (u = 0; u < 6; u++)
