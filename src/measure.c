@@ -52,41 +52,90 @@ expo_sse(const double *y, size_t n, double syy, double dt, double tau,
 }
 
 /* Least-squares decay time constant of y[0..n) (polarity-corrected,
- * baseline-free, starting at the fit start): golden-section search of the
- * profile SSE over ln tau in [tau0 / 10, 10 tau0]. NaN when the fitted
- * amplitude is not positive or tau sits on a bound. */
+ * baseline-free, starting at the fit start): the minimum of the profile
+ * SSE over u = ln tau in [tau0 / 10, 10 tau0] by Brent's method (Brent
+ * 1973, ch. 5: parabolic steps through the three best points, golden-
+ * section steps when a parabola is not trusted), to 5e-6 in u. A
+ * golden-section search alone took 30 SSE evaluations to that precision
+ * (5 % of the time of detect); Brent takes 9-12 on events' decays. NaN
+ * when the fitted amplitude is not positive or tau sits on a bound. */
 static double
 fit_decay_tau(const double *y, size_t n, double rate_hz, double tau0)
 {
-  const double gr = 0.6180339887498949;
-  double a = log(tau0 / 10.0), b = log(tau0 * 10.0), c, d, fc, fd, amp;
-  double dt = 1.0 / rate_hz, tau, syy = 0.0;
+  const double cg = 0.3819660112501051; /* (3 - sqrt 5) / 2 */
+  const double tol = 2.5e-6;
+  double a = log(tau0 / 10.0), b = log(tau0 * 10.0), x, w, v, fx, fw, fv;
+  double d = 0.0, e = 0.0, dt = 1.0 / rate_hz, tau, syy = 0.0, amp;
   int it;
   size_t k;
   if (n < 4 || !(tau0 > 0.0))
     return NAN;
   for (k = 0; k < n; k++)
     syy += y[k] * y[k];
-  c = b - gr * (b - a);
-  d = a + gr * (b - a);
-  fc = expo_sse(y, n, syy, dt, exp(c), &amp);
-  fd = expo_sse(y, n, syy, dt, exp(d), &amp);
-  for (it = 0; it < 60 && b - a > 1e-5; it++) {
-    if (fc < fd) {
-      b = d;
-      d = c;
-      fd = fc;
-      c = b - gr * (b - a);
-      fc = expo_sse(y, n, syy, dt, exp(c), &amp);
+  x = w = v = a + cg * (b - a);
+  fx = fw = fv = expo_sse(y, n, syy, dt, exp(x), &amp);
+  for (it = 0; it < 100; it++) {
+    double m = 0.5 * (a + b), u, fu;
+    int golden = 1;
+    if (fabs(x - m) <= 2.0 * tol - 0.5 * (b - a))
+      break;
+    if (fabs(e) > tol) {
+      /* The parabola through (x, fx), (w, fw), (v, fv): its vertex is
+       * x + p / q. Taken when it lies inside [a, b] and the step is under
+       * half the one before last (else the steps may not shrink). */
+      double r = (x - w) * (fx - fv), q = (x - v) * (fx - fw);
+      double p = (x - v) * q - (x - w) * r, eo = e;
+      q = 2.0 * (q - r);
+      if (q > 0.0)
+        p = -p;
+      else
+        q = -q;
+      if (fabs(p) < fabs(0.5 * q * eo) && p > q * (a - x) && p < q * (b - x)) {
+        e = d;
+        d = p / q;
+        u = x + d;
+        /* not within 2 tol of an end */
+        if (u - a < 2.0 * tol || b - u < 2.0 * tol)
+          d = x < m ? tol : -tol;
+        golden = 0;
+      }
+    }
+    if (golden) {
+      e = (x < m ? b : a) - x;
+      d = cg * e;
+    }
+    /* never closer than tol to x: a step below the resolution of the
+     * SSE tells nothing */
+    u = x + (fabs(d) >= tol ? d : (d > 0.0 ? tol : -tol));
+    fu = expo_sse(y, n, syy, dt, exp(u), &amp);
+    if (fu <= fx) {
+      if (u < x)
+        b = x;
+      else
+        a = x;
+      v = w;
+      fv = fw;
+      w = x;
+      fw = fx;
+      x = u;
+      fx = fu;
     } else {
-      a = c;
-      c = d;
-      fc = fd;
-      d = a + gr * (b - a);
-      fd = expo_sse(y, n, syy, dt, exp(d), &amp);
+      if (u < x)
+        a = u;
+      else
+        b = u;
+      if (fu <= fw || w == x) {
+        v = w;
+        fv = fw;
+        w = u;
+        fw = fu;
+      } else if (fu <= fv || v == x || v == w) {
+        v = u;
+        fv = fu;
+      }
     }
   }
-  tau = exp(0.5 * (a + b));
+  tau = exp(x);
   expo_sse(y, n, syy, dt, tau, &amp);
   if (!(amp > 0.0) || tau < tau0 / 9.5 || tau > tau0 * 9.5)
     return NAN;
