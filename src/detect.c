@@ -798,22 +798,61 @@ fast_fit_best_avx2(const detector *d, const double *x, size_t lo, size_t hi,
     l[0] += e0 * e0;
   }
   s2 = (l[0] + l[1]) + (l[2] + l[3]);
-  for (i = lo; i <= hi; i++) {
+  for (i = lo; i <= hi;) {
+    /* Up to six latencies at once (the callers ask for five), each in
+     * its own accumulator: one chain of additions per latency had bound
+     * the loop by their latency. Each sum is formed in the same order as
+     * before (and as in the scalar loop), so the results are the same to
+     * the bit. */
+    size_t nl = hi - i + 1 < 6 ? hi - i + 1 : 6, j;
     const double *v = x + i;
-    __m256d c = _mm256_setzero_pd();
-    if (i > lo) {
-      double vo = x[i - 1] - d0, vi = x[i - 1 + L] - d0;
-      s1 += vi - vo;
-      s2 += vi * vi - vo * vo;
+    __m256d c[6];
+    double cs[6];
+    for (j = 0; j < 6; j++)
+      c[j] = _mm256_setzero_pd();
+#define FFB_ACC(j)                                                             \
+  c[j] = _mm256_add_pd(c[j], _mm256_mul_pd(t, _mm256_loadu_pd(v + k + j)))
+    if (nl == 5)
+      for (k = 0; k < L4; k += 4) {
+        __m256d t = _mm256_loadu_pd(tc + k);
+        FFB_ACC(0);
+        FFB_ACC(1);
+        FFB_ACC(2);
+        FFB_ACC(3);
+        FFB_ACC(4);
+      }
+    else
+      for (k = 0; k < L4; k += 4) {
+        __m256d t = _mm256_loadu_pd(tc + k);
+        FFB_ACC(0);
+        if (nl > 1)
+          FFB_ACC(1);
+        if (nl > 2)
+          FFB_ACC(2);
+        if (nl > 3)
+          FFB_ACC(3);
+        if (nl > 4)
+          FFB_ACC(4);
+        if (nl > 5)
+          FFB_ACC(5);
+      }
+#undef FFB_ACC
+    for (j = 0; j < nl; j++) {
+      const double *vj = v + j;
+      /* lane 0 continues with the tail terms, one at a time */
+      _mm256_storeu_pd(l, c[j]);
+      for (k = L4; k < L; k++)
+        l[0] += tc[k] * vj[k];
+      cs[j] = (l[0] + l[1]) + (l[2] + l[3]);
     }
-    for (k = 0; k < L4; k += 4)
-      c = _mm256_add_pd(c, _mm256_mul_pd(_mm256_loadu_pd(tc + k),
-                                         _mm256_loadu_pd(v + k)));
-    /* lane 0 continues with the tail terms, one at a time */
-    _mm256_storeu_pd(l, c);
-    for (; k < L; k++)
-      l[0] += tc[k] * v[k];
-    ffb_finish(d, i, (l[0] + l[1]) + (l[2] + l[3]), s1, s2, d0, &have, fit);
+    for (j = 0; j < nl; j++, i++) {
+      if (i > lo) {
+        double vo = x[i - 1] - d0, vi = x[i - 1 + L] - d0;
+        s1 += vi - vo;
+        s2 += vi * vi - vo * vo;
+      }
+      ffb_finish(d, i, cs[j], s1, s2, d0, &have, fit);
+    }
   }
 }
 #endif
