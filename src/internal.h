@@ -134,6 +134,7 @@ typedef struct qtl_lik_ws {
   size_t kcap;
   double *logp, *c, *h, *mu, *v, *lbuf, *rk, *ga, *gc; /* kcap each */
   double *bpre, *bsuf; /* bounds on dropped terms, kcap + 1 each */
+  double *rk4;         /* responsibilities per vector lane, 4 kcap */
   double *lgam;                                        /* ln k!, kcap+1 */
 } qtl_lik_ws;
 

@@ -106,9 +106,9 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
   if (cap <= ws->kcap)
     return QUANTAL_OK;
   cap = cap < 64 ? 64 : cap + cap / 2;
-  /* Eight arrays of cap and lbuf of 4 cap (four points per component in
-   * the vector loop). */
-  blk = malloc((14 * cap + 2) * sizeof *blk);
+  /* Eight arrays of cap, lbuf and rk4 of 4 cap each (four points per
+   * component in the vector loop), bpre and bsuf. */
+  blk = malloc((18 * cap + 2) * sizeof *blk);
   lg = malloc((cap + 1) * sizeof *lg);
   if (blk == NULL || lg == NULL) {
     free(blk);
@@ -128,6 +128,7 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
   ws->lbuf = blk + 8 * cap;
   ws->bpre = blk + 12 * cap;
   ws->bsuf = blk + 13 * cap + 1;
+  ws->rk4 = blk + 14 * cap + 2;
   ws->lgam = lg;
   /* lgam[k] = ln k!, from gsl_sf_lnfact (thread-safe, unlike lgamma's
    * signgam). */
@@ -456,9 +457,12 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
       EM[5] += bb * inv;
     }
     for (k = lo; k <= hi; k++) {
-      v4d e;
+      /* per lane; the lanes are summed once, at the end (v4_points) */
+      v4d e, a;
       memcpy(&e, eb + 4 * (size_t)(k - lo), sizeof e);
-      ws->rk[k] += v4_hsum(e * inv);
+      memcpy(&a, ws->rk4 + 4 * (size_t)k, sizeof a);
+      a += e * inv;
+      memcpy(ws->rk4 + 4 * (size_t)k, &a, sizeof a);
     }
     g[0] += aq * inv;
     g[1] += a0 * inv;
@@ -537,6 +541,8 @@ v4_points(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
       vH[10] = {z, z, z, z, z, z, z, z, z, z}, vEM[6] = {z, z, z, z, z, z};
   size_t i;
   int u, w, t;
+  if (grad || em)
+    memset(ws->rk4, 0, 4 * ((size_t)K + 1) * sizeof *ws->rk4);
   for (i = 0; i < nx; i += 4) {
     int nl = nx - i < 4 ? (int)(nx - i) : 4, j, r;
     long lo = LONG_MAX, hi = LONG_MIN;
@@ -576,6 +582,14 @@ v4_points(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
   }
   for (u = 0; u < 4; u++)
     ll[u] += log(lp[u]);
+  if (grad || em) {
+    unsigned k;
+    for (k = 0; k <= K; k++) {
+      v4d a;
+      memcpy(&a, ws->rk4 + 4 * (size_t)k, sizeof a);
+      ws->rk[k] += v4_hsum(a);
+    }
+  }
   for (u = 0; u < 3; u++)
     g[u] += v4_hsum(vg[u]);
   for (u = 0; u < 6; u++)
