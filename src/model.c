@@ -369,15 +369,39 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
   for (pass = 0;; pass++) {
     int redo = 0;
     vmax = v4_set1(-INFINITY);
-    s = aq = a0 = av = hk = hk2 = hkg0 = hkg1 = hkg2 = z;
-    hqq = hq0 = hqv = h00 = h0v = hvv = z;
-    be2 = bke2 = bb = z;
+    s = z;
+    /* The terms first, then (below) the sums that weight them: in one
+     * loop the fifteen accumulators and the exponential's temporaries
+     * did not fit the sixteen registers, and the spills cost more than
+     * reading the terms back. */
     for (k = lo; k <= hi; k++) {
       v4d d = vx - mu[k], l = A[k] - d * d * h[k], e;
       vmax = v4_sel(l > vmax, l, vmax);
       e = v4_exp(v4_clamp(l - ref, -700.0, 700.0));
       memcpy(eb + 4 * (size_t)(k - lo), &e, sizeof e);
       s += e;
+    }
+    for (j = 0; j < nlane; j++) {
+      if (!(vmax[j] > -INFINITY))
+        return 0;
+      if (restricted && !(vmax[j] >= bound))
+        return -1;
+      /* A term far above the reference would have been clamped: once
+       * more with the largest terms as reference. */
+      if (vmax[j] - ref[j] > 600.0)
+        redo = 1;
+    }
+    if (!redo || pass > 0)
+      break;
+    ref = vmax;
+  }
+  aq = a0 = av = hk = hk2 = hkg0 = hkg1 = hkg2 = z;
+  hqq = hq0 = hqv = h00 = h0v = hvv = z;
+  be2 = bke2 = bb = z;
+  if (grad || em)
+    for (k = lo; k <= hi; k++) {
+      v4d d = vx - mu[k], e;
+      memcpy(&e, eb + 4 * (size_t)(k - lo), sizeof e);
       if (grad) {
         double kd = (double)k, iv = 2.0 * h[k];
         v4d G = 0.5 * (d * d * (iv * iv) - iv), eG = e * G;
@@ -416,20 +440,6 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
         bb += e * (kd * kd * 2.0 * h[k]);
       }
     }
-    for (j = 0; j < nlane; j++) {
-      if (!(vmax[j] > -INFINITY))
-        return 0;
-      if (restricted && !(vmax[j] >= bound))
-        return -1;
-      /* A term far above the reference would have been clamped: once
-       * more with the largest terms as reference. */
-      if (vmax[j] - ref[j] > 600.0)
-        redo = 1;
-    }
-    if (!redo || pass > 0)
-      break;
-    ref = vmax;
-  }
   {
     v4d inv = 1.0 / s, m = z, one = v4_set1(1.0);
     for (j = 0; j < 4; j++)
