@@ -374,7 +374,22 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
      * loop the fifteen accumulators and the exponential's temporaries
      * did not fit the sixteen registers, and the spills cost more than
      * reading the terms back. */
-    for (k = lo; k <= hi; k++) {
+    /* Two components per step: their exponentials are independent
+     * chains of dependent operations, which one alone left waiting. The
+     * sum and the largest are still formed in the order of k. */
+    for (k = lo; k + 1 <= hi; k += 2) {
+      v4d d0 = vx - mu[k], l0 = A[k] - d0 * d0 * h[k], e0;
+      v4d d1 = vx - mu[k + 1], l1 = A[k + 1] - d1 * d1 * h[k + 1], e1;
+      e0 = v4_exp(v4_clamp(l0 - ref, -700.0, 700.0));
+      e1 = v4_exp(v4_clamp(l1 - ref, -700.0, 700.0));
+      vmax = v4_sel(l0 > vmax, l0, vmax);
+      vmax = v4_sel(l1 > vmax, l1, vmax);
+      memcpy(eb + 4 * (size_t)(k - lo), &e0, sizeof e0);
+      memcpy(eb + 4 * (size_t)(k + 1 - lo), &e1, sizeof e1);
+      s += e0;
+      s += e1;
+    }
+    for (; k <= hi; k++) {
       v4d d = vx - mu[k], l = A[k] - d * d * h[k], e;
       vmax = v4_sel(l > vmax, l, vmax);
       e = v4_exp(v4_clamp(l - ref, -700.0, 700.0));
