@@ -107,8 +107,8 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
     return QUANTAL_OK;
   cap = cap < 64 ? 64 : cap + cap / 2;
   /* Eight arrays of cap, lbuf and rk4 of 4 cap each (four points per
-   * component in the vector loop), bpre and bsuf. */
-  blk = malloc((18 * cap + 2) * sizeof *blk);
+   * component in the vector loop), bpre and bsuf, kc8 of 8 cap. */
+  blk = malloc((26 * cap + 2) * sizeof *blk);
   lg = malloc((cap + 1) * sizeof *lg);
   if (blk == NULL || lg == NULL) {
     free(blk);
@@ -129,6 +129,7 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
   ws->bpre = blk + 12 * cap;
   ws->bsuf = blk + 13 * cap + 1;
   ws->rk4 = blk + 14 * cap + 2;
+  ws->kc8 = blk + 18 * cap + 2;
   ws->lgam = lg;
   /* lgam[k] = ln k!, from gsl_sf_lnfact (thread-safe, unlike lgamma's
    * signgam). */
@@ -415,25 +416,29 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
   be2 = bke2 = bb = z;
   if (grad || em)
     for (k = lo; k <= hi; k++) {
+      /* The component's constants (kc8, set once per evaluation): k,
+       * iv = 1 / v_k, iv^2, iv^3, k iv, k iv^2, k^2 iv, k^2 iv, the
+       * products formed in the same order as they were here. */
+      const double *c8 = ws->kc8 + 8 * (size_t)k;
       v4d d = vx - mu[k], e;
       memcpy(&e, eb + 4 * (size_t)(k - lo), sizeof e);
       if (grad) {
-        double kd = (double)k, iv = 2.0 * h[k];
-        v4d G = 0.5 * (d * d * (iv * iv) - iv), eG = e * G;
-        v4d gq = (kd * iv) * d;
+        double kd = c8[0], iv = c8[1];
+        v4d G = 0.5 * (d * d * c8[2] - iv), eG = e * G;
+        v4d gq = c8[4] * d;
         aq += e * gq;
         a0 += eG;
         av += eG * kd;
         if (hess) {
-          v4d Hv = 0.5 * (iv * iv) - d * d * (iv * iv * iv);
-          v4d q0 = gq * G - (kd * iv * iv) * d, v00 = Hv + G * G;
+          v4d Hv = 0.5 * c8[2] - d * d * c8[3];
+          v4d q0 = gq * G - c8[5] * d, v00 = Hv + G * G;
           v4d ek = e * kd;
           hk += ek;
           hk2 += ek * kd;
           hkg0 += ek * gq;
           hkg1 += ek * G;
           hkg2 += (ek * kd) * G;
-          hqq += e * (gq * gq - kd * kd * iv);
+          hqq += e * (gq * gq - c8[6]);
           hq0 += e * q0;
           hqv += ek * q0;
           h00 += e * v00;
@@ -444,7 +449,7 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
       if (em) {
         /* The sums of the generalised EM updates (see the scalar loop of
          * qtl_mix_loglik); hk and hk2 double as e k and e k^2. */
-        double kd = (double)k;
+        double kd = c8[0];
         v4d ed2 = e * (d * d);
         if (!hess) {
           hk += e * kd;
@@ -452,7 +457,7 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
         }
         be2 += ed2;
         bke2 += ed2 * kd;
-        bb += e * (kd * kd * 2.0 * h[k]);
+        bb += e * c8[7];
       }
     }
   {
@@ -779,6 +784,17 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
 #ifdef QTL_V4
   if (!gamma && v4_usable()) {
     double rel[4] = {ra, rb, rc, rd}, gg[3] = {0.0, 0.0, 0.0};
+    for (k = 0; k <= K; k++) {
+      double kd = (double)k, iv = 2.0 * ws->h[k], *c8 = ws->kc8 + 8 * k;
+      c8[0] = kd;
+      c8[1] = iv;
+      c8[2] = iv * iv;
+      c8[3] = iv * iv * iv;
+      c8[4] = kd * iv;
+      c8[5] = kd * iv * iv;
+      c8[6] = kd * kd * iv;
+      c8[7] = kd * kd * 2.0 * ws->h[k];
+    }
     double es[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     ll = v4_points(mix, ws, x, nx, K, k0, plo, phi_,
                    GUARD + log((double)K + 1.0), grad, hess, em, rel, gg, H,
