@@ -364,6 +364,49 @@ Test(evoked, false_response_rate_matches_alpha)
                 "mean amplitude %g", mean_big);
 }
 
+Test(evoked, no_release_gives_failures_at_alpha)
+{
+  /* No response at any of 60 stimuli: the template is the mean of 60
+   * noise windows, and a window scored against a template holding its own
+   * noise (1/60 of it) would score high (before the template left each
+   * response out of its own measurement: 26-86 % called responses at
+   * alpha 0.001). Now: false responses at rate alpha (within 3 binomial
+   * SEs), amplitudes centred on 0 (within 3 SEs of their mean). */
+  size_t n_stim = 60, i, resp = 0;
+  double *stim = malloc(n_stim * sizeof *stim);
+  double *amp = calloc(n_stim, sizeof *amp), mean = 0.0, alpha = 0.05;
+  quantal_evoked_options o = quantal_evoked_options_default();
+  quantal_evoked_response *r = calloc(n_stim, sizeof *r);
+  quantal_evoked_summary s;
+  quantal_recording *rec;
+  quantal_diag d;
+  const char *p;
+  for (i = 0; i < n_stim; i++)
+    stim[i] = 0.1 + 0.1 * (double)i;
+  p = make_recording("none.wav", stim, amp, n_stim,
+                     0.1 * (double)n_stim + 0.1, -70.0, 1.0, 9);
+  o.alpha = alpha;
+  o.polarity = 1;
+  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK);
+  cr_assert_eq(quantal_evoked_measure(rec, 0, stim, NULL, n_stim, &o, r, &s,
+                                      &d),
+               QUANTAL_OK, "%s", d.reason);
+  for (i = 0; i < n_stim; i++) {
+    resp += (size_t)!r[i].failure;
+    mean += r[i].amplitude / (double)n_stim;
+  }
+  cr_assert_leq((double)resp / (double)n_stim,
+                alpha + 3.0 * sqrt(alpha * (1.0 - alpha) / (double)n_stim),
+                "%zu of %zu called responses", resp, n_stim);
+  cr_assert_leq(fabs(mean - s.null_mean), 3.0 * s.null_sd / sqrt((double)n_stim),
+                "mean amplitude %g, null mean %g, null SD %g", mean,
+                s.null_mean, s.null_sd);
+  quantal_recording_close(rec);
+  free(stim);
+  free(amp);
+  free(r);
+}
+
 Test(evoked, false_failure_rate_matches_theory)
 {
   /* Responses of amplitude A fall below the decision threshold
