@@ -917,6 +917,10 @@ quantal_evoked_measure(quantal_recording *rec, size_t ch,
   sum->tail_tau_s = ext.tau;
   sum->white_noise_sd =
       n_noise > 0 ? sqrt(s2 / (double)n_noise) * white_gain : NAN;
+  sum->template_snr = n_noise > 0 && s2 > 0.0
+                          ? fabs(peak) * sqrt((double)n_avg) /
+                                sqrt(s2 / (double)n_noise)
+                          : INFINITY;
 done:
   free(sp.pre);
   free(sp.resp);

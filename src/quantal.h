@@ -833,6 +833,10 @@ typedef struct quantal_evoked_summary {
   double white_noise_sd;    /* the same under white noise, for comparison */
   double tail_tau_s;        /* decay used to extrapolate tails (NAN) */
   double z_crit;            /* one-sided threshold for alpha */
+  /* |template_peak| over the SE of a mean of the first pulses' windows
+   * (baseline noise SD / sqrt(n)): below about 5 the mean response does
+   * not show the sign of the responses (little or no release). */
+  double template_snr;
 } quantal_evoked_summary;
 
 /* Measure the response to each of n_stim stimuli (sorted, seconds) on
