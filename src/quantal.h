@@ -837,6 +837,10 @@ typedef struct quantal_evoked_summary {
    * (baseline noise SD / sqrt(n)): below about 5 the mean response does
    * not show the sign of the responses (little or no release). */
   double template_snr;
+  /* With auto polarity and template_snr under 5: 1 when the polarity is
+   * that of the spontaneous events of the channel (as detect's
+   * calibration decides it) rather than the mean response's. */
+  int polarity_from_minis;
 } quantal_evoked_summary;
 
 /* Measure the response to each of n_stim stimuli (sorted, seconds) on

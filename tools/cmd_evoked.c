@@ -200,19 +200,6 @@ on_mini(const quantal_event *ev, void *user)
   return ferror(m->fp) ? -1 : 0;
 }
 
-/* The mean response shows the sign of the responses when its peak stands
- * this many SEs of a mean of noise windows clear of 0. */
-#define TEMPLATE_SNR_MIN 5.0
-
-/* detect's on_ready: keep the polarity it learnt from the spontaneous
- * events, and stop (calibration is all that is wanted). */
-static int
-keep_polarity(const quantal_detect_summary *s, void *user)
-{
-  *(int *)user = s->polarity;
-  return 1;
-}
-
 static void
 print_tsv(FILE *fp, const quantal_evoked_response *r, const unsigned *pulse,
           size_t n, const char *unit, double null_sd)
@@ -361,7 +348,6 @@ cmd_evoked(int argc, char **argv)
   int quiet = 0;
   qt_progress bar;
   minis_state ms;
-  int pol_from_minis = 0;
   qt_out mout;
   double stim_threshold = NAN, first = NAN, period = NAN, train_hz = NAN;
   double artefact_k = NAN, sweep_stim = NAN, min_interval_ms = 1.0;
@@ -603,31 +589,6 @@ cmd_evoked(int argc, char **argv)
   st = quantal_evoked_measure(rec, (size_t)channel - 1, times, pulse, n, &eo,
                               resp,
                               &summary, &diag);
-  if (st == QUANTAL_OK && eo.polarity == 0 &&
-      !(summary.template_snr >= TEMPLATE_SNR_MIN)) {
-    /* Little or no release: the mean response is noise and its extreme
-     * may have either sign. The spontaneous events of the same channel
-     * have the responses' sign: take detect's (whose calibration learns
-     * it from them) and measure again if it differs. Without it, a
-     * recording without release got a negative polarity from its noise
-     * and --minis found 74 negative "minis" and none of the 52 true,
-     * positive ones (evoked-accuracy, no-release-50). */
-    quantal_detect_options dq = quantal_detect_options_default();
-    quantal_detect_summary ds;
-    quantal_diag dd;
-    int pd = 0;
-    dq.on_ready = keep_polarity;
-    dq.user = &pd;
-    quantal_diag_clear(&dd);
-    (void)quantal_detect_run(rec, (size_t)channel - 1, &dq, &ds, &dd);
-    pol_from_minis = pd != 0;
-    if (pd != 0 && pd != summary.polarity) {
-      eo.polarity = pd;
-      st = quantal_evoked_measure(rec, (size_t)channel - 1, times, pulse, n,
-                                  &eo, resp, &summary, &diag);
-      eo.polarity = 0;
-    }
-  }
   if (st != QUANTAL_OK) {
     if (st == QUANTAL_EINVAL)
       qt_error("%s: %s", path, diag.reason);
@@ -652,9 +613,10 @@ cmd_evoked(int argc, char **argv)
             eo.baseline_s * 1e3, eo.blank_s * 1e3, eo.window_s * 1e3,
             eo.jitter_s * 1e3, eo.alpha,
             summary.polarity > 0 ? "positive" : "negative",
-            pol_from_minis ? " (that of the spontaneous events: the mean "
-                             "response is within noise)"
-                           : "");
+            summary.polarity_from_minis
+                ? " (that of the spontaneous events: the mean response is "
+                  "within noise)"
+                : "");
     fprintf(out.fp,
             "# template: mean response, peak %.5g %s at %.4g ms, onset (10 "
             "%%) %.4g ms, peak / SE of a mean of noise %.3g\n",

@@ -407,6 +407,53 @@ Test(evoked, no_release_gives_failures_at_alpha)
   free(r);
 }
 
+Test(evoked, polarity_without_release_is_that_of_the_minis)
+{
+  /* No evoked release, and minis of +8 noise SDs 50 ms after each of 60
+   * stimuli: the mean response is noise (template_snr under 5; its
+   * extreme is negative with this seed, so without the fallback the
+   * polarity came out -1), and the polarity is the minis', as detect's
+   * calibration finds it. */
+  size_t n_stim = 60, i;
+  double *all = malloc(2 * n_stim * sizeof *all);
+  double *stim = malloc(n_stim * sizeof *stim);
+  double *amp = malloc(2 * n_stim * sizeof *amp);
+  quantal_evoked_options o = quantal_evoked_options_default();
+  quantal_evoked_response *r = calloc(n_stim, sizeof *r);
+  quantal_evoked_summary s;
+  quantal_recording *rec;
+  quantal_diag d;
+  const char *p;
+  for (i = 0; i < n_stim; i++) {
+    stim[i] = 0.1 + 0.1 * (double)i;
+    all[2 * i] = stim[i];
+    amp[2 * i] = 0.0;
+    all[2 * i + 1] = stim[i] + 0.05;
+    amp[2 * i + 1] = 8.0;
+  }
+  p = make_recording("inward.wav", all, amp, 2 * n_stim,
+                     0.1 * (double)n_stim + 0.1, -70.0, 1.0, 13);
+  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK);
+  cr_assert_eq(quantal_evoked_measure(rec, 0, stim, NULL, n_stim, &o, r, &s,
+                                      &d),
+               QUANTAL_OK, "%s", d.reason);
+  cr_assert_lt(s.template_snr, 5.0, "template SNR %g", s.template_snr);
+  cr_assert_eq(s.polarity, 1);
+  cr_assert_eq(s.polarity_from_minis, 1);
+  /* Given, the polarity is not second-guessed. */
+  o.polarity = -1;
+  cr_assert_eq(quantal_evoked_measure(rec, 0, stim, NULL, n_stim, &o, r, &s,
+                                      &d),
+               QUANTAL_OK, "%s", d.reason);
+  cr_assert_eq(s.polarity, -1);
+  cr_assert_eq(s.polarity_from_minis, 0);
+  quantal_recording_close(rec);
+  free(all);
+  free(stim);
+  free(amp);
+  free(r);
+}
+
 Test(evoked, false_failure_rate_matches_theory)
 {
   /* Responses of amplitude A fall below the decision threshold
