@@ -560,6 +560,12 @@ subtract_tails(double *y, size_t n, double t0, size_t i,
   }
 }
 
+/* A response is checked for a spontaneous event that fell in its window
+ * when its z is below LATE_Z_MAX; it is one when the template fits best
+ * more than LATE_S past the latency search. */
+#define LATE_Z_MAX 50.0
+#define LATE_S 2e-3
+
 static quantal_status
 evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
                const unsigned *pulse, size_t n_stim,
@@ -577,7 +583,7 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
   double null_mean, z_crit, onset_s = NAN, peak_s = NAN, s2 = 0.0;
   size_t i, j, n_avg = 0, n_sham = 0, peak_i = 0, n_noise = 0;
   ext_template ext;
-  long jit;
+  long jit, late_n;
   int pol;
   quantal_status st = QUANTAL_OK;
 
@@ -813,6 +819,7 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
   /* Pass 2, in time order so each pulse of a train can have the tails of
    * the earlier ones removed first. */
   jit = (long)floor(o.jitter_s * rate + 0.5);
+  late_n = (long)ceil(LATE_S * rate);
   for (i = 0; i < n_stim; i++) {
     quantal_evoked_response *r = &out[i];
     double area = 0.0, tpk;
@@ -887,6 +894,36 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
     shift_s[i] = 0.0;
     r->z = (scale[i] - null_mean) / null_sd;
     r->failure = r->z < z_crit;
+    if (!r->failure && r->z < LATE_Z_MAX) {
+      /* A small response may be a spontaneous event that fell in the
+       * window: the template fits best well after its own latency. Then
+       * that event (the template there, at its best scale) is removed and
+       * the test made again on what is left. Large responses are not
+       * checked (a mini cannot make one). */
+      long smax = (long)sp.n_resp - (long)peak_i - 1, s, sg = 0;
+      double ag = -INFINITY;
+      for (s = -jit; s <= smax; s++) {
+        double a = template_scale(sp.resp, tpl, sp.n_resp, s, pol);
+        if (a > ag) {
+          ag = a;
+          sg = s;
+        }
+      }
+      if (sg > jit + late_n) {
+        for (j = 0; j < sp.n_resp; j++) {
+          long jj = (long)j - sg;
+          work[j] = sp.resp[j];
+          if (jj >= 0 && jj < (long)sp.n_resp)
+            work[j] -= (double)pol * ag * tpl[jj];
+        }
+        memcpy(sp.resp, work, sp.n_resp * sizeof *sp.resp);
+        scale[i] = template_scale(sp.resp, tpl, sp.n_resp, 0, pol) * tpk;
+        r->z = (scale[i] - null_mean) / null_sd;
+        r->failure = r->z < z_crit;
+        r->late_event = 1;
+        sum->n_late_events++;
+      }
+    }
     if (r->failure) {
       r->latency_s = NAN;
       r->peak_latency_s = NAN;

@@ -818,6 +818,9 @@ typedef struct quantal_evoked_response {
   double area;            /* integral over the response window */
   double z;               /* (scale - null mean) / null SD */
   int failure;            /* 1 when z < z_crit */
+  int late_event;         /* 1: a spontaneous event late in the window
+                           * (template best over 2 ms past the jitter) was
+                           * removed before the test */
 } quantal_evoked_response;
 
 /* What the measurement learned about the whole recording. */
@@ -841,6 +844,7 @@ typedef struct quantal_evoked_summary {
    * that of the spontaneous events of the channel (as detect's
    * calibration decides it) rather than the mean response's. */
   int polarity_from_minis;
+  size_t n_late_events;     /* responses with late_event set */
 } quantal_evoked_summary;
 
 /* Measure the response to each of n_stim stimuli (sorted, seconds) on

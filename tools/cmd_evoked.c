@@ -241,6 +241,7 @@ print_json(FILE *fp, const char *path, size_t ch, const char *unit,
   qt_json_field(fp, "template_onset_ms", s->template_onset_s * 1e3);
   qt_json_field(fp, "template_peak_ms", s->template_peak_s * 1e3);
   qt_json_field(fp, "template_snr", s->template_snr);
+  fprintf(fp, ", \"late_events\": %zu", s->n_late_events);
   qt_json_field(fp, "amplitude_sd", s->null_sd);
   fprintf(fp, ", \"null_from_shams\": %s, \"shams\": %zu, \"z_crit\": ",
           s->null_from_shams ? "true" : "false", s->n_shams);
@@ -257,7 +258,8 @@ print_json(FILE *fp, const char *path, size_t ch, const char *unit,
     qt_json_field(fp, "noise_sd", r[i].noise_sd);
     qt_json_field(fp, "area_ms", r[i].area * 1e3);
     qt_json_field(fp, "z", r[i].z);
-    fprintf(fp, ", \"failure\": %s}", r[i].failure ? "true" : "false");
+    fprintf(fp, ", \"failure\": %s, \"late_event\": %s}",
+            r[i].failure ? "true" : "false", r[i].late_event ? "true" : "false");
   }
   fprintf(fp, "\n]}\n");
 }
@@ -627,6 +629,10 @@ cmd_evoked(int argc, char **argv)
             summary.null_mean, summary.null_sd, chinfo.unit, summary.z_crit,
             summary.null_from_shams ? "null from sham windows"
                                     : "white-noise null");
+    fprintf(out.fp,
+            "# late events: %zu stimuli had a spontaneous event late in the "
+            "window removed before the test\n",
+            summary.n_late_events);
     print_tsv(out.fp, resp, pulse, n, chinfo.unit, summary.null_sd);
   }
   if (minis_path != NULL) {

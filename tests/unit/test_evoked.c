@@ -454,6 +454,61 @@ Test(evoked, polarity_without_release_is_that_of_the_minis)
   free(r);
 }
 
+Test(evoked, late_spontaneous_events_are_not_responses)
+{
+  /* 200 stimuli, the even ones releasing (amplitude 10, the template),
+   * the odd ones nothing but a spontaneous event of amplitude 3 that
+   * starts 10 ms later: scored at the template's latency it would pass
+   * the test, but the template fits it best 10 ms late, so it is removed
+   * and the stimulus is a failure (late_event set). The responses stay
+   * responses. */
+  size_t n_stim = 200, i, bad_fail = 0, bad_resp = 0, late = 0;
+  double *all = malloc(2 * n_stim * sizeof *all);
+  double *stim = malloc(n_stim * sizeof *stim);
+  double *amp = malloc(2 * n_stim * sizeof *amp);
+  quantal_evoked_options o = quantal_evoked_options_default();
+  quantal_evoked_response *r = calloc(n_stim, sizeof *r);
+  quantal_evoked_summary s;
+  quantal_recording *rec;
+  quantal_diag d;
+  const char *p;
+  size_t na = 0;
+  for (i = 0; i < n_stim; i++) {
+    stim[i] = 0.1 + 0.1 * (double)i;
+    all[na] = stim[i];
+    amp[na++] = i % 2 == 0 ? 10.0 : 0.0;
+    if (i % 2 == 1) {
+      all[na] = stim[i] + 0.010;
+      amp[na++] = 3.0;
+    }
+  }
+  p = make_recording("late.wav", all, amp, na, 0.1 * (double)n_stim + 0.1,
+                     -70.0, 1.0, 17);
+  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK);
+  cr_assert_eq(quantal_evoked_measure(rec, 0, stim, NULL, n_stim, &o, r, &s,
+                                      &d),
+               QUANTAL_OK, "%s", d.reason);
+  for (i = 0; i < n_stim; i++) {
+    if (i % 2 == 0)
+      bad_fail += (size_t)r[i].failure;
+    else {
+      bad_resp += (size_t)!r[i].failure;
+      late += (size_t)r[i].late_event;
+    }
+  }
+  cr_assert_eq(bad_fail, 0, "%zu responses called failures", bad_fail);
+  cr_assert_eq(bad_resp, 0, "%zu late events called responses", bad_resp);
+  /* The others scored below the threshold at the template's latency and
+   * needed no check (without it, 44 of the 100 were called responses). */
+  cr_assert_gt(late, 0);
+  cr_assert_eq(s.n_late_events, late);
+  quantal_recording_close(rec);
+  free(all);
+  free(stim);
+  free(amp);
+  free(r);
+}
+
 Test(evoked, false_failure_rate_matches_theory)
 {
   /* Responses of amplitude A fall below the decision threshold
