@@ -630,8 +630,8 @@ cmd_evoked(int argc, char **argv)
             summary.null_from_shams ? "null from sham windows"
                                     : "white-noise null");
     fprintf(out.fp,
-            "# late events: %zu stimuli had a spontaneous event late in the "
-            "window removed before the test\n",
+            "# late events (a spontaneous event late in the window, removed "
+            "before the test): %zu\n",
             summary.n_late_events);
     print_tsv(out.fp, resp, pulse, n, chinfo.unit, summary.null_sd);
   }
