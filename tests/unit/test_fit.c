@@ -277,10 +277,10 @@ Test(fit, loglik_products_of_sums_exact)
   /* The kernel adds up the logs of the points' sums of terms as the log
    * of a product of sums, taken every 32 points, except where a sum is
    * large (its reference term, that of the component nearest x / q, far
-   * below the largest: free weights of 1e-60 and 1e-50 between large
+   * below the largest: free weights of 1e-150 and 1e-140 between large
    * ones), whose log it takes at once. 101 points (not a multiple of 4
    * or 32), against a log-sum-exp over every k. */
-  static const double w[5] = {0.3, 1e-60, 0.4, 1e-50, 0.3};
+  static const double w[5] = {0.3, 1e-150, 0.4, 1e-140, 0.3};
   double x[101], bf = 0.0;
   qtl_mix m;
   qtl_lik_ws *ws = qtl_lik_ws_alloc();
