@@ -810,7 +810,7 @@ fast_fit_best_avx2(const detector *d, const double *x, size_t lo, size_t hi,
     double cs[6];
     for (j = 0; j < 6; j++)
       c[j] = _mm256_setzero_pd();
-#define FFB_ACC(j)                                                             \
+#define FFB_ACC(j)                                                           \
   c[j] = _mm256_add_pd(c[j], _mm256_mul_pd(t, _mm256_loadu_pd(v + k + j)))
     if (nl == 5)
       for (k = 0; k < L4; k += 4) {

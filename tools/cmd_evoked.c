@@ -259,7 +259,8 @@ print_json(FILE *fp, const char *path, size_t ch, const char *unit,
     qt_json_field(fp, "area_ms", r[i].area * 1e3);
     qt_json_field(fp, "z", r[i].z);
     fprintf(fp, ", \"failure\": %s, \"late_event\": %s}",
-            r[i].failure ? "true" : "false", r[i].late_event ? "true" : "false");
+            r[i].failure ? "true" : "false",
+            r[i].late_event ? "true" : "false");
   }
   fprintf(fp, "\n]}\n");
 }

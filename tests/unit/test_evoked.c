@@ -398,7 +398,8 @@ Test(evoked, no_release_gives_failures_at_alpha)
   cr_assert_leq((double)resp / (double)n_stim,
                 alpha + 3.0 * sqrt(alpha * (1.0 - alpha) / (double)n_stim),
                 "%zu of %zu called responses", resp, n_stim);
-  cr_assert_leq(fabs(mean - s.null_mean), 3.0 * s.null_sd / sqrt((double)n_stim),
+  cr_assert_leq(fabs(mean - s.null_mean),
+                3.0 * s.null_sd / sqrt((double)n_stim),
                 "mean amplitude %g, null mean %g, null SD %g", mean,
                 s.null_mean, s.null_sd);
   quantal_recording_close(rec);
