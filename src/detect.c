@@ -812,7 +812,7 @@ fast_fit_best_avx2(const detector *d, const double *x, size_t lo, size_t hi,
       c[j] = _mm256_setzero_pd();
 #define FFB_ACC(j)                                                           \
   c[j] = _mm256_add_pd(c[j], _mm256_mul_pd(t, _mm256_loadu_pd(v + k + j)))
-    if (nl == 5)
+    if (nl == 5) /* what the callers ask: the loop without the tests */
       for (k = 0; k < L4; k += 4) {
         __m256d t = _mm256_loadu_pd(tc + k);
         FFB_ACC(0);

@@ -434,10 +434,10 @@ template_scale(const double *y, const double *T, size_t n, long shift,
   const double *w = T - shift;
 #define TS_TERM(yk, tk, k)                                                   \
   do {                                                                       \
-    double v_ = y[i + k], w_ = w[i + k];                                     \
-    double m_ = fabs(v_) <= DBL_MAX ? 1.0 : 0.0;                             \
-    yk += (m_ * w_) * (m_ != 0.0 ? v_ : 0.0);                                \
-    tk += (m_ * w_) * w_;                                                    \
+    int ok_ = fabs(y[i + k]) <= DBL_MAX;                                     \
+    double v_ = ok_ ? y[i + k] : 0.0, w_ = ok_ ? w[i + k] : 0.0;             \
+    yk += w_ * v_;                                                           \
+    tk += w_ * w_;                                                           \
   } while (0)
   for (i = i0; i + 4 <= i1; i += 4) {
     TS_TERM(y0, t0, 0);
@@ -910,13 +910,8 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
         }
       }
       if (sg > jit + late_n) {
-        for (j = 0; j < sp.n_resp; j++) {
-          long jj = (long)j - sg;
-          work[j] = sp.resp[j];
-          if (jj >= 0 && jj < (long)sp.n_resp)
-            work[j] -= (double)pol * ag * tpl[jj];
-        }
-        memcpy(sp.resp, work, sp.n_resp * sizeof *sp.resp);
+        for (j = (size_t)sg; j < sp.n_resp; j++)
+          sp.resp[j] -= (double)pol * ag * tpl[j - (size_t)sg];
         scale[i] = template_scale(sp.resp, tpl, sp.n_resp, 0, pol) * tpk;
         r->z = (scale[i] - null_mean) / null_sd;
         r->failure = r->z < z_crit;

@@ -1046,13 +1046,10 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
   }
   f = cond_at(c, tw, j, v, nb, -INFINITY);
   {
+    /* (the profile's solution at n_hat is t_hat itself) */
     long ip = nearest_prof(c, j, v);
-    unsigned n2 = c->n_hat;
-    if (ip >= 0 && c->prof_n[ip] != c->n_hat) {
-      n2 = c->prof_n[ip];
-      memcpy(t2, c->prof_t[ip], sizeof t2);
-    } else
-      memcpy(t2, c->t_hat, sizeof t2);
+    unsigned n2 = ip >= 0 ? c->prof_n[ip] : c->n_hat;
+    memcpy(t2, ip >= 0 ? c->prof_t[ip] : c->t_hat, sizeof t2);
     f2 = cond_at(c, t2, j, v, n2, f);
     if (f2 > f) {
       f = f2;

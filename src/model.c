@@ -226,6 +226,20 @@ component_consts(const qtl_mix *mix, qtl_lik_ws *ws, unsigned K)
     ws->v[k] = v;
     ws->h[k] = 0.5 / v;
     ws->c[k] = -0.5 * (LOG_2PI + log(v));
+    {
+      /* For the vector loop's weighted sums (Gaussian components): k,
+       * iv = 1 / v, iv^2, iv^3, k iv, k iv^2, k^2 iv (also the EM
+       * weight k^2 2 h: the factor 2 is exact either way); slot 7 pads
+       * the eight to a cache line. */
+      double kd = (double)k, iv = 2.0 * ws->h[k], *c8 = ws->kc8 + 8 * k;
+      c8[0] = kd;
+      c8[1] = iv;
+      c8[2] = iv * iv;
+      c8[3] = iv * iv * iv;
+      c8[4] = kd * iv;
+      c8[5] = kd * iv * iv;
+      c8[6] = kd * kd * iv;
+    }
     if (mix->shape == QUANTAL_QSHAPE_GAMMA && k > 0) {
       /* Gamma with the same mean k q and variance sigma_0^2 + k sigma_q^2
        * as the Gaussian component: shape a = mu^2/v, scale v/mu. This
@@ -416,9 +430,8 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
   be2 = bke2 = bb = z;
   if (grad || em)
     for (k = lo; k <= hi; k++) {
-      /* The component's constants (kc8, set once per evaluation): k,
-       * iv = 1 / v_k, iv^2, iv^3, k iv, k iv^2, k^2 iv, k^2 iv, the
-       * products formed in the same order as they were here. */
+      /* The component's constants (kc8, component_consts): k,
+       * iv = 1 / v_k, iv^2, iv^3, k iv, k iv^2, k^2 iv. */
       const double *c8 = ws->kc8 + 8 * (size_t)k;
       v4d d = vx - mu[k], e;
       memcpy(&e, eb + 4 * (size_t)(k - lo), sizeof e);
@@ -457,7 +470,7 @@ v4_quad(const qtl_mix *mix, qtl_lik_ws *ws, v4d vx, int nlane, unsigned lo,
         }
         be2 += ed2;
         bke2 += ed2 * kd;
-        bb += e * c8[7];
+        bb += e * c8[6];
       }
     }
   {
@@ -784,17 +797,6 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
 #ifdef QTL_V4
   if (!gamma && v4_usable()) {
     double rel[4] = {ra, rb, rc, rd}, gg[3] = {0.0, 0.0, 0.0};
-    for (k = 0; k <= K; k++) {
-      double kd = (double)k, iv = 2.0 * ws->h[k], *c8 = ws->kc8 + 8 * k;
-      c8[0] = kd;
-      c8[1] = iv;
-      c8[2] = iv * iv;
-      c8[3] = iv * iv * iv;
-      c8[4] = kd * iv;
-      c8[5] = kd * iv * iv;
-      c8[6] = kd * kd * iv;
-      c8[7] = kd * kd * 2.0 * ws->h[k];
-    }
     double es[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
     ll = v4_points(mix, ws, x, nx, K, k0, plo, phi_,
                    GUARD + log((double)K + 1.0), grad, hess, em, rel, gg, H,

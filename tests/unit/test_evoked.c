@@ -364,6 +364,42 @@ Test(evoked, false_response_rate_matches_alpha)
                 "mean amplitude %g", mean_big);
 }
 
+/* A recording of n_stim stimuli 0.1 s apart from 0.1 s (-70 mV, noise SD
+ * 1): responses of amplitude a_even and a_odd at the even and odd
+ * stimuli, and spontaneous events of amplitude e_even and e_odd (0: none)
+ * starting off_s after them. Returns it open; *stim_out gets the
+ * stimulus times (to be freed). */
+static quantal_recording *
+stimulated(const char *name, size_t n_stim, double a_even, double a_odd,
+           double off_s, double e_even, double e_odd, unsigned long seed,
+           double **stim_out)
+{
+  double *all = malloc(2 * n_stim * sizeof *all);
+  double *stim = malloc(n_stim * sizeof *stim);
+  double *amp = malloc(2 * n_stim * sizeof *amp);
+  quantal_recording *rec;
+  quantal_diag d;
+  const char *p;
+  size_t i, na = 0;
+  for (i = 0; i < n_stim; i++) {
+    double e = i % 2 == 0 ? e_even : e_odd;
+    stim[i] = 0.1 + 0.1 * (double)i;
+    all[na] = stim[i];
+    amp[na++] = i % 2 == 0 ? a_even : a_odd;
+    if (e != 0.0) {
+      all[na] = stim[i] + off_s;
+      amp[na++] = e;
+    }
+  }
+  p = make_recording(name, all, amp, na, 0.1 * (double)n_stim + 0.1, -70.0,
+                     1.0, seed);
+  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK);
+  free(all);
+  free(amp);
+  *stim_out = stim;
+  return rec;
+}
+
 Test(evoked, no_release_gives_failures_at_alpha)
 {
   /* No response at any of 60 stimuli: the template is the mean of 60
@@ -373,21 +409,15 @@ Test(evoked, no_release_gives_failures_at_alpha)
    * alpha 0.001). Now: false responses at rate alpha (within 3 binomial
    * SEs), amplitudes centred on 0 (within 3 SEs of their mean). */
   size_t n_stim = 60, i, resp = 0;
-  double *stim = malloc(n_stim * sizeof *stim);
-  double *amp = calloc(n_stim, sizeof *amp), mean = 0.0, alpha = 0.05;
+  double *stim, mean = 0.0, alpha = 0.05;
   quantal_evoked_options o = quantal_evoked_options_default();
   quantal_evoked_response *r = calloc(n_stim, sizeof *r);
   quantal_evoked_summary s;
-  quantal_recording *rec;
+  quantal_recording *rec =
+      stimulated("none.wav", n_stim, 0.0, 0.0, 0.0, 0.0, 0.0, 9, &stim);
   quantal_diag d;
-  const char *p;
-  for (i = 0; i < n_stim; i++)
-    stim[i] = 0.1 + 0.1 * (double)i;
-  p = make_recording("none.wav", stim, amp, n_stim,
-                     0.1 * (double)n_stim + 0.1, -70.0, 1.0, 9);
   o.alpha = alpha;
   o.polarity = 1;
-  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK);
   cr_assert_eq(quantal_evoked_measure(rec, 0, stim, NULL, n_stim, &o, r, &s,
                                       &d),
                QUANTAL_OK, "%s", d.reason);
@@ -404,7 +434,6 @@ Test(evoked, no_release_gives_failures_at_alpha)
                 s.null_mean, s.null_sd);
   quantal_recording_close(rec);
   free(stim);
-  free(amp);
   free(r);
 }
 
@@ -415,26 +444,14 @@ Test(evoked, polarity_without_release_is_that_of_the_minis)
    * extreme is negative with this seed, so without the fallback the
    * polarity came out -1), and the polarity is the minis', as detect's
    * calibration finds it. */
-  size_t n_stim = 60, i;
-  double *all = malloc(2 * n_stim * sizeof *all);
-  double *stim = malloc(n_stim * sizeof *stim);
-  double *amp = malloc(2 * n_stim * sizeof *amp);
+  size_t n_stim = 60;
+  double *stim;
   quantal_evoked_options o = quantal_evoked_options_default();
   quantal_evoked_response *r = calloc(n_stim, sizeof *r);
   quantal_evoked_summary s;
-  quantal_recording *rec;
+  quantal_recording *rec =
+      stimulated("inward.wav", n_stim, 0.0, 0.0, 0.05, 8.0, 8.0, 13, &stim);
   quantal_diag d;
-  const char *p;
-  for (i = 0; i < n_stim; i++) {
-    stim[i] = 0.1 + 0.1 * (double)i;
-    all[2 * i] = stim[i];
-    amp[2 * i] = 0.0;
-    all[2 * i + 1] = stim[i] + 0.05;
-    amp[2 * i + 1] = 8.0;
-  }
-  p = make_recording("inward.wav", all, amp, 2 * n_stim,
-                     0.1 * (double)n_stim + 0.1, -70.0, 1.0, 13);
-  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK);
   cr_assert_eq(quantal_evoked_measure(rec, 0, stim, NULL, n_stim, &o, r, &s,
                                       &d),
                QUANTAL_OK, "%s", d.reason);
@@ -449,9 +466,7 @@ Test(evoked, polarity_without_release_is_that_of_the_minis)
   cr_assert_eq(s.polarity, -1);
   cr_assert_eq(s.polarity_from_minis, 0);
   quantal_recording_close(rec);
-  free(all);
   free(stim);
-  free(amp);
   free(r);
 }
 
@@ -464,28 +479,13 @@ Test(evoked, late_spontaneous_events_are_not_responses)
    * and the stimulus is a failure (late_event set). The responses stay
    * responses. */
   size_t n_stim = 200, i, bad_fail = 0, bad_resp = 0, late = 0;
-  double *all = malloc(2 * n_stim * sizeof *all);
-  double *stim = malloc(n_stim * sizeof *stim);
-  double *amp = malloc(2 * n_stim * sizeof *amp);
+  double *stim;
   quantal_evoked_options o = quantal_evoked_options_default();
   quantal_evoked_response *r = calloc(n_stim, sizeof *r);
   quantal_evoked_summary s;
-  quantal_recording *rec;
+  quantal_recording *rec =
+      stimulated("late.wav", n_stim, 10.0, 0.0, 0.010, 0.0, 3.0, 17, &stim);
   quantal_diag d;
-  const char *p;
-  size_t na = 0;
-  for (i = 0; i < n_stim; i++) {
-    stim[i] = 0.1 + 0.1 * (double)i;
-    all[na] = stim[i];
-    amp[na++] = i % 2 == 0 ? 10.0 : 0.0;
-    if (i % 2 == 1) {
-      all[na] = stim[i] + 0.010;
-      amp[na++] = 3.0;
-    }
-  }
-  p = make_recording("late.wav", all, amp, na, 0.1 * (double)n_stim + 0.1,
-                     -70.0, 1.0, 17);
-  cr_assert_eq(quantal_recording_open(p, NULL, &rec, &d), QUANTAL_OK);
   cr_assert_eq(quantal_evoked_measure(rec, 0, stim, NULL, n_stim, &o, r, &s,
                                       &d),
                QUANTAL_OK, "%s", d.reason);
@@ -504,9 +504,7 @@ Test(evoked, late_spontaneous_events_are_not_responses)
   cr_assert_gt(late, 0);
   cr_assert_eq(s.n_late_events, late);
   quantal_recording_close(rec);
-  free(all);
   free(stim);
-  free(amp);
   free(r);
 }
 

@@ -229,6 +229,32 @@ Test(fit, gradient_matches_finite_differences)
   free(x);
 }
 
+/* sum_i log sum_k exp(logw[k] + log phi(x_i; k q, s0^2 + k sq^2)), k =
+ * 0..K, each point's sum taken about its largest term: the brute force
+ * the kernel's windows and products are checked against. */
+static double
+brute_loglik(const qtl_mix *m, const double *logw, unsigned K,
+             const double *x, size_t n)
+{
+  double bf = 0.0, *t = malloc((K + 1) * sizeof *t);
+  size_t i;
+  unsigned k;
+  for (i = 0; i < n; i++) {
+    double mx = -INFINITY, s = 0.0;
+    for (k = 0; k <= K; k++) {
+      double v = m->sigma0 * m->sigma0 + k * m->sigma_q * m->sigma_q,
+             d = x[i] - k * m->q;
+      t[k] = logw[k] - 0.5 * log(2 * M_PI * v) - d * d / (2 * v);
+      mx = fmax(mx, t[k]);
+    }
+    for (k = 0; k <= K; k++)
+      s += exp(t[k] - mx);
+    bf += mx + log(s);
+  }
+  free(t);
+  return bf;
+}
+
 Test(fit, loglik_windows_exact_at_the_edges)
 {
   /* The kernel drops components by a window and checks the kept mass
@@ -236,7 +262,7 @@ Test(fit, loglik_windows_exact_at_the_edges)
    * (the failure component's normalising constant dwarfs the others'),
    * some points sit on 0, others far in both tails. Against a log-sum-exp
    * over every k, to 1e-12 per point. */
-  double x[23], ll, bf = 0.0;
+  double x[23], lw[31], ll, bf;
   qtl_mix m = test_mix();
   qtl_lik_ws *ws = qtl_lik_ws_alloc();
   qtl_lik_out o;
@@ -253,19 +279,9 @@ Test(fit, loglik_windows_exact_at_the_edges)
   x[22] = 17.3;
   cr_assert_eq(qtl_mix_loglik(&m, x, 23, NULL, 0, ws, QTL_LIK_HESS, &o),
                QUANTAL_OK);
-  for (i = 0; i < 23; i++) {
-    double t[31], mx = -INFINITY, s = 0.0;
-    for (k = 0; k <= 30; k++) {
-      double v = m.sigma0 * m.sigma0 + k * m.sigma_q * m.sigma_q,
-             d = x[i] - k * m.q;
-      t[k] = log(gsl_ran_binomial_pdf(k, m.p, 30)) - 0.5 * log(2 * M_PI * v) -
-             d * d / (2 * v);
-      mx = fmax(mx, t[k]);
-    }
-    for (k = 0; k <= 30; k++)
-      s += exp(t[k] - mx);
-    bf += mx + log(s);
-  }
+  for (k = 0; k <= 30; k++)
+    lw[k] = log(gsl_ran_binomial_pdf(k, m.p, 30));
+  bf = brute_loglik(&m, lw, 30, x, 23);
   ll = o.loglik;
   cr_assert_float_eq(ll, bf, 1e-12 * 23 * (1.0 + fabs(bf) / 23),
                      "%.15g vs %.15g", ll, bf);
@@ -281,7 +297,7 @@ Test(fit, loglik_products_of_sums_exact)
    * ones), whose log it takes at once. 101 points (not a multiple of 4
    * or 32), against a log-sum-exp over every k. */
   static const double w[5] = {0.3, 1e-150, 0.4, 1e-140, 0.3};
-  double x[101], bf = 0.0;
+  double x[101], lw[5], bf;
   qtl_mix m;
   qtl_lik_ws *ws = qtl_lik_ws_alloc();
   qtl_lik_out o;
@@ -297,18 +313,9 @@ Test(fit, loglik_products_of_sums_exact)
     x[i] = -0.5 + 0.05 * i;
   cr_assert_eq(qtl_mix_loglik(&m, x, 101, NULL, 0, ws, QTL_LIK_HESS, &o),
                QUANTAL_OK);
-  for (i = 0; i < 101; i++) {
-    double t[5], mx = -INFINITY, s = 0.0;
-    for (k = 0; k <= 4; k++) {
-      double v = m.sigma0 * m.sigma0 + k * m.sigma_q * m.sigma_q,
-             d = x[i] - k * m.q;
-      t[k] = log(w[k]) - 0.5 * log(2 * M_PI * v) - d * d / (2 * v);
-      mx = fmax(mx, t[k]);
-    }
-    for (k = 0; k <= 4; k++)
-      s += exp(t[k] - mx);
-    bf += mx + log(s);
-  }
+  for (k = 0; k <= 4; k++)
+    lw[k] = log(w[k]);
+  bf = brute_loglik(&m, lw, 4, x, 101);
   cr_assert_float_eq(o.loglik, bf, 1e-12 * 101 * (1.0 + fabs(bf) / 101),
                      "%.15g vs %.15g", o.loglik, bf);
   qtl_lik_ws_free(ws);
