@@ -139,28 +139,59 @@ ws_reserve(qtl_lik_ws *ws, unsigned kmax)
   return QUANTAL_OK;
 }
 
+/* The Poisson tail beyond m + 11 sqrt(m) + 30 is below exp(-50) of the
+ * mode for every m (Chernoff bound). */
+static unsigned
+poisson_cover(double m)
+{
+  if (!(m >= 0.0))
+    m = 0.0;
+  if (m > 1e6)
+    return 2000000u;
+  return (unsigned)ceil(m + 11.0 * sqrt(m) + 30.0);
+}
+
 unsigned
 qtl_mix_kmax(const qtl_mix *mix)
 {
-  double m;
-  switch (mix->release) {
-  case QTL_REL_POISSON:
-    /* Poisson tail beyond m + 11 sqrt(m) + 30 is below exp(-50) of the
-     * mode for every m (Chernoff bound). */
-    m = mix->m;
-    if (!(m >= 0.0))
-      m = 0.0;
-    if (m > 1e6)
-      return 2000000u;
-    return (unsigned)ceil(m + 11.0 * sqrt(m) + 30.0);
-  default: return mix->n;
-  }
+  return mix->release == QTL_REL_POISSON ? poisson_cover(mix->m) : mix->n;
 }
+
+/* The largest k of the sum over components for amplitudes up to xmax.
+ * For a Poisson release that is qtl_mix_kmax's, unless an amplitude lies
+ * beyond its K q: the term that dominates there is near k = x / q (both
+ * P(k) and the Gaussian fall beyond max(m, x / q)), and truncating at
+ * the m-based K made the density of such a point hundreds of log-units
+ * too small (m 2, q 0.5, x 50: -554 instead of -297). */
+static unsigned
+mix_kmax_for(const qtl_mix *mix, double xmax)
+{
+  unsigned K = qtl_mix_kmax(mix);
+  if (mix->release == QTL_REL_POISSON && mix->q > 0.0 && xmax / mix->q > K) {
+    unsigned K2 = poisson_cover(fmax(mix->m, xmax / mix->q));
+    K = K2 > K ? K2 : K;
+  }
+  return K;
+}
+
+static quantal_status logpmf_to(const qtl_mix *mix, qtl_lik_ws *ws,
+                                unsigned K);
 
 quantal_status
 qtl_mix_logpmf(const qtl_mix *mix, qtl_lik_ws *ws, unsigned *kmax_out)
 {
-  unsigned K = qtl_mix_kmax(mix), k;
+  unsigned K = qtl_mix_kmax(mix);
+  quantal_status st = logpmf_to(mix, ws, K);
+  if (st == QUANTAL_OK)
+    *kmax_out = K;
+  return st;
+}
+
+/* log P(k) for k = 0..K into ws->logp. */
+static quantal_status
+logpmf_to(const qtl_mix *mix, qtl_lik_ws *ws, unsigned K)
+{
+  unsigned k;
   quantal_status st;
   double *lp;
   /* Beyond 100000 quanta per trial the parameters are absurd (an
@@ -209,7 +240,6 @@ qtl_mix_logpmf(const qtl_mix *mix, qtl_lik_ws *ws, unsigned *kmax_out)
   for (k = 0; k <= K; k++)
     if (isnan(lp[k]))
       return QUANTAL_ENUMERIC;
-  *kmax_out = K;
   return QUANTAL_OK;
 }
 
@@ -730,7 +760,13 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
   memset(out, 0, sizeof *out);
   if (!(mix->q > 0.0) || !(mix->sigma0 > 0.0) || !(mix->sigma_q >= 0.0))
     return QUANTAL_ENUMERIC;
-  st = qtl_mix_logpmf(mix, ws, &K);
+  {
+    double xmax = -INFINITY;
+    for (i = 0; i < nx; i++)
+      xmax = x[i] > xmax ? x[i] : xmax;
+    K = mix_kmax_for(mix, xmax);
+  }
+  st = logpmf_to(mix, ws, K);
   if (st != QUANTAL_OK)
     return st;
   component_consts(mix, ws, K);

@@ -321,6 +321,36 @@ Test(fit, loglik_products_of_sums_exact)
   qtl_lik_ws_free(ws);
 }
 
+Test(fit, loglik_poisson_far_tail_points)
+{
+  /* A Poisson mixture is summed to K = m + 11 sqrt(m) + 30 quanta, which
+   * cuts off the components that dominate an amplitude far beyond K q
+   * (an artefact left in a table): with m 2, q 0.5 the point at 50 mV
+   * lies at k = 100, where log P(100) is about -297 but the Gaussian of
+   * component K = 48 gives -554. Against a log-sum-exp over k <= 400,
+   * to 1e-12 per point. */
+  double x[6] = {0.0, 0.5, 1.2, 3.0, 50.0, 120.0}, lw[401], bf;
+  qtl_mix m;
+  qtl_lik_ws *ws = qtl_lik_ws_alloc();
+  qtl_lik_out o;
+  unsigned k;
+  memset(&m, 0, sizeof m);
+  m.release = QTL_REL_POISSON;
+  m.m = 2.0;
+  m.q = 0.5;
+  m.sigma_q = 0.125;
+  m.sigma0 = 0.1;
+  cr_assert_eq(qtl_mix_loglik(&m, x, 6, NULL, 0, ws, QTL_LIK_HESS, &o),
+               QUANTAL_OK);
+  cr_assert_geq(o.kmax, 240u, "K %u does not reach 120 mV / q", o.kmax);
+  for (k = 0; k <= 400; k++)
+    lw[k] = k * log(m.m) - m.m - lgamma(k + 1.0);
+  bf = brute_loglik(&m, lw, 400, x, 6);
+  cr_assert_float_eq(o.loglik, bf, 1e-12 * 6 * (1.0 + fabs(bf) / 6),
+                     "%.15g vs %.15g", o.loglik, bf);
+  qtl_lik_ws_free(ws);
+}
+
 Test(fit, em_sums_equal_brute_force)
 {
   /* The generalised EM sums over responsibilities R_ik, from GSL's pdfs
