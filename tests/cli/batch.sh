@@ -92,7 +92,7 @@ if command -v setsid > /dev/null; then
     sleep 0.05
     k=$((k + 1))
   done
-  kill -INT -- "-$pid"
+  kill -INT "-$pid" # (dash's kill takes no --)
   code=0
   wait "$pid" || code=$?
   checks=$((checks + 1))
