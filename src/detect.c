@@ -1234,6 +1234,11 @@ process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
 
   if (n < d->tpl->n + 2)
     return QUANTAL_OK;
+  /* The scores' FFT segments and chunks at fixed frames (det_ctx). */
+  if (d->mt)
+    qtl_template_matcher_phase(d->mt, f0);
+  if (d->dec)
+    qtl_xcorr_set_phase(d->dec, f0);
   if (d->o.method == QUANTAL_DETECT_COMBINED)
     return process_combined(d, y, n, f0, base, own_lo, own_hi, diag);
   /* one buffer: the scores, then the residual */
@@ -1250,11 +1255,14 @@ process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
     quantal_event ev;
     size_t end = k + 1 < nc ? c[k + 1].pos : n, on, pk;
     double tail;
-    if (k > 0 && d->o.method == QUANTAL_DETECT_TEMPLATE) {
+    if (d->o.method == QUANTAL_DETECT_TEMPLATE) {
       /* Re-test on the residual, with the fitted earlier events removed:
        * a template of an event's decay scores above threshold just after
        * a large event (a side lobe of the criterion), while a real second
-       * event on that decay still stands out from the residual. */
+       * event on that decay still stands out from the residual. The
+       * first of a run too (its residual is the trace): which event is a
+       * run's first depends on where the block starts, and the two fits
+       * round differently. */
       quantal_template_fit f;
       size_t on0 = d->tpl->onset_index, a0 = c[k].pos - on0;
       size_t lo = a0 > 2 ? a0 - 2 : 0, hi = a0 + 2;
@@ -2073,8 +2081,20 @@ run(source *s, const quantal_detect_options *opt,
   }
   /* Context each side of a block: the filters', plus room for a whole
    * event and its tail before the first owned onset and after the last. */
+  /* Room for a whole event and its tail, plus the ends of a run where
+   * the scores' float rounding depends on where the run starts (the
+   * pieces of qtl_xcorr_set_phase): beyond them a frame's score, and so
+   * the events owned, are the same whatever the block size (measured
+   * before the pieces were aligned: a close pair at 16.19 s of
+   * 171116sh_0020.abf was one event or two depending on --block). */
   d.det_ctx = 4 * d.tpl->n + (size_t)(0.05 * d.rate_hz) +
               (d.dec ? qtl_xcorr_klen(d.dec) : 0);
+  {
+    size_t mg = d.mt ? qtl_template_matcher_margin(d.mt) : 0;
+    if (d.dec && qtl_xcorr_margin(d.dec) > mg)
+      mg = qtl_xcorr_margin(d.dec);
+    d.det_ctx += mg;
+  }
   d.ctx = quantal_filter_context(&d.o.filter, d.rate_hz) + d.det_ctx;
   block = opt->block_frames ? opt->block_frames : BLOCK_DEFAULT;
   if (block < 1024)

@@ -257,6 +257,12 @@ quantal_status qtl_xcorr_alloc(const double *k, size_t klen,
 void qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
                    double *block_shift);
 size_t qtl_xcorr_klen(const qtl_xcorr *c);
+/* The frame of x[0] for the next runs (default 0): the FFT segments and
+ * direct-sum chunks are cut at fixed frames, so that the float rounding
+ * of an output depends on its frame alone, not on where the run starts,
+ * except within qtl_xcorr_margin frames of either end of the run. */
+void qtl_xcorr_set_phase(qtl_xcorr *c, uint64_t phase);
+size_t qtl_xcorr_margin(const qtl_xcorr *c);
 /* Whether this CPU runs AVX2 and FMA (the vector paths of the detector's
  * scans, criterion and short filters); 0 off x86-64. Those paths are
  * compiled where QTL_X86_SIMD is defined (x86-64 with GCC or Clang, whose
@@ -283,6 +289,9 @@ double qtl_biexp_rise_10_90(double rise_s, double decay_s);
  * them). thr <= 0 turns the screen off. */
 void qtl_template_matcher_screen(quantal_matcher *m, double thr,
                                  int polarity);
+/* qtl_xcorr_set_phase and qtl_xcorr_margin of the matcher's correlation. */
+void qtl_template_matcher_phase(quantal_matcher *m, uint64_t phase);
+size_t qtl_template_matcher_margin(const quantal_matcher *m);
 
 /* ---- end detect module ---- */
 

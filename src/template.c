@@ -259,6 +259,7 @@ quantal_template_criterion_direct(const quantal_template *t, const double *x,
 
 struct qtl_xcorr {
   size_t nfft, klen, step;
+  uint64_t phase; /* frame of x[0] in the run's recording (set_phase) */
   double *taps; /* the kernel when summed directly (nfft = 0) */
   double ksum;  /* and the sum of its taps */
   float *ftaps, *fbuf; /* the same in float, and a chunk of the trace */
@@ -356,6 +357,29 @@ size_t
 qtl_xcorr_klen(const qtl_xcorr *c)
 {
   return c->klen;
+}
+
+/* Outputs in the first piece (FFT segment or direct-sum chunk) of a run
+ * whose x[0] is frame phase: the pieces are cut at the frames that are
+ * multiples of their length P, so that a frame's value does not depend
+ * on where the run (the detector's block) starts. */
+static size_t
+first_piece(uint64_t phase, size_t P)
+{
+  size_t r = (size_t)(phase % P);
+  return r ? P - r : P;
+}
+
+void
+qtl_xcorr_set_phase(qtl_xcorr *c, uint64_t phase)
+{
+  c->phase = phase;
+}
+
+size_t
+qtl_xcorr_margin(const qtl_xcorr *c)
+{
+  return c->taps ? FIR_CHUNK + c->klen + 64 : c->nfft;
 }
 
 /* One overlap-save block at s: c->buf[i] = sum_j k[j] (x[s + i + j] -
@@ -485,11 +509,12 @@ fir_scalar(const double *k, size_t K, const double *x, size_t nout,
  * converted to float a chunk at a time (fbuf, FIR_CHUNK + K + 64). */
 __attribute__((target("avx2,fma"))) static void
 fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
-         double *out, float *fbuf)
+         double *out, float *fbuf, size_t first)
 {
-  size_t i0, i, j;
-  for (i0 = 0; i0 < nout; i0 += FIR_CHUNK) {
-    size_t m = nout - i0 < FIR_CHUNK ? nout - i0 : FIR_CHUNK;
+  size_t i0, i, j, m;
+  for (i0 = 0; i0 < nout; i0 += m) {
+    m = i0 == 0 ? first : FIR_CHUNK;
+    m = nout - i0 < m ? nout - i0 : m;
     const double *xs = x + i0;
     /* the chunk about its first sample, so that float keeps the signal
      * when the trace sits on a large offset; the offset's share, shift
@@ -558,7 +583,8 @@ qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
   if (c->taps) {
 #ifdef QTL_X86_SIMD
     if (qtl_have_avx2())
-      fir_avx2(c->ftaps, c->klen, c->ksum, x, nout, out, c->fbuf);
+      fir_avx2(c->ftaps, c->klen, c->ksum, x, nout, out, c->fbuf,
+               first_piece(c->phase, FIR_CHUNK));
     else
 #endif
       fir_scalar(c->taps, c->klen, x, nout, out);
@@ -569,6 +595,8 @@ qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
   }
   for (s = 0; s < nout; s += cnt) {
     cnt = xcorr_block(c, x, n, s, &shift);
+    if (s == 0 && cnt > first_piece(c->phase, c->step))
+      cnt = first_piece(c->phase, c->step);
     for (i = 0; i < cnt; i++)
       out[s + i] = (double)c->buf[i];
     if (block_shift)
@@ -625,6 +653,18 @@ qtl_template_matcher_screen(quantal_matcher *m, double thr, int polarity)
 {
   m->screen = thr > 0.0 ? thr : 0.0;
   m->pol = polarity < 0 ? -1 : 1;
+}
+
+void
+qtl_template_matcher_phase(quantal_matcher *m, uint64_t phase)
+{
+  qtl_xcorr_set_phase(m->xc, phase);
+}
+
+size_t
+qtl_template_matcher_margin(const quantal_matcher *m)
+{
+  return qtl_xcorr_margin(m->xc);
 }
 
 void
@@ -871,6 +911,8 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
   for (s = 0; s < nout; s += cnt) {
     double c;
     cnt = xcorr_block(m->xc, x, n, s, &c);
+    if (s == 0 && cnt > first_piece(m->xc->phase, m->xc->step))
+      cnt = first_piece(m->xc->phase, m->xc->step);
 #ifdef QTL_X86_SIMD
     if (avx2)
       window_sums_avx2(x + s, cnt, L, c, m->s1, m->s2);
