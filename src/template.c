@@ -382,6 +382,7 @@ qtl_xcorr_margin(const qtl_xcorr *c)
   return c->taps ? FIR_CHUNK + c->klen + 64 : c->nfft;
 }
 
+
 /* The mean of xs[0..m), by four partial sums (the adds overlap instead
  * of forming one chain). */
 static double
@@ -620,7 +621,8 @@ struct quantal_matcher {
   size_t L;
   double sum_t, stt; /* sum T and sum (T - mean T)^2 */
   double *s1, *s2;   /* window sums of one FFT block (xc->step each) */
-  double *r;         /* its correlation (xc->step) */
+  double *r;         /* its correlation (4 xc->step: four pieces) */
+  double *w;         /* four pieces interleaved (biexp_corr4_avx2) */
   double screen;     /* > 0: criterion only where pol * crit >= screen */
   int pol;
   /* A bi-exponential template, T[on + j] = C (a^j - b^j) for j < M and
@@ -692,6 +694,82 @@ biexp_corr(const quantal_matcher *m, const double *x, size_t s, size_t cnt,
   }
 }
 
+#ifdef QTL_X86_SIMD
+/* biexp_corr of four consecutive whole pieces at s, s + P, s + 2 P,
+ * s + 3 P (P = xc->step; their means c[0..3]) into r + l P, one piece per
+ * lane: the pieces are interleaved into m->w (4 x 4 transposes), the
+ * recursion runs on vectors, and the results are transposed back. The
+ * same operations in the same order as biexp_corr, without FMA (the
+ * target is avx2 alone), so each piece gets the bits it gets there: a
+ * piece's values do not depend on whether it was one of four. The
+ * scalar recursion was latency-bound (a multiply and an add per sample
+ * on one chain); four chains share those cycles. */
+__attribute__((target("avx2"))) static void
+biexp_corr4_avx2(const quantal_matcher *m, const double *x, size_t s,
+                 const double *c, double *r)
+{
+  const size_t P = m->xc->step, M = m->M, T = P + M - 1;
+  const double *v = x + s + m->on;
+  const __m256d a = _mm256_set1_pd(m->a), b = _mm256_set1_pd(m->b),
+                aM = _mm256_set1_pd(m->aM), bM = _mm256_set1_pd(m->bM),
+                C = _mm256_set1_pd(m->C);
+  __m256d ga = _mm256_setzero_pd(), gb = ga;
+  double *w = m->w, *o = m->w + 4 * (P + M);
+  size_t t, j, l;
+  /* w[4 t + l] = v[l P + t] - c[l], t < T */
+  for (t = 0; t + 4 <= T; t += 4) {
+    __m256d r0 = _mm256_sub_pd(_mm256_loadu_pd(v + t), _mm256_set1_pd(c[0]));
+    __m256d r1 = _mm256_sub_pd(_mm256_loadu_pd(v + P + t),
+                               _mm256_set1_pd(c[1]));
+    __m256d r2 = _mm256_sub_pd(_mm256_loadu_pd(v + 2 * P + t),
+                               _mm256_set1_pd(c[2]));
+    __m256d r3 = _mm256_sub_pd(_mm256_loadu_pd(v + 3 * P + t),
+                               _mm256_set1_pd(c[3]));
+    __m256d u0 = _mm256_unpacklo_pd(r0, r1), u1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d u2 = _mm256_unpacklo_pd(r2, r3), u3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(w + 4 * t, _mm256_permute2f128_pd(u0, u2, 0x20));
+    _mm256_storeu_pd(w + 4 * t + 4, _mm256_permute2f128_pd(u1, u3, 0x20));
+    _mm256_storeu_pd(w + 4 * t + 8, _mm256_permute2f128_pd(u0, u2, 0x31));
+    _mm256_storeu_pd(w + 4 * t + 12, _mm256_permute2f128_pd(u1, u3, 0x31));
+  }
+  for (; t < T; t++)
+    for (l = 0; l < 4; l++)
+      w[4 * t + l] = v[l * P + t] - c[l];
+  for (j = M; j-- > 0;) {
+    __m256d u = _mm256_loadu_pd(w + 4 * (P - 1 + j));
+    ga = _mm256_add_pd(u, _mm256_mul_pd(a, ga));
+    gb = _mm256_add_pd(u, _mm256_mul_pd(b, gb));
+  }
+  /* results interleaved into o */
+  _mm256_storeu_pd(o + 4 * (P - 1),
+                   _mm256_mul_pd(C, _mm256_sub_pd(ga, gb)));
+  for (t = P - 1; t-- > 0;) {
+    __m256d u0 = _mm256_loadu_pd(w + 4 * t),
+            uM = _mm256_loadu_pd(w + 4 * (t + M));
+    ga = _mm256_add_pd(_mm256_sub_pd(u0, _mm256_mul_pd(aM, uM)),
+                       _mm256_mul_pd(a, ga));
+    gb = _mm256_add_pd(_mm256_sub_pd(u0, _mm256_mul_pd(bM, uM)),
+                       _mm256_mul_pd(b, gb));
+    _mm256_storeu_pd(o + 4 * t, _mm256_mul_pd(C, _mm256_sub_pd(ga, gb)));
+  }
+  /* r[l P + t] = o[4 t + l] */
+  for (t = 0; t + 4 <= P; t += 4) {
+    __m256d r0 = _mm256_loadu_pd(o + 4 * t), r1 = _mm256_loadu_pd(o + 4 * t + 4);
+    __m256d r2 = _mm256_loadu_pd(o + 4 * t + 8),
+            r3 = _mm256_loadu_pd(o + 4 * t + 12);
+    __m256d u0 = _mm256_unpacklo_pd(r0, r1), u1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d u2 = _mm256_unpacklo_pd(r2, r3), u3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(r + t, _mm256_permute2f128_pd(u0, u2, 0x20));
+    _mm256_storeu_pd(r + P + t, _mm256_permute2f128_pd(u1, u3, 0x20));
+    _mm256_storeu_pd(r + 2 * P + t, _mm256_permute2f128_pd(u0, u2, 0x31));
+    _mm256_storeu_pd(r + 3 * P + t, _mm256_permute2f128_pd(u1, u3, 0x31));
+  }
+  for (; t < P; t++)
+    for (l = 0; l < 4; l++)
+      r[l * P + t] = o[4 * t + l];
+}
+#endif
+
 quantal_status
 quantal_template_matcher_alloc(const quantal_template *t,
                                quantal_matcher **out, quantal_diag *diag)
@@ -708,8 +786,9 @@ quantal_template_matcher_alloc(const quantal_template *t,
     free(m);
     return st;
   }
-  m->s1 = malloc(3 * m->xc->step * sizeof *m->s1);
-  if (m->s1 == NULL) {
+  m->s1 = malloc(6 * m->xc->step * sizeof *m->s1);
+  m->w = malloc(4 * (2 * m->xc->step + t->n) * sizeof *m->w);
+  if (m->s1 == NULL || m->w == NULL) {
     quantal_template_matcher_free(m);
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   }
@@ -752,6 +831,7 @@ quantal_template_matcher_free(quantal_matcher *m)
     return;
   qtl_xcorr_free(m->xc);
   free(m->s1);
+  free(m->w);
   free(m);
 }
 
@@ -969,7 +1049,8 @@ quantal_status
 quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
                            double *crit, double *scale, quantal_diag *diag)
 {
-  size_t L = m->L, nout, s, cnt;
+  size_t L = m->L, nout, s, cnt, q4 = 0;
+  double c4[4];
   crit_k K;
   int avx2 = qtl_have_avx2();
   if (n < L)
@@ -987,14 +1068,32 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
    * buffer), the window sums about its shift, then the criterion, all
    * while the block is in cache. */
   for (s = 0; s < nout; s += cnt) {
-    double c;
+    double c, *r = m->r;
     /* The pieces of the FFT (step outputs, at fixed frames) for both. */
-    size_t i, cap = s == 0 ? first_piece(m->xc->phase, m->xc->step)
-                           : m->xc->step;
+    size_t i, P = m->xc->step, cap = s == 0 ? first_piece(m->xc->phase, P) : P;
     if (m->rec) {
       cnt = nout - s < cap ? nout - s : cap;
-      c = block_mean(x + s, n - s < m->xc->nfft ? n - s : m->xc->nfft);
-      biexp_corr(m, x, s, cnt, c, m->r);
+#ifdef QTL_X86_SIMD
+      /* Four whole pieces at once; their window sums and criteria then
+       * one by one below (q4 counts them down). */
+      if (avx2 && q4 == 0 && cnt == P && s + 4 * P <= nout) {
+        for (i = 0; i < 4; i++)
+          c4[i] = block_mean(x + s + i * P,
+                             n - s - i * P < m->xc->nfft ? n - s - i * P
+                                                         : m->xc->nfft);
+        biexp_corr4_avx2(m, x, s, c4, m->r);
+        q4 = 4;
+      }
+      if (q4 > 0) {
+        c = c4[4 - q4];
+        r = m->r + P * (4 - q4);
+        q4--;
+      } else
+#endif
+      {
+        c = block_mean(x + s, n - s < m->xc->nfft ? n - s : m->xc->nfft);
+        biexp_corr(m, x, s, cnt, c, r);
+      }
     } else {
       cnt = xcorr_block(m->xc, x, n, s, &c);
       cnt = cnt < cap ? cnt : cap;
@@ -1009,14 +1108,16 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
       window_sums(x + s, cnt, L, c, m->s1, m->s2);
 #ifdef QTL_X86_SIMD
     if (avx2)
-      crit_avx2(&K, m->r, m->s1, m->s2, cnt, crit + s,
+      crit_avx2(&K, r, m->s1, m->s2, cnt, crit + s,
                 scale ? scale + s : NULL);
     else
 #endif
-      crit_scalar(&K, m->r, m->s1, m->s2, cnt, crit + s,
+      crit_scalar(&K, r, m->s1, m->s2, cnt, crit + s,
                   scale ? scale + s : NULL);
   }
   (void)avx2;
+  (void)c4;
+  (void)q4;
   return QUANTAL_OK;
 }
 
