@@ -1064,9 +1064,10 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
   K.scr2 = m->screen * m->screen;
   K.pol = (double)m->pol;
   nout = n - L + 1;
-  /* One FFT block at a time: its correlation (float, in the transform's
-   * buffer), the window sums about its shift, then the criterion, all
-   * while the block is in cache. */
+  /* One piece at a time: its correlation (the FFT's, in float, about
+   * the mean of the transform's input; or the recursion's, in double,
+   * about the piece's first sample), the window sums about the same
+   * shift, then the criterion, all while the piece is in cache. */
   for (s = 0; s < nout; s += cnt) {
     double c, *r = m->r;
     /* The pieces of the FFT (step outputs, at fixed frames) for both. */
@@ -1078,9 +1079,7 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
        * one by one below (q4 counts them down). */
       if (avx2 && q4 == 0 && cnt == P && s + 4 * P <= nout) {
         for (i = 0; i < 4; i++)
-          c4[i] = block_mean(x + s + i * P,
-                             n - s - i * P < m->xc->nfft ? n - s - i * P
-                                                         : m->xc->nfft);
+          c4[i] = x[s + i * P];
         biexp_corr4_avx2(m, x, s, c4, m->r);
         q4 = 4;
       }
@@ -1091,7 +1090,7 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
       } else
 #endif
       {
-        c = block_mean(x + s, n - s < m->xc->nfft ? n - s : m->xc->nfft);
+        c = x[s];
         biexp_corr(m, x, s, cnt, c, r);
       }
     } else {
