@@ -585,11 +585,13 @@ quantal_status quantal_template_fit_best(const quantal_template *t,
                                          quantal_template_fit *fit,
                                          quantal_diag *diag);
 
-/* Detection criterion at every latency with FFT overlap-save (single
- * precision FFTW for the cross-correlation, double running sums for
- * sum x and sum x^2, a per-block constant removed first so that large
- * offsets do not cancel). A reusable workspace; allocation creates the
- * FFTW plans (under a mutex: plan creation is not thread-safe). */
+/* Detection criterion at every latency. The cross-correlation of a
+ * bi-exponential template (quantal_template_biexp) is a recursion over
+ * its two exponentials in double precision; any other template's is FFT
+ * overlap-save in single precision (FFTW). Double running sums for sum x
+ * and sum x^2; a per-piece constant removed first so that large offsets
+ * do not cancel. A reusable workspace; allocation creates the FFTW plans
+ * (under a mutex: plan creation is not thread-safe). */
 typedef struct quantal_matcher quantal_matcher;
 
 quantal_status quantal_template_matcher_alloc(const quantal_template *t,

@@ -382,7 +382,6 @@ qtl_xcorr_margin(const qtl_xcorr *c)
   return c->taps ? FIR_CHUNK + c->klen + 64 : c->nfft;
 }
 
-
 /* The mean of xs[0..m), by four partial sums (the adds overlap instead
  * of forming one chain). */
 static double
@@ -522,9 +521,9 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
 {
   size_t i0, i, j, m;
   for (i0 = 0; i0 < nout; i0 += m) {
+    const double *xs = x + i0;
     m = i0 == 0 ? first : FIR_CHUNK;
     m = nout - i0 < m ? nout - i0 : m;
-    const double *xs = x + i0;
     /* the chunk about its first sample, so that float keeps the signal
      * when the trace sits on a large offset; the offset's share, shift
      * times the sum of the taps, is added back in double */
