@@ -2110,13 +2110,19 @@ run(source *s, const quantal_detect_options *opt,
     uint64_t c1 = c0 + block < b ? c0 + block : b;
     uint64_t w0 = c0 - a > d.ctx ? c0 - d.ctx : a;
     uint64_t w1 = b - c1 > d.ctx ? c1 + d.ctx : b;
-    size_t m = (size_t)(w1 - w0), j;
+    size_t m = (size_t)(w1 - w0), j, kfirst;
     st = src_read(s, w0, m, x, diag);
     if (st != QUANTAL_OK)
       goto done;
-    count_gaps(&d, x + (c0 - w0), (size_t)(c1 - c0), c0);
+    /* One scan finds the end of the first run; a window without a gap
+     * (the usual case) needs no second one to count the owned gaps. */
+    kfirst = first_nonfinite(x, 0, m);
+    if (kfirst < m)
+      count_gaps(&d, x + (c0 - w0), (size_t)(c1 - c0), c0);
+    else if (c1 > c0)
+      d.in_gap = 0;
     for (j = 0; j < m && st == QUANTAL_OK;) {
-      size_t k = first_nonfinite(x, j, m);
+      size_t k = j == 0 ? kfirst : first_nonfinite(x, j, m);
       if (k > j) {
         /* The filters need the whole context to be exact on the block;
          * the detection only its own part of it, det_ctx each side of
