@@ -630,6 +630,8 @@ struct quantal_matcher {
   int rec;
   size_t on, M;
   double a, b, aM, bM, C;
+  size_t P;        /* piece length: the FFT's step, or the recursion's */
+  uint64_t phase;  /* frame of x[0] (qtl_template_matcher_phase) */
 };
 
 /* Whether t is the sampled bi-exponential of quantal_template_biexp, to
@@ -707,7 +709,7 @@ __attribute__((target("avx2"))) static void
 biexp_corr4_avx2(const quantal_matcher *m, const double *x, size_t s,
                  const double *c, double *r)
 {
-  const size_t P = m->xc->step, M = m->M, T = P + M - 1;
+  const size_t P = m->P, M = m->M, T = P + M - 1;
   const double *v = x + s + m->on;
   const __m256d a = _mm256_set1_pd(m->a), b = _mm256_set1_pd(m->b),
                 aM = _mm256_set1_pd(m->aM), bM = _mm256_set1_pd(m->bM),
@@ -780,21 +782,34 @@ quantal_template_matcher_alloc(const quantal_template *t,
   m = calloc(1, sizeof *m);
   if (m == NULL)
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-  st = qtl_xcorr_alloc(t->y, t->n, 0, &m->xc, diag);
-  if (st != QUANTAL_OK) {
-    free(m);
-    return st;
+  biexp_recursion(t, m);
+  if (m->rec) {
+    /* Pieces of at least twice the exponentials' length (the direct sum
+     * that starts each costs M), and no FFT: a slow template (decay 200
+     * ms) would otherwise take pieces, buffers and a block margin of the
+     * FFT's size (8 template lengths, 131072 frames there). */
+    m->P = 2 * m->M > 4096 ? 2 * m->M : 4096;
+    m->w = malloc(4 * (2 * m->P + t->n) * sizeof *m->w);
+    if (m->w == NULL) {
+      free(m);
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    }
+  } else {
+    st = qtl_xcorr_alloc(t->y, t->n, 0, &m->xc, diag);
+    if (st != QUANTAL_OK) {
+      free(m);
+      return st;
+    }
+    m->P = m->xc->step;
   }
-  m->s1 = malloc(6 * m->xc->step * sizeof *m->s1);
-  m->w = malloc(4 * (2 * m->xc->step + t->n) * sizeof *m->w);
-  if (m->s1 == NULL || m->w == NULL) {
+  m->s1 = malloc(6 * m->P * sizeof *m->s1);
+  if (m->s1 == NULL) {
     quantal_template_matcher_free(m);
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   }
-  m->s2 = m->s1 + m->xc->step;
-  m->r = m->s2 + m->xc->step;
+  m->s2 = m->s1 + m->P;
+  m->r = m->s2 + m->P;
   m->L = t->n;
-  biexp_recursion(t, m);
   for (k = 0; k < t->n; k++)
     m->sum_t += t->y[k];
   mt = m->sum_t / (double)t->n;
@@ -814,13 +829,15 @@ qtl_template_matcher_screen(quantal_matcher *m, double thr, int polarity)
 void
 qtl_template_matcher_phase(quantal_matcher *m, uint64_t phase)
 {
-  qtl_xcorr_set_phase(m->xc, phase);
+  m->phase = phase;
 }
 
 size_t
 qtl_template_matcher_margin(const quantal_matcher *m)
 {
-  return qtl_xcorr_margin(m->xc);
+  /* The recursion's last piece starts from the run's end: a piece and
+   * the template past it. */
+  return m->rec ? m->P + m->L : qtl_xcorr_margin(m->xc);
 }
 
 void
@@ -1070,7 +1087,7 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
   for (s = 0; s < nout; s += cnt) {
     double c, *r = m->r;
     /* The pieces of the FFT (step outputs, at fixed frames) for both. */
-    size_t i, P = m->xc->step, cap = s == 0 ? first_piece(m->xc->phase, P) : P;
+    size_t i, P = m->P, cap = s == 0 ? first_piece(m->phase, P) : P;
     if (m->rec) {
       cnt = nout - s < cap ? nout - s : cap;
 #ifdef QTL_X86_SIMD
