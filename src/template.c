@@ -755,7 +755,8 @@ biexp_corr4_avx2(const quantal_matcher *m, const double *x, size_t s,
   }
   /* r[l P + t] = o[4 t + l] */
   for (t = 0; t + 4 <= P; t += 4) {
-    __m256d r0 = _mm256_loadu_pd(o + 4 * t), r1 = _mm256_loadu_pd(o + 4 * t + 4);
+    __m256d r0 = _mm256_loadu_pd(o + 4 * t),
+            r1 = _mm256_loadu_pd(o + 4 * t + 4);
     __m256d r2 = _mm256_loadu_pd(o + 4 * t + 8),
             r3 = _mm256_loadu_pd(o + 4 * t + 12);
     __m256d u0 = _mm256_unpacklo_pd(r0, r1), u1 = _mm256_unpackhi_pd(r0, r1);
