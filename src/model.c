@@ -157,17 +157,23 @@ qtl_mix_kmax(const qtl_mix *mix)
   return mix->release == QTL_REL_POISSON ? poisson_cover(mix->m) : mix->n;
 }
 
-/* The largest k of the sum over components for amplitudes up to xmax.
+/* The largest k of the sum over components for the amplitudes x.
  * For a Poisson release that is qtl_mix_kmax's, unless an amplitude lies
  * beyond its K q: the term that dominates there is near k = x / q (both
  * P(k) and the Gaussian fall beyond max(m, x / q)), and truncating at
  * the m-based K made the density of such a point hundreds of log-units
  * too small (m 2, q 0.5, x 50: -554 instead of -297). */
 static unsigned
-mix_kmax_for(const qtl_mix *mix, double xmax)
+mix_kmax_for(const qtl_mix *mix, const double *x, size_t nx)
 {
   unsigned K = qtl_mix_kmax(mix);
-  if (mix->release == QTL_REL_POISSON && mix->q > 0.0 && xmax / mix->q > K) {
+  double xmax = -INFINITY;
+  size_t i;
+  if (mix->release != QTL_REL_POISSON || !(mix->q > 0.0))
+    return K;
+  for (i = 0; i < nx; i++)
+    xmax = x[i] > xmax ? x[i] : xmax;
+  if (xmax / mix->q > K) {
     unsigned K2 = poisson_cover(fmax(mix->m, xmax / mix->q));
     K = K2 > K ? K2 : K;
   }
@@ -760,12 +766,7 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
   memset(out, 0, sizeof *out);
   if (!(mix->q > 0.0) || !(mix->sigma0 > 0.0) || !(mix->sigma_q >= 0.0))
     return QUANTAL_ENUMERIC;
-  {
-    double xmax = -INFINITY;
-    for (i = 0; i < nx; i++)
-      xmax = x[i] > xmax ? x[i] : xmax;
-    K = mix_kmax_for(mix, xmax);
-  }
+  K = mix_kmax_for(mix, x, nx);
   st = logpmf_to(mix, ws, K);
   if (st != QUANTAL_OK)
     return st;

@@ -382,24 +382,6 @@ qtl_xcorr_margin(const qtl_xcorr *c)
   return c->taps ? FIR_CHUNK + c->klen + 64 : c->nfft;
 }
 
-/* The mean of xs[0..m), by four partial sums (the adds overlap instead
- * of forming one chain). */
-static double
-block_mean(const double *xs, size_t m)
-{
-  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-  size_t i;
-  for (i = 0; i + 4 <= m; i += 4) {
-    a0 += xs[i];
-    a1 += xs[i + 1];
-    a2 += xs[i + 2];
-    a3 += xs[i + 3];
-  }
-  for (; i < m; i++)
-    a0 += xs[i];
-  return ((a0 + a1) + (a2 + a3)) / (double)m;
-}
-
 /* One overlap-save block at s: c->buf[i] = sum_j k[j] (x[s + i + j] -
  * shift) for i = 0..cnt-1 (returned), shift the mean of the block's
  * samples (so that the float transform does not carry the trace's
@@ -410,8 +392,18 @@ block_mean(const double *xs, size_t m)
 static double
 xcorr_prep(float *buf, size_t nfft, const double *xs, size_t m)
 {
-  double shift = block_mean(xs, m);
+  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0, shift;
   size_t i;
+  /* four partial sums: the adds overlap instead of forming one chain */
+  for (i = 0; i + 4 <= m; i += 4) {
+    a0 += xs[i];
+    a1 += xs[i + 1];
+    a2 += xs[i + 2];
+    a3 += xs[i + 3];
+  }
+  for (; i < m; i++)
+    a0 += xs[i];
+  shift = ((a0 + a1) + (a2 + a3)) / (double)m;
   for (i = 0; i < m; i++)
     buf[i] = (float)(xs[i] - shift);
   for (; i < nfft; i++)
@@ -619,7 +611,7 @@ struct quantal_matcher {
   qtl_xcorr *xc;
   size_t L;
   double sum_t, stt; /* sum T and sum (T - mean T)^2 */
-  double *s1, *s2;   /* window sums of one FFT block (xc->step each) */
+  double *s1, *s2;   /* window sums of one piece (P each) */
   double *r;         /* its correlation (4 xc->step: four pieces) */
   double *w;         /* four pieces interleaved (biexp_corr4_avx2) */
   double screen;     /* > 0: criterion only where pol * crit >= screen */
@@ -697,7 +689,7 @@ biexp_corr(const quantal_matcher *m, const double *x, size_t s, size_t cnt,
 
 #ifdef QTL_X86_SIMD
 /* biexp_corr of four consecutive whole pieces at s, s + P, s + 2 P,
- * s + 3 P (P = xc->step; their means c[0..3]) into r + l P, one piece per
+ * s + 3 P (P = m->P; their shifts c[0..3]) into r + l P, one piece per
  * lane: the pieces are interleaved into m->w (4 x 4 transposes), the
  * recursion runs on vectors, and the results are transposed back. The
  * same operations in the same order as biexp_corr, without FMA (the
@@ -1087,7 +1079,7 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
    * shift, then the criterion, all while the piece is in cache. */
   for (s = 0; s < nout; s += cnt) {
     double c, *r = m->r;
-    /* The pieces of the FFT (step outputs, at fixed frames) for both. */
+    /* Pieces of P outputs, cut at fixed frames (the first may be short). */
     size_t i, P = m->P, cap = s == 0 ? first_piece(m->phase, P) : P;
     if (m->rec) {
       cnt = nout - s < cap ? nout - s : cap;
