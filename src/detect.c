@@ -323,20 +323,30 @@ raw_score(detector *d, const double *y, size_t n, double *z,
 }
 
 /* Is i a local maximum of polarity * z above thr within +-sep? Ties go
- * to the earliest sample, so a plateau gives one event. */
+ * to the earliest sample, so a plateau gives one event. *next receives
+ * the first sample after i that can still be one: the samples up to a
+ * larger one found ahead of i, or up to i + sep when none is, are not
+ * maxima (each has a larger sample, or i itself, within sep), so the
+ * callers' scans skip them rather than testing each one over its whole
+ * window (the long stretches above threshold of large evoked responses
+ * made this 4 % of detect on their recordings). */
 static int
 is_peak(const double *z, size_t n, size_t i, size_t sep, double pol,
-        double thr)
+        double thr, size_t *next)
 {
   double v = pol * z[i];
   size_t j, lo = i > sep ? i - sep : 0, hi = i + sep < n ? i + sep : n - 1;
+  *next = i + 1;
   if (!(v >= thr))
     return 0;
+  for (j = i + 1; j <= hi; j++)
+    if (pol * z[j] > v) {
+      *next = j;
+      return 0;
+    }
+  *next = hi + 1;
   for (j = lo; j < i; j++)
     if (pol * z[j] >= v)
-      return 0;
-  for (j = i + 1; j <= hi; j++)
-    if (pol * z[j] > v)
       return 0;
   return 1;
 }
@@ -491,7 +501,7 @@ static quantal_status
 find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
                 cand **out, size_t *nc, quantal_diag *diag)
 {
-  size_t i, cap = 0, k = 0;
+  size_t i, cap = 0, k = 0, nx = 0;
   cand *c = NULL;
   double pol = (double)d->pol;
   quantal_status st = have_z ? QUANTAL_OK : raw_score(d, y, n, z, diag);
@@ -514,9 +524,10 @@ find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
   /* Almost every sample fails the threshold: next_at_least skips them
    * eight at a time. */
   for (i = next_at_least(z, 0, n, pol, thr); i < n;
-       i = next_at_least(z, i + 1, n, pol, thr)) {
+       i = next_at_least(z, nx, n, pol, thr)) {
     double sc;
     size_t pos;
+    nx = i + 1;
     if (classic) {
       /* The classical detector: one event per excursion beyond the
        * threshold, at the excursion's extreme; the excursion ends only
@@ -529,6 +540,7 @@ find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
         j++;
       }
       i = j;
+      nx = i + 1;
       if (k == cap) {
         size_t nc2 = cap ? 2 * cap : 256;
         cand *c2 = realloc(c, nc2 * sizeof *c2);
@@ -545,7 +557,7 @@ find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
       k++;
       continue;
     }
-    if (!is_peak(z, n, i, d->sep, pol, thr))
+    if (!is_peak(z, n, i, d->sep, pol, thr, &nx))
       continue;
     sc = z[i];
     pos = candidate_onset(d, z, i);
@@ -624,7 +636,8 @@ static quantal_status
 add_deconv_candidates(detector *d, const double *y, size_t n, double *z,
                       cand **c, size_t *nc, quantal_diag *diag)
 {
-  size_t i, k = *nc, cap = *nc, j, L = d->tpl->n, on = d->tpl->onset_index;
+  size_t i, k = *nc, cap = *nc, j, L = d->tpl->n, on = d->tpl->onset_index,
+         nx;
   double pol = (double)d->pol, thr = COMBINED_DECONV * d->thr;
   cand *cc = *c;
   quantal_status st;
@@ -637,9 +650,9 @@ add_deconv_candidates(detector *d, const double *y, size_t n, double *z,
   j = 0;
   for (i = next_at_least(z, on, n, pol, thr * (1.0 - 1e-3));
        i + L - on <= n;
-       i = next_at_least(z, i + 1, n, pol, thr * (1.0 - 1e-3))) {
+       i = next_at_least(z, nx, n, pol, thr * (1.0 - 1e-3))) {
     double ex;
-    if (!is_peak(z, n, i, d->dec_sep, pol, thr * (1.0 - 1e-3)))
+    if (!is_peak(z, n, i, d->dec_sep, pol, thr * (1.0 - 1e-3), &nx))
       continue;
     /* the float score screens; the exact value decides */
     ex = dec_exact(d, y, n, i);
@@ -1647,7 +1660,7 @@ static quantal_status
 decide_polarity(detector *d, calib *c, quantal_diag *diag)
 {
   double sd;
-  size_t i, j, n;
+  size_t i, j, n, nx;
   double wpos = 0.0, wneg = 0.0;
   quantal_status st = calib_criterion(d, c, diag);
   if (st != QUANTAL_OK)
@@ -1667,12 +1680,12 @@ decide_polarity(detector *d, calib *c, quantal_diag *diag)
      * gives on its decay. */
     n = c->runs[i].n;
     for (j = next_at_least(z, 0, n, 1.0, 5.0 * sd); j < n;
-         j = next_at_least(z, j + 1, n, 1.0, 5.0 * sd))
-      if (is_peak(z, n, j, d->sep, 1.0, 5.0 * sd))
+         j = next_at_least(z, nx, n, 1.0, 5.0 * sd))
+      if (is_peak(z, n, j, d->sep, 1.0, 5.0 * sd, &nx))
         wpos += (z[j] / sd - 5.0) * (z[j] / sd - 5.0);
     for (j = next_at_least(z, 0, n, -1.0, 5.0 * sd); j < n;
-         j = next_at_least(z, j + 1, n, -1.0, 5.0 * sd))
-      if (is_peak(z, n, j, d->sep, -1.0, 5.0 * sd))
+         j = next_at_least(z, nx, n, -1.0, 5.0 * sd))
+      if (is_peak(z, n, j, d->sep, -1.0, 5.0 * sd, &nx))
         wneg += (z[j] / sd + 5.0) * (z[j] / sd + 5.0);
     free(z);
   }
