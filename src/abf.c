@@ -143,7 +143,7 @@ abf_close(void *vctx)
   free(c);
 }
 
-static const qtl_backend_ops abf_ops = {abf_read, abf_close, NULL};
+static const qtl_backend_ops abf_ops = {abf_read, abf_close, NULL, NULL};
 
 /* ---- header helpers --------------------------------------------------- */
 

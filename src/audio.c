@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <sndfile.h>
 #include <stdlib.h>
@@ -112,6 +113,85 @@ map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
     float v;
     memcpy(&v, p + 4 * (nc * i + ch), sizeof v);
     out[i] = (double)v * scale + offset;
+  }
+  map_touched(c, p, 4 * nc * n);
+  return QUANTAL_OK;
+}
+
+/* Range of the finite floats p[0], p[nc], ... (n of them). */
+static void
+range_scalar(const unsigned char *p, size_t nc, size_t n, float *lo,
+             float *hi)
+{
+  float a = INFINITY, b = -INFINITY;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    float v;
+    memcpy(&v, p + 4 * nc * i, sizeof v);
+    if (fabsf(v) <= FLT_MAX) {
+      a = v < a ? v : a;
+      b = v > b ? v : b;
+    }
+  }
+  *lo = a;
+  *hi = b;
+}
+
+#ifdef QTL_X86_SIMD
+#include <immintrin.h>
+/* The same for one or two channels (ch of them), eight floats a step:
+ * non-finite values enter as +inf to the minimum and -inf to the
+ * maximum, and the lanes of the other channel are dropped at the end.
+ * Minimum and maximum are exact, so the result is the scalar loop's. */
+__attribute__((target("avx2"))) static void
+range_avx2(const unsigned char *p, size_t nc, size_t ch, size_t n, float *lo,
+           float *hi)
+{
+  const __m256 big = _mm256_set1_ps(FLT_MAX), pinf = _mm256_set1_ps(INFINITY),
+               ninf = _mm256_set1_ps(-INFINITY),
+               absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 a = pinf, b = ninf;
+  size_t i, m = n * nc, k;
+  float la[8], lb[8], ta, tb;
+  for (i = 0; i + 8 <= m; i += 8) {
+    __m256 v = _mm256_loadu_ps((const float *)(const void *)(p + 4 * i));
+    __m256 ok = _mm256_cmp_ps(_mm256_and_ps(v, absm), big, _CMP_LE_OQ);
+    a = _mm256_min_ps(a, _mm256_blendv_ps(pinf, v, ok));
+    b = _mm256_max_ps(b, _mm256_blendv_ps(ninf, v, ok));
+  }
+  _mm256_storeu_ps(la, a);
+  _mm256_storeu_ps(lb, b);
+  ta = INFINITY;
+  tb = -INFINITY;
+  for (k = ch; k < 8; k += nc) {
+    ta = la[k] < ta ? la[k] : ta;
+    tb = lb[k] > tb ? lb[k] : tb;
+  }
+  /* the frames past the last full step (i is a whole number of frames) */
+  range_scalar(p + 4 * (i + ch), nc, (m - i) / nc, la, lb);
+  *lo = la[0] < ta ? la[0] : ta;
+  *hi = lb[0] > tb ? lb[0] : tb;
+}
+#endif
+
+static quantal_status
+map_channel_range(void *vctx, size_t ch, uint64_t first, size_t n, size_t sub,
+                  float *lo, float *hi, quantal_diag *diag)
+{
+  sf_ctx *c = vctx;
+  size_t nc = c->n_channels, r, i;
+  const unsigned char *p = map_frames(c, first, n, diag);
+  if (p == NULL)
+    return QUANTAL_EFORMAT;
+  for (r = 0, i = 0; i < n; i += sub, r++) {
+    size_t m = n - i < sub ? n - i : sub;
+    const unsigned char *q = p + 4 * nc * i;
+#ifdef QTL_X86_SIMD
+    if (nc <= 2 && qtl_have_avx2())
+      range_avx2(q, nc, ch, m, lo + r, hi + r);
+    else
+#endif
+      range_scalar(q + 4 * ch, nc, m, lo + r, hi + r);
   }
   map_touched(c, p, 4 * nc * n);
   return QUANTAL_OK;
@@ -243,9 +323,10 @@ sf_backend_close(void *vctx)
 }
 
 static const qtl_backend_ops sf_ops = {sf_backend_read, sf_backend_close,
-                                       NULL};
+                                       NULL, NULL};
 static const qtl_backend_ops sf_map_ops = {sf_backend_read, sf_backend_close,
-                                           map_read_channel};
+                                           map_read_channel,
+                                           map_channel_range};
 
 static const char *
 subtype_name(int subtype, int *is_int)

@@ -123,13 +123,46 @@ quantal_stimuli_from_ttl(quantal_recording *rec, size_t ch, double threshold,
   for (pos = 0, b = 0; pos < info.frames;) {
     size_t m = info.frames - pos > BLOCK_FRAMES ? BLOCK_FRAMES
                                                 : (size_t)(info.frames - pos);
-    size_t i;
-    st = quantal_recording_read(rec, ch, pos, m, buf, diag);
-    if (st != QUANTAL_OK)
-      goto done;
-    for (i = 0; i < m; i += TTL_SUB, b++) {
+    size_t i, r;
+    float flo[BLOCK_FRAMES / TTL_SUB], fhi[BLOCK_FRAMES / TTL_SUB];
+    int have = 0;
+    if (rec->ops->channel_range != NULL) {
+      /* The stored range of each run, scaled: x s + o is monotone in x,
+       * so this is the range of the samples as read, unless scaling
+       * overflows (then the run is read). */
+      st = rec->ops->channel_range(rec->ctx, ch, pos, m, TTL_SUB, flo, fhi,
+                                   diag);
+      if (st != QUANTAL_OK)
+        goto done;
+      have = 1;
+    } else {
+      st = quantal_recording_read(rec, ch, pos, m, buf, diag);
+      if (st != QUANTAL_OK)
+        goto done;
+    }
+    for (i = 0, r = 0; i < m; i += TTL_SUB, b++, r++) {
       double a, z;
-      finite_range(buf + i, m - i < TTL_SUB ? m - i : TTL_SUB, &a, &z);
+      size_t mm = m - i < TTL_SUB ? m - i : TTL_SUB;
+      if (have) {
+        double s = rec->channels[ch].scale, o = rec->channels[ch].offset;
+        a = (double)flo[r] * s + o;
+        z = (double)fhi[r] * s + o;
+        if (s < 0.0) {
+          double w = a;
+          a = z;
+          z = w;
+        }
+        if (flo[r] <= fhi[r] && !(fabs(a) <= DBL_MAX && fabs(z) <= DBL_MAX)) {
+          st = quantal_recording_read(rec, ch, pos + i, mm, buf, diag);
+          if (st != QUANTAL_OK)
+            goto done;
+          finite_range(buf, mm, &a, &z);
+        } else if (!(flo[r] <= fhi[r])) {
+          a = INFINITY;
+          z = -INFINITY;
+        }
+      } else
+        finite_range(buf + i, mm, &a, &z);
       if (a <= z) {
         smin[b] = float_down(a);
         smax[b] = float_up(z);

@@ -42,6 +42,14 @@ typedef struct qtl_backend_ops {
   quantal_status (*read_channel)(void *ctx, size_t ch, uint64_t first,
                                  size_t n, double scale, double offset,
                                  double *out, quantal_diag *diag);
+  /* Optional: for each run of sub frames of frames first..first+n of
+   * channel ch (the last run may be shorter), the smallest and largest
+   * finite value as stored (before scale and offset); lo > hi for a run
+   * without one. Lets a trigger search find its levels without
+   * converting every sample. */
+  quantal_status (*channel_range)(void *ctx, size_t ch, uint64_t first,
+                                  size_t n, size_t sub, float *lo, float *hi,
+                                  quantal_diag *diag);
 } qtl_backend_ops;
 
 struct quantal_recording {

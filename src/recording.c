@@ -77,7 +77,7 @@ mem_close(void *vctx)
   free(c);
 }
 
-static const qtl_backend_ops mem_ops = {mem_read, mem_close, NULL};
+static const qtl_backend_ops mem_ops = {mem_read, mem_close, NULL, NULL};
 
 quantal_status
 qtl_memory_backend(quantal_recording *rec, double *data, size_t n_channels,
@@ -438,7 +438,7 @@ view_close(void *vctx)
   free(v);
 }
 
-static const qtl_backend_ops view_ops = {view_read, view_close, NULL};
+static const qtl_backend_ops view_ops = {view_read, view_close, NULL, NULL};
 
 quantal_status
 quantal_recording_select_sweeps(quantal_recording *rec,

@@ -237,6 +237,23 @@ Test(evoked, ttl_edges_match_a_sample_by_sample_scan)
   nu = ttl_reference(v, n, NAN, 1e-3, &u);
   cr_assert_eq(nu, 9);
   free(u);
+  {
+    /* The levels (from the runs' stored ranges where the file is mapped)
+     * are the extremes of the finite samples as read, to the bit. */
+    double lo, hi, mn = INFINITY, mx = -INFINITY;
+    for (i = 0; i < n; i++)
+      if (isfinite(v[i])) {
+        mn = fmin(mn, v[i]);
+        mx = fmax(mx, v[i]);
+      }
+    cr_assert_eq(quantal_stimuli_from_ttl(rec, 1, NAN, 1e-3, &t, &nt, &lo,
+                                          &hi, &d),
+                 QUANTAL_OK, "%s", d.reason);
+    cr_assert_eq(nt, 9);
+    cr_assert_eq(lo, mn, "%.17g, %.17g expected", lo, mn);
+    cr_assert_eq(hi, mx, "%.17g, %.17g expected", hi, mx);
+    free(t);
+  }
   quantal_recording_close(rec);
   gsl_rng_free(r);
   free(x);
