@@ -452,6 +452,34 @@ median_of(const double *x, size_t n, double *work)
  * samples, zero outside) onto pol * y: a = sum(pol y T) / sum(T^2). T is
  * positive in the response direction, so a is positive for a response of
  * either sign. */
+#ifdef QTL_X86_SIMD
+#include <immintrin.h>
+/* The four chains of template_scale's loop as the four lanes of a vector
+ * (i = i0 + 4 j + k in lane k), with the same products and sums in the
+ * same order (no FMA): the same bits, four samples a step. The latency
+ * search made the scalar loop a sixth of evoked without minis. */
+__attribute__((target("avx2"))) static void
+ts_chains_avx2(const double *y, const double *w, long i0, long i1, double *ya,
+               double *ta, long *iend)
+{
+  const __m256d big = _mm256_set1_pd(DBL_MAX),
+                absm = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+  __m256d ys = _mm256_setzero_pd(), ts = _mm256_setzero_pd();
+  long i;
+  for (i = i0; i + 4 <= i1; i += 4) {
+    __m256d v = _mm256_loadu_pd(y + i), u = _mm256_loadu_pd(w + i);
+    __m256d ok = _mm256_cmp_pd(_mm256_and_pd(v, absm), big, _CMP_LE_OQ);
+    v = _mm256_and_pd(v, ok);
+    u = _mm256_and_pd(u, ok);
+    ys = _mm256_add_pd(ys, _mm256_mul_pd(u, v));
+    ts = _mm256_add_pd(ts, _mm256_mul_pd(u, u));
+  }
+  _mm256_storeu_pd(ya, ys);
+  _mm256_storeu_pd(ta, ts);
+  *iend = i;
+}
+#endif
+
 static double
 template_scale(const double *y, const double *T, size_t n, long shift,
                int pol)
@@ -472,12 +500,20 @@ template_scale(const double *y, const double *T, size_t n, long shift,
     yk += w_ * v_;                                                           \
     tk += w_ * w_;                                                           \
   } while (0)
-  for (i = i0; i + 4 <= i1; i += 4) {
-    TS_TERM(y0, t0, 0);
-    TS_TERM(y1, t1, 1);
-    TS_TERM(y2, t2, 2);
-    TS_TERM(y3, t3, 3);
-  }
+#ifdef QTL_X86_SIMD
+  if (qtl_have_avx2()) {
+    double ya[4], ta[4];
+    ts_chains_avx2(y, w, i0, i1, ya, ta, &i);
+    y0 = ya[0], y1 = ya[1], y2 = ya[2], y3 = ya[3];
+    t0 = ta[0], t1 = ta[1], t2 = ta[2], t3 = ta[3];
+  } else
+#endif
+    for (i = i0; i + 4 <= i1; i += 4) {
+      TS_TERM(y0, t0, 0);
+      TS_TERM(y1, t1, 1);
+      TS_TERM(y2, t2, 2);
+      TS_TERM(y3, t3, 3);
+    }
   for (; i < i1; i++)
     TS_TERM(y0, t0, 0);
 #undef TS_TERM
