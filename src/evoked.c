@@ -445,7 +445,7 @@ median_of(const double *x, size_t n, double *work)
       work[m++] = x[i];
   if (m == 0)
     return NAN;
-  return gsl_stats_median(work, 1, m);
+  return qtl_median(work, m);
 }
 
 /* Least-squares scale of template T (n samples, shifted by `shift`
@@ -868,7 +868,7 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
     /* Robust location and spread: a spontaneous mini in a sham window is
      * an outlier, not noise. */
     memcpy(work, sham, n_sham * sizeof *work);
-    null_mean = gsl_stats_median(work, 1, n_sham);
+    null_mean = qtl_median(work, n_sham);
     memcpy(work, sham, n_sham * sizeof *work);
     null_sd = qtl_mad_sd(work, n_sham);
     sum->null_from_shams = 1;
