@@ -10,6 +10,8 @@
 /* Samples per grid segment that enter a segment median: enough for a
  * robust value, few enough that the selection stays cheap. */
 #define SEG_MEDIAN_MAX 96
+/* Segment medians computed together (baseline_grid_make). */
+#define SEG_BATCH 32
 
 quantal_filter_options
 quantal_filter_options_default(void)
@@ -140,8 +142,47 @@ baseline_grid_make(const double *x, size_t n, uint64_t first_frame,
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   }
   stride = (seg + SEG_MEDIAN_MAX - 1) / SEG_MEDIAN_MAX;
-  for (g = 0; g < ng; g++)
-    med[g] = segment_median(x, first_frame, last, g0 + g, seg, stride);
+  {
+    /* Whole segments whose samples are all finite have mf of them each:
+     * their medians go through the sorting network SEG_BATCH at a time
+     * (exactly as qtl_median, a quarter of the time of one selection
+     * each); the others, at the block ends or with gaps, one by one. */
+    size_t mf = (seg + stride - 1) / stride, nb, j, idx[SEG_BATCH];
+    double *tab = malloc(mf * SEG_BATCH * sizeof *tab), bm[SEG_BATCH];
+    if (tab == NULL) {
+      free(med);
+      free(run);
+      free(win);
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    }
+    for (g = 0; g < ng;) {
+      for (nb = 0; g < ng && nb < SEG_BATCH; g++) {
+        uint64_t a = (uint64_t)(g0 + g) * seg;
+        int ok = a >= first_frame && a + seg - 1 <= last;
+        if (ok) {
+          const double *xp = x + (a - first_frame);
+          for (j = 0; j < mf; j++) {
+            double v = xp[j * stride];
+            tab[j * SEG_BATCH + nb] = v;
+            ok &= isfinite(v) != 0;
+          }
+        }
+        if (ok)
+          idx[nb++] = g;
+        else
+          med[g] = segment_median(x, first_frame, last, g0 + g, seg, stride);
+      }
+      if (nb > 0 && qtl_median_columns(tab, mf, nb, SEG_BATCH, bm) == 0) {
+        for (j = 0; j < nb; j++)
+          med[idx[j]] = bm[j];
+      } else {
+        for (j = 0; j < nb; j++)
+          med[idx[j]] = segment_median(x, first_frame, last, g0 + idx[j],
+                                       seg, stride);
+      }
+    }
+    free(tab);
+  }
   /* Running median of the segment medians (Tukey's running median): a
    * segment hit by an event, or two, does not move it. The window's
    * finite values are kept sorted in win[0..m): each step drops the
