@@ -608,14 +608,15 @@ find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
 /* ---- one stretch of finite samples ------------------------------------ */
 
 /* Pre-process x (n samples, first frame f0) in place: baseline removed
- * (kept in base), hum removed. */
+ * (its grid kept in *bg when not NULL, for qtl_baseline_at), hum
+ * removed. */
 static quantal_status
-preprocess(detector *d, double *x, size_t n, uint64_t f0, double *base,
-           quantal_diag *diag)
+preprocess(detector *d, double *x, size_t n, uint64_t f0,
+           qtl_baseline_grid *bg, quantal_diag *diag)
 {
   quantal_filter_options fo = d->o.filter;
   fo.lowpass_hz = 0.0; /* each method smooths in its own way */
-  return quantal_filter_block(x, n, f0, d->rate_hz, &fo, base, diag);
+  return qtl_filter_block_grid(x, n, f0, d->rate_hz, &fo, NULL, bg, diag);
 }
 
 /* ---- the combined detector -------------------------------------------- */
@@ -1118,7 +1119,7 @@ amp_line_fit(const quantal_template *t, const double *x, size_t k_pk,
  * later ones), so its amplitude and baseline are its own. */
 static quantal_status
 process_combined(detector *d, double *y, size_t n, uint64_t f0,
-                 const double *base, uint64_t own_lo, uint64_t own_hi,
+                 const qtl_baseline_grid *bg, uint64_t own_lo, uint64_t own_hi,
                  quantal_diag *diag)
 {
   double *z = NULL, *r = NULL, *buf = NULL, *mb = NULL, pol = d->pol;
@@ -1228,7 +1229,7 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
                                     pk - (onset - on), &b_pk);
         ev.baseline = b_pk;
       }
-      ev.baseline += base[pk] + tail;
+      ev.baseline += qtl_baseline_at(bg, f0 + pk) + tail;
       ev.overlap = prev_end >= 0.0 && (double)onset < prev_end;
       ev.criterion = f->mcrit;
       prev_end = (double)(f->a + L);
@@ -1266,7 +1267,8 @@ done:
  * f0..f0+n of the recording, already pre-processed; base is the removed
  * baseline) and report those whose onset lies in [own_lo, own_hi). */
 static quantal_status
-process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
+process_run(detector *d, double *y, size_t n, uint64_t f0,
+            const qtl_baseline_grid *bg,
             uint64_t own_lo, uint64_t own_hi, quantal_diag *diag)
 {
   double *z = NULL, *r = NULL;
@@ -1283,7 +1285,7 @@ process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
   if (d->dec)
     qtl_xcorr_set_phase(d->dec, f0);
   if (d->o.method == QUANTAL_DETECT_COMBINED)
-    return process_combined(d, y, n, f0, base, own_lo, own_hi, diag);
+    return process_combined(d, y, n, f0, bg, own_lo, own_hi, diag);
   /* one buffer: the scores, then the residual */
   z = r = work_buffer(d, n);
   if (z == NULL) {
@@ -1334,7 +1336,7 @@ process_run(detector *d, double *y, size_t n, uint64_t f0, const double *base,
      * so that the baseline column is the trace's own level under the
      * peak. */
     tail = y[pk] - r[pk];
-    ev.baseline += base[pk] + tail;
+    ev.baseline += qtl_baseline_at(bg, f0 + pk) + tail;
     ev.overlap = prev_end_s >= 0.0 && ev.onset_s < prev_end_s;
     ev.criterion = c[k].score;
     /* Subtract this event's fitted template (an exponential beyond the
@@ -1435,7 +1437,7 @@ calib_read(detector *d, source *s, uint64_t a, uint64_t b, calib *c,
 {
   uint64_t span = b - a, len, starts[CAL_STRETCHES];
   size_t ns, i, j;
-  double *x, *base;
+  double *x;
   quantal_status st = QUANTAL_OK;
   if (span <= (uint64_t)CAL_FRAMES * CAL_STRETCHES) {
     /* short enough: all of it, in pieces of at most CAL_FRAMES */
@@ -1450,19 +1452,15 @@ calib_read(detector *d, source *s, uint64_t a, uint64_t b, calib *c,
       starts[i] = a + (span - len) * i / (ns - 1);
   }
   x = malloc((size_t)len * sizeof *x);
-  base = malloc((size_t)len * sizeof *base);
-  if (x == NULL || base == NULL) {
-    free(x);
-    free(base);
+  if (x == NULL)
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-  }
   for (i = 0; i < ns && st == QUANTAL_OK; i++) {
     size_t m = (size_t)(starts[i] + len <= b ? len : b - starts[i]);
     st = src_read(s, starts[i], m, x, diag);
     for (j = 0; j < m && st == QUANTAL_OK;) {
       size_t k = first_nonfinite(x, j, m);
       if (k - j >= d->tpl->n * 4) {
-        st = preprocess(d, x + j, k - j, starts[i] + j, base, diag);
+        st = preprocess(d, x + j, k - j, starts[i] + j, NULL, diag);
         if (st == QUANTAL_OK)
           st = calib_add(c, x + j, k - j, starts[i] + j, diag);
       }
@@ -1472,7 +1470,6 @@ calib_read(detector *d, source *s, uint64_t a, uint64_t b, calib *c,
     }
   }
   free(x);
-  free(base);
   return st;
 }
 
@@ -2057,7 +2054,7 @@ run(source *s, const quantal_detect_options *opt,
   quantal_template *t = NULL;
   uint64_t a, b, c0;
   size_t block, win_cap;
-  double *x = NULL, *base = NULL;
+  double *x = NULL;
 
   memset(&d, 0, sizeof d);
   memset(sum, 0, sizeof *sum);
@@ -2144,8 +2141,7 @@ run(source *s, const quantal_detect_options *opt,
     block = 1024;
   win_cap = block + 2 * d.ctx;
   x = malloc(win_cap * sizeof *x);
-  base = malloc(win_cap * sizeof *base);
-  if (x == NULL || base == NULL) {
+  if (x == NULL) {
     st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     goto done;
   }
@@ -2177,10 +2173,11 @@ run(source *s, const quantal_detect_options *opt,
                r1 = (size_t)(c1 - w0) + d.det_ctx;
         r0 = r0 > j ? r0 : j;
         r1 = r1 < k ? r1 : k;
-        st = preprocess(&d, x + j, k - j, w0 + j, base + j, diag);
+        qtl_baseline_grid bg;
+        st = preprocess(&d, x + j, k - j, w0 + j, &bg, diag);
         if (st == QUANTAL_OK && r1 > r0)
-          st = process_run(&d, x + r0, r1 - r0, w0 + r0, base + r0, c0, c1,
-                           diag);
+          st = process_run(&d, x + r0, r1 - r0, w0 + r0, &bg, c0, c1, diag);
+        free(bg.run);
       }
       while (k < m && !isfinite(x[k]))
         k++;
@@ -2194,7 +2191,6 @@ run(source *s, const quantal_detect_options *opt,
   fill_summary(&d, a, b, sum);
 done:
   free(x);
-  free(base);
   detector_free(&d);
   return st;
 }

@@ -52,10 +52,7 @@ quantal_filter_context(const quantal_filter_options *o, double rate_hz)
 /* The running median of the segment medians over the grid segments
  * g0 .. g0 + ng - 1 that a block touches: run[g] belongs to segment
  * g0 + g, whose centre is frame (g0 + g + 1/2) seg - 1/2. */
-typedef struct baseline_grid {
-  size_t seg, g0, ng;
-  double *run;
-} baseline_grid;
+typedef qtl_baseline_grid baseline_grid;
 
 /* Median of the finite samples of grid segment G (frames [G seg,
  * (G + 1) seg) within the block [first_frame, last]) at the grid
@@ -401,6 +398,52 @@ baseline_apply(const baseline_grid *bg, uint64_t first_frame, size_t n,
 #undef CENTRE_FRAME
   free(mem);
   return QUANTAL_OK;
+}
+
+/* The baseline at frame f of the grid's block, as baseline_apply
+ * writes it there, to the bit: the same k, the same u (frac of the same
+ * binade's table, here one entry of it) and the same expression. */
+double
+qtl_baseline_at(const qtl_baseline_grid *bg, uint64_t f)
+{
+  const size_t seg = bg->seg, g0 = bg->g0, ng = bg->ng;
+  uint64_t G0, mid;
+  size_t k;
+  double dr, c, fr, Gr;
+  int e;
+  if (bg->run == NULL)
+    return 0.0;
+  if (f < (2 * (uint64_t)g0 + 1) * seg / 2 || ng < 2)
+    return bg->run[0];
+  /* the last centre at or before f */
+  k = (size_t)((2 * f + 2) / (2 * (uint64_t)seg)); /* candidate G */
+  while (k > g0 && (2 * (uint64_t)k + 1) * seg / 2 > f)
+    k--;
+  while ((2 * (uint64_t)(k + 1) + 1) * seg / 2 <= f)
+    k++;
+  k -= g0;
+  if (k + 1 >= ng)
+    return bg->run[ng - 1];
+  G0 = (uint64_t)(g0 + k);
+  mid = (G0 + 1) * seg;
+  dr = bg->run[k + 1] - bg->run[k];
+  if (mid + seg >= EXACT_FRAME_MAX) {
+    double pos = ((double)f + 0.5) / (double)seg - 0.5 - (double)g0;
+    return bg->run[k] + (pos - (double)k) * dr;
+  }
+  if (f < mid) {
+    c = -0.5;
+    e = binade_of(G0);
+    Gr = e < 0 ? 0.0 : ldexp(1.0, e);
+    fr = ((Gr * (double)seg + (double)(f - G0 * seg)) + 0.5) / (double)seg -
+         Gr;
+  } else {
+    c = 0.5;
+    e = binade_of(G0 + 1);
+    Gr = e < 0 ? 0.0 : ldexp(1.0, e);
+    fr = ((Gr * (double)seg + (double)(f - mid)) + 0.5) / (double)seg - Gr;
+  }
+  return bg->run[k] + (c + fr) * dr;
 }
 
 quantal_status
@@ -992,8 +1035,20 @@ quantal_filter_block(double *x, size_t n, uint64_t first_frame,
                      double rate_hz, const quantal_filter_options *o,
                      double *baseline, quantal_diag *diag)
 {
+  return qtl_filter_block_grid(x, n, first_frame, rate_hz, o, baseline,
+                               NULL, diag);
+}
+
+quantal_status
+qtl_filter_block_grid(double *x, size_t n, uint64_t first_frame,
+                      double rate_hz, const quantal_filter_options *o,
+                      double *baseline, qtl_baseline_grid *keep,
+                      quantal_diag *diag)
+{
   quantal_status st;
   double *tmp;
+  if (keep != NULL)
+    memset(keep, 0, sizeof *keep);
   if (n == 0)
     return QUANTAL_OK;
   if (o->baseline_window_s > 0.0) {
@@ -1014,7 +1069,10 @@ quantal_filter_block(double *x, size_t n, uint64_t first_frame,
       for (i = 0; st == QUANTAL_OK && i < n; i++)
         x[i] -= baseline[i];
     }
-    free(bg.run);
+    if (st == QUANTAL_OK && keep != NULL)
+      *keep = bg;
+    else
+      free(bg.run);
     if (st != QUANTAL_OK)
       return st;
   } else if (baseline != NULL) {

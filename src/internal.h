@@ -271,6 +271,25 @@ size_t qtl_xcorr_klen(const qtl_xcorr *c);
  * except within qtl_xcorr_margin frames of either end of the run. */
 void qtl_xcorr_set_phase(qtl_xcorr *c, uint64_t phase);
 size_t qtl_xcorr_margin(const qtl_xcorr *c);
+/* The baseline of a filtered block (filter.c): the running median of
+ * the segment medians of the grid segments g0 .. g0 + ng - 1 (seg frames
+ * each), run[g] for segment g0 + g; run is NULL when no baseline was
+ * removed. */
+typedef struct qtl_baseline_grid {
+  size_t seg, g0, ng;
+  double *run;
+} qtl_baseline_grid;
+/* quantal_filter_block, also keeping the baseline's grid in *keep (when
+ * not NULL; free keep->run), so that the baseline of single frames can be
+ * had later without the array. */
+quantal_status qtl_filter_block_grid(double *x, size_t n, uint64_t first_frame,
+                                     double rate_hz,
+                                     const quantal_filter_options *o,
+                                     double *baseline, qtl_baseline_grid *keep,
+                                     quantal_diag *diag);
+/* The baseline that quantal_filter_block removed at frame f of the block
+ * (bit for bit the value it writes); 0 when it removed none. */
+double qtl_baseline_at(const qtl_baseline_grid *bg, uint64_t f);
 /* Whether this CPU runs AVX2 and FMA (the vector paths of the detector's
  * scans, criterion and short filters); 0 off x86-64. Those paths are
  * compiled where QTL_X86_SIMD is defined (x86-64 with GCC or Clang, whose

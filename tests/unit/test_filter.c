@@ -495,6 +495,48 @@ Test(filter, baseline_equals_reference_on_odd_grids)
   }
 }
 
+/* The baseline of single frames from the kept grid (what detect reports
+ * in its baseline column) is the array's value to the bit, on ordinary
+ * and odd grids, blocks anywhere (one far out, where the exact shortcut
+ * ends), NaN gaps included. */
+Test(filter, baseline_at_a_frame_equals_the_array)
+{
+  static const double cfg[][3] = {{20000.0, 0.5, 0.02},
+                                  {9999.0, 0.5, 0.0201},
+                                  {1000.0, 0.004, 0.001},
+                                  {20000.0, 3.0, 0.007}};
+  static const uint64_t starts[] = {0, 1, 399, 1234567,
+                                    ((uint64_t)1 << 40) - 30000};
+  size_t n = 60000, c, ib, i;
+  for (c = 0; c < sizeof cfg / sizeof *cfg; c++) {
+    double *x = trace(n, cfg[c][0], c == 0, 1, 41 + (int)c);
+    double *y = malloc(n * sizeof *y), *b = malloc(n * sizeof *b);
+    quantal_filter_options o = quantal_filter_options_default();
+    o.baseline_window_s = cfg[c][1];
+    o.baseline_segment_s = cfg[c][2];
+    o.mains_hz = 0.0;
+    cr_assert(y != NULL && b != NULL);
+    for (ib = 0; ib < sizeof starts / sizeof *starts; ib++) {
+      qtl_baseline_grid g;
+      memcpy(y, x, n * sizeof *y);
+      cr_assert_eq(qtl_filter_block_grid(y, n, starts[ib], cfg[c][0], &o, b,
+                                         &g, NULL),
+                   QUANTAL_OK);
+      cr_assert_not_null(g.run);
+      for (i = 0; i < n; i++) {
+        double v = qtl_baseline_at(&g, starts[ib] + i);
+        cr_assert(memcmp(&v, &b[i], sizeof v) == 0,
+                  "grid %zu start %llu frame %zu: %.17g, array %.17g", c,
+                  (unsigned long long)starts[ib], i, v, b[i]);
+      }
+      free(g.run);
+    }
+    free(x);
+    free(y);
+    free(b);
+  }
+}
+
 Test(filter, mains_equals_reference)
 {
   /* 20 kHz and 50 Hz (400 frames a cycle, 50 bins of 8); 44.1 kHz and
