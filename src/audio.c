@@ -31,6 +31,7 @@ typedef struct sf_ctx {
   uint64_t data_off;            /* where the samples start in the file */
   long page;                     /* the page size */
   uintptr_t span_lo, span_hi;    /* pages touched since the last drop */
+  unsigned char *small;          /* MAP_SMALL bytes for short reads */
 } sf_ctx;
 
 /* Mapped pages stay in the process's resident set until dropped, so an
@@ -61,20 +62,46 @@ map_touched(sf_ctx *c, const unsigned char *p, size_t len)
   }
 }
 
-/* Frames first..first+n (every channel) in the mapping, after checking
- * the file's size: a file cut short while open would otherwise fault
- * instead of failing. NULL (diag set) when it shrank. */
+/* Reads of at most this many bytes are copied out of the file with pread
+ * rather than faulted into the mapping: a fault maps (and the later drop
+ * unmaps) 64 kB around the page it needs, which for evoked's short
+ * windows, two per stimulus, was most of the kernel's time. */
+#define MAP_SMALL ((size_t)1 << 15)
+
+/* Frames first..first+n (every channel), after checking the file's size:
+ * a file cut short while open would otherwise fault instead of failing.
+ * In the mapping (*mapped = 1), or for a short read in c->small. NULL
+ * (diag set) when the file shrank or cannot be read. */
 static const unsigned char *
-map_frames(sf_ctx *c, uint64_t first, size_t n, quantal_diag *diag)
+map_frames(sf_ctx *c, uint64_t first, size_t n, int *mapped,
+           quantal_diag *diag)
 {
   struct stat sb;
-  if (fstat(c->fd, &sb) != 0 ||
-      (uint64_t)sb.st_size < c->data_off + (first + n) * c->n_channels * 4) {
+  uint64_t off = c->data_off + first * c->n_channels * 4;
+  size_t bytes = n * c->n_channels * 4, got = 0;
+  if (fstat(c->fd, &sb) != 0 || (uint64_t)sb.st_size < off + bytes) {
     qtl_fail(diag, QUANTAL_EFORMAT, c->path, -1, (long long)first,
              "truncated data: the file shrank while it was read");
     return NULL;
   }
-  return c->map + c->data_off + first * c->n_channels * 4;
+  *mapped = 1;
+  if (bytes > MAP_SMALL)
+    return c->map + off;
+  if (c->small == NULL && (c->small = malloc(MAP_SMALL)) == NULL)
+    return c->map + off; /* no buffer: the mapping will do */
+  while (got < bytes) {
+    ssize_t r = pread(c->fd, c->small + got, bytes - got, (off_t)(off + got));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      qtl_fail(diag, QUANTAL_EFORMAT, c->path, -1, (long long)first,
+               "truncated data: the file shrank while it was read");
+      return NULL;
+    }
+    got += (size_t)r;
+  }
+  *mapped = 0;
+  return c->small;
 }
 
 #ifdef QTL_X86_SIMD
@@ -131,7 +158,8 @@ map_read(sf_ctx *c, uint64_t first, size_t n, double *out,
          quantal_diag *diag)
 {
   size_t i, m = n * c->n_channels;
-  const unsigned char *p = map_frames(c, first, n, diag);
+  int mapped;
+  const unsigned char *p = map_frames(c, first, n, &mapped, diag);
   if (p == NULL)
     return QUANTAL_EFORMAT;
 #ifdef QTL_X86_SIMD
@@ -144,7 +172,8 @@ map_read(sf_ctx *c, uint64_t first, size_t n, double *out,
       memcpy(&v, p + 4 * i, sizeof v);
       out[i] = (double)v;
     }
-  map_touched(c, p, 4 * m);
+  if (mapped)
+    map_touched(c, p, 4 * m);
   return QUANTAL_OK;
 }
 
@@ -158,7 +187,8 @@ map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
 {
   sf_ctx *c = vctx;
   size_t i, nc = c->n_channels;
-  const unsigned char *p = map_frames(c, first, n, diag);
+  int mapped;
+  const unsigned char *p = map_frames(c, first, n, &mapped, diag);
   if (p == NULL)
     return QUANTAL_EFORMAT;
 #ifdef QTL_X86_SIMD
@@ -171,7 +201,8 @@ map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
       memcpy(&v, p + 4 * (nc * i + ch), sizeof v);
       out[i] = (double)v * scale + offset;
     }
-  map_touched(c, p, 4 * nc * n);
+  if (mapped)
+    map_touched(c, p, 4 * nc * n);
   return QUANTAL_OK;
 }
 
@@ -236,7 +267,8 @@ map_channel_range(void *vctx, size_t ch, uint64_t first, size_t n, size_t sub,
 {
   sf_ctx *c = vctx;
   size_t nc = c->n_channels, r, i;
-  const unsigned char *p = map_frames(c, first, n, diag);
+  int mapped;
+  const unsigned char *p = map_frames(c, first, n, &mapped, diag);
   if (p == NULL)
     return QUANTAL_EFORMAT;
   for (r = 0, i = 0; i < n; i += sub, r++) {
@@ -249,7 +281,8 @@ map_channel_range(void *vctx, size_t ch, uint64_t first, size_t n, size_t sub,
 #endif
       range_scalar(q + 4 * ch, nc, m, lo + r, hi + r);
   }
-  map_touched(c, p, 4 * nc * n);
+  if (mapped)
+    map_touched(c, p, 4 * nc * n);
   return QUANTAL_OK;
 }
 
@@ -373,6 +406,7 @@ sf_backend_close(void *vctx)
     sf_close(c->sf);
   if (c->map)
     munmap((void *)c->map, c->map_len);
+  free(c->small);
   if (c->fd >= 0)
     close(c->fd);
   free(c);
