@@ -135,6 +135,7 @@ typedef struct detector {
   double first_gap_s;
   uint64_t n_events;
   unsigned tpl_gen;      /* set_template calls: which template a cache is of */
+  int mt_scaled;         /* the matcher writes the criterion / score_sd */
   double *work;          /* a run's scores, then its residual (reused) */
   size_t work_cap;
 } detector;
@@ -516,7 +517,8 @@ find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
                    : d->thr * (1.0 - 1e-3);
   if (st != QUANTAL_OK)
     return st;
-  {
+  if (have_z || !d->mt_scaled || classic ||
+      d->o.method == QUANTAL_DETECT_DECONV) {
     double inv = 1.0 / d->score_sd;
     for (i = 0; i < n; i++)
       z[i] *= inv;
@@ -2107,12 +2109,16 @@ run(source *s, const quantal_detect_options *opt,
   /* The main pass needs the criterion only where it may pass the
    * (candidate) threshold; the float FFT screens 1e-3 below it. */
   if (d.o.method == QUANTAL_DETECT_TEMPLATE ||
-      d.o.method == QUANTAL_DETECT_COMBINED)
+      d.o.method == QUANTAL_DETECT_COMBINED) {
     qtl_template_matcher_screen(
         d.mt,
         (d.o.method == QUANTAL_DETECT_TEMPLATE ? d.thr : d.cand_thr) *
             (1.0 - 1e-3) * d.score_sd,
         d.pol);
+    /* in score SDs as written: find_candidates' scaling pass is saved */
+    qtl_template_matcher_scale(d.mt, 1.0 / d.score_sd);
+    d.mt_scaled = 1;
+  }
   fill_summary(&d, a, b, sum);
   if (opt->on_ready && opt->on_ready(sum, opt->user) != 0) {
     st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,

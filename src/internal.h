@@ -316,6 +316,10 @@ double qtl_biexp_rise_10_90(double rise_s, double decay_s);
  * them). thr <= 0 turns the screen off. */
 void qtl_template_matcher_screen(quantal_matcher *m, double thr,
                                  int polarity);
+/* Make quantal_template_criterion write the criterion times s (1 until
+ * called): the product the caller would otherwise form in a pass of its
+ * own, the same bits. */
+void qtl_template_matcher_scale(quantal_matcher *m, double s);
 /* qtl_xcorr_set_phase and qtl_xcorr_margin of the matcher's correlation. */
 void qtl_template_matcher_phase(quantal_matcher *m, uint64_t phase);
 size_t qtl_template_matcher_margin(const quantal_matcher *m);

@@ -647,6 +647,7 @@ struct quantal_matcher {
   double *r;         /* its correlation (4 xc->step: four pieces) */
   double *w;         /* four pieces interleaved (biexp_corr4_avx2) */
   double screen;     /* > 0: criterion only where pol * crit >= screen */
+  double oscale;     /* the criterion is written times this (1 at first) */
   int pol;
   /* A bi-exponential template, T[on + j] = C (a^j - b^j) for j < M and
    * 0 before on, is correlated by recursion (biexp_corr) instead of the
@@ -805,6 +806,8 @@ quantal_template_matcher_alloc(const quantal_template *t,
   size_t k;
   double mt;
   m = calloc(1, sizeof *m);
+  if (m != NULL)
+    m->oscale = 1.0;
   if (m == NULL)
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   biexp_recursion(t, m);
@@ -849,6 +852,12 @@ qtl_template_matcher_screen(quantal_matcher *m, double thr, int polarity)
 {
   m->screen = thr > 0.0 ? thr : 0.0;
   m->pol = polarity < 0 ? -1 : 1;
+}
+
+void
+qtl_template_matcher_scale(quantal_matcher *m, double s)
+{
+  m->oscale = s;
 }
 
 void
@@ -983,7 +992,7 @@ window_sums_avx2(const double *x, size_t cnt, size_t L, double c, double *s1,
 
 /* The constants of the criterion of one matcher. */
 typedef struct crit_k {
-  double st_l, inv_l, inv_stt, inv_dof, scr2, pol;
+  double st_l, inv_l, inv_stt, inv_dof, scr2, pol, osc;
 } crit_k;
 
 /* CB97 from the correlation R = sum T (x - c) and the window sums: the
@@ -1007,7 +1016,7 @@ crit_scalar(const crit_k *K, const double *r, const double *s1,
         !(K->pol * sc >= 0.0 && sc * sc >= K->scr2 * K->inv_dof * sse))
       cr[k] = NAN;
     else
-      cr[k] = sc / sqrt(sse * K->inv_dof);
+      cr[k] = sc / sqrt(sse * K->inv_dof) * K->osc;
     if (scl)
       scl[k] = sc;
   }
@@ -1027,6 +1036,7 @@ crit_avx2(const crit_k *K, const double *r, const double *s1, const double *s2,
   const __m256d inv_dof = _mm256_set1_pd(K->inv_dof);
   const __m256d scr = _mm256_set1_pd(K->scr2 * K->inv_dof);
   const __m256d pol = _mm256_set1_pd(K->pol), tiny = _mm256_set1_pd(1e-300);
+  const __m256d osc = _mm256_set1_pd(K->osc);
   const __m256d nan = _mm256_set1_pd(NAN), zero = _mm256_setzero_pd();
   const int screened = K->scr2 > 0.0;
   for (k = 0; k + 4 <= cnt; k += 4) {
@@ -1046,11 +1056,15 @@ crit_avx2(const crit_k *K, const double *r, const double *s1, const double *s2,
       if (_mm256_movemask_pd(pass) == 0) {
         val = nan;
       } else {
-        val = _mm256_div_pd(sc, _mm256_sqrt_pd(_mm256_mul_pd(sse, inv_dof)));
+        val = _mm256_mul_pd(
+            _mm256_div_pd(sc, _mm256_sqrt_pd(_mm256_mul_pd(sse, inv_dof))),
+            osc);
         val = _mm256_blendv_pd(nan, val, pass);
       }
     } else {
-      val = _mm256_div_pd(sc, _mm256_sqrt_pd(_mm256_mul_pd(sse, inv_dof)));
+      val = _mm256_mul_pd(
+          _mm256_div_pd(sc, _mm256_sqrt_pd(_mm256_mul_pd(sse, inv_dof))),
+          osc);
     }
     _mm256_storeu_pd(cr + k, val);
     if (scl)
@@ -1104,6 +1118,7 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
   K.inv_dof = 1.0 / ((double)L - 1.0);
   K.scr2 = m->screen * m->screen;
   K.pol = (double)m->pol;
+  K.osc = m->oscale;
   nout = n - L + 1;
   /* One piece at a time: its correlation (the FFT's, in float, about
    * the mean of the transform's input; or the recursion's, in double,
