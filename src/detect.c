@@ -1112,6 +1112,78 @@ amp_line_fit(const quantal_template *t, const double *x, size_t k_pk,
   return sc;
 }
 
+/* The samples a run's residual has changed, as sorted, disjoint spans
+ * [lo, hi), their values before the change kept at the same indices in
+ * orig: the residual is formed in the trace itself, and only what the
+ * fitted events touch is copied (a copy of the whole run was 4 % of
+ * detect). */
+typedef struct saved_span {
+  size_t lo, hi;
+} saved_span;
+
+typedef struct saved {
+  saved_span *sp;
+  size_t ns, cap;
+  double *orig;
+} saved;
+
+/* Keep y[a..e) in orig where it is not kept yet (before y changes
+ * there). 0, or -1 when memory runs out. */
+static int
+save_span(saved *sv, const double *y, size_t a, size_t e)
+{
+  size_t k = sv->ns, j, pos = a, lo, hi;
+  if (a >= e)
+    return 0;
+  /* the spans that overlap or touch [a, e): k .. j - 1 */
+  while (k > 0 && sv->sp[k - 1].hi >= a)
+    k--;
+  for (j = k; j < sv->ns && sv->sp[j].lo <= e; j++) {
+    if (pos < sv->sp[j].lo)
+      memcpy(sv->orig + pos, y + pos, (sv->sp[j].lo - pos) * sizeof *y);
+    if (sv->sp[j].hi > pos)
+      pos = sv->sp[j].hi;
+  }
+  if (pos < e)
+    memcpy(sv->orig + pos, y + pos, (e - pos) * sizeof *y);
+  lo = k < j && sv->sp[k].lo < a ? sv->sp[k].lo : a;
+  hi = j > k && sv->sp[j - 1].hi > e ? sv->sp[j - 1].hi : e;
+  if (k == j) {
+    /* a new span at k */
+    if (sv->ns == sv->cap) {
+      size_t nc = sv->cap ? 2 * sv->cap : 64;
+      saved_span *p = realloc(sv->sp, nc * sizeof *p);
+      if (p == NULL)
+        return -1;
+      sv->sp = p;
+      sv->cap = nc;
+    }
+    memmove(sv->sp + k + 1, sv->sp + k, (sv->ns - k) * sizeof *sv->sp);
+    sv->ns++;
+  } else if (j > k + 1) {
+    memmove(sv->sp + k + 1, sv->sp + j, (sv->ns - j) * sizeof *sv->sp);
+    sv->ns -= j - k - 1;
+  }
+  sv->sp[k].lo = lo;
+  sv->sp[k].hi = hi;
+  return 0;
+}
+
+/* y[i] as it was before the residual changed it. */
+static double
+saved_value(const saved *sv, const double *y, size_t i)
+{
+  size_t lo = 0, hi = sv->ns;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (sv->sp[mid].hi <= i)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < sv->ns && sv->sp[lo].lo <= i ? sv->orig[i] : y[i];
+}
+
 /* The combined method on the finite stretch y[0..n): candidates are the
  * local maxima of the template criterion above a permissive threshold;
  * candidates whose template windows overlap form a cluster, fitted
@@ -1124,7 +1196,8 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
                  const qtl_baseline_grid *bg, uint64_t own_lo, uint64_t own_hi,
                  quantal_diag *diag)
 {
-  double *z = NULL, *r = NULL, *buf = NULL, *mb = NULL, pol = d->pol;
+  double *z = NULL, *r = y, *buf = NULL, *mb = NULL, pol = d->pol;
+  saved sv = {NULL, 0, 0, NULL};
   cand *c = NULL;
   fev *e = NULL;
   size_t nc = 0, k0, k, L = d->tpl->n, on = d->tpl->onset_index, mcap;
@@ -1134,13 +1207,13 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
   quantal_measure_options mo = d->o.measure;
 
   mo.fixed_onset = 1;
-  /* one buffer: the scores, and once the candidates are known the
-   * residual */
-  z = r = work_buffer(d, n);
+  /* one buffer: the scores, and once the candidates are known the values
+   * the residual (formed in y itself) replaced */
+  z = sv.orig = work_buffer(d, n);
   buf = malloc((L + 8) * sizeof *buf);
   mcap = 4 * L + d->te_n;
   mb = malloc(mcap * sizeof *mb);
-  if (z == NULL || r == NULL || buf == NULL || mb == NULL) {
+  if (z == NULL || buf == NULL || mb == NULL) {
     st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     goto done;
   }
@@ -1160,8 +1233,8 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
     e[k].a0 = c[k].pos - on;
     e[k].alive = 1;
   }
-  /* r: the trace minus the fits of the events of earlier clusters. */
-  memcpy(r, y, n * sizeof *r);
+  /* r (= y): the trace minus the fits of the events of earlier
+   * clusters. */
   for (k0 = 0; k0 < nc;) {
     size_t k1 = k0 + 1, ne, i;
     /* A cluster: candidates whose windows (plus the latency slack)
@@ -1219,7 +1292,7 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
         pk = n - 1;
       /* The baseline column is the trace's own level under the peak:
        * the removed drift plus the tails of the earlier events. */
-      tail = y[pk] - r[pk];
+      tail = saved_value(&sv, y, pk) - r[pk];
       for (j = 0; j < i; j++) {
         const fev *g = &e[k0 + j];
         if (g->alive && pk >= g->a && pk - g->a < d->te_n)
@@ -1251,9 +1324,14 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
       const fev *f = &e[k0 + i];
       if (!f->alive)
         continue;
-      if (f->a < n)
-        sub_scaled(r + f->a, d->te, f->amp,
-                   n - f->a < d->te_n ? n - f->a : d->te_n);
+      if (f->a < n) {
+        size_t len = n - f->a < d->te_n ? n - f->a : d->te_n;
+        if (save_span(&sv, y, f->a, f->a + len) != 0) {
+          st = qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+          goto done;
+        }
+        sub_scaled(r + f->a, d->te, f->amp, len);
+      }
     }
     k0 = k1;
   }
@@ -1262,6 +1340,7 @@ done:
   free(e);
   free(buf);
   free(mb);
+  free(sv.sp);
   return st;
 }
 
