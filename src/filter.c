@@ -253,10 +253,10 @@ const_span(double *restrict out, double *restrict x, size_t len, double r)
 
 /* out[j] = r0 + u_j dr and/or x[j] -= that, u_j = c + frac[j], j < len
  * (out or x may be NULL, not both). */
-static void
-ramp_span(double *restrict out, double *restrict x,
-          const double *restrict frac, size_t len, double c, double r0,
-          double dr)
+static inline __attribute__((always_inline)) void
+ramp_span_body(double *restrict out, double *restrict x,
+               const double *restrict frac, size_t len, double c, double r0,
+               double dr)
 {
   size_t j = 0;
   int q;
@@ -281,6 +281,37 @@ ramp_span(double *restrict out, double *restrict x,
     if (x != NULL)
       x[j] -= b;
   }
+}
+
+/* ramp_span: the loops above compiled once more for AVX2 (four doubles a
+ * vector instead of two; no FMA, so the same bits), chosen at run time.
+ * The same for hum_ramp and hum_const below. */
+static void
+ramp_span(double *restrict out, double *restrict x,
+          const double *restrict frac, size_t len, double c, double r0,
+          double dr);
+#ifdef QTL_X86_SIMD
+__attribute__((target("avx2"))) static void
+ramp_span_avx2(double *restrict out, double *restrict x,
+               const double *restrict frac, size_t len, double c, double r0,
+               double dr)
+{
+  ramp_span_body(out, x, frac, len, c, r0, dr);
+}
+#endif
+
+static void
+ramp_span(double *restrict out, double *restrict x,
+          const double *restrict frac, size_t len, double c, double r0,
+          double dr)
+{
+#ifdef QTL_X86_SIMD
+  if (qtl_have_avx2()) {
+    ramp_span_avx2(out, x, frac, len, c, r0, dr);
+    return;
+  }
+#endif
+  ramp_span_body(out, x, frac, len, c, r0, dr);
 }
 
 /* The fractional part of q = fl((f + 1/2) / seg) for f = G seg + r, r <
@@ -569,10 +600,10 @@ hum_pos(double fd, double inv_w, double g0d)
  * ulp, which also holds 1/2, g0 and k: each subtraction of hum_pos and
  * the one of k is exact, and one subtraction of K = 1/2 + g0 + k (an
  * exact sum) gives the same u to the last bit. */
-static void
-hum_ramp(double *restrict x, const double *restrict h0,
-         const double *restrict h1, size_t len, double fh, double inv_w,
-         double K)
+static inline __attribute__((always_inline)) void
+hum_ramp_body(double *restrict x, const double *restrict h0,
+              const double *restrict h1, size_t len, double fh,
+              double inv_w, double K)
 {
   size_t j = 0;
   int q;
@@ -589,9 +620,33 @@ hum_ramp(double *restrict x, const double *restrict h0,
   }
 }
 
-/* x[j] -= h[j], j < len. */
+#ifdef QTL_X86_SIMD
+__attribute__((target("avx2"))) static void
+hum_ramp_avx2(double *restrict x, const double *restrict h0,
+              const double *restrict h1, size_t len, double fh,
+              double inv_w, double K)
+{
+  hum_ramp_body(x, h0, h1, len, fh, inv_w, K);
+}
+#endif
+
 static void
-hum_const(double *restrict x, const double *restrict h, size_t len)
+hum_ramp(double *restrict x, const double *restrict h0,
+         const double *restrict h1, size_t len, double fh, double inv_w,
+         double K)
+{
+#ifdef QTL_X86_SIMD
+  if (qtl_have_avx2()) {
+    hum_ramp_avx2(x, h0, h1, len, fh, inv_w, K);
+    return;
+  }
+#endif
+  hum_ramp_body(x, h0, h1, len, fh, inv_w, K);
+}
+
+/* x[j] -= h[j], j < len. */
+static inline __attribute__((always_inline)) void
+hum_const_body(double *restrict x, const double *restrict h, size_t len)
 {
   size_t j = 0;
   int q;
@@ -600,6 +655,26 @@ hum_const(double *restrict x, const double *restrict h, size_t len)
       x[j + q] -= h[j + q];
   for (; j < len; j++)
     x[j] -= h[j];
+}
+
+#ifdef QTL_X86_SIMD
+__attribute__((target("avx2"))) static void
+hum_const_avx2(double *restrict x, const double *restrict h, size_t len)
+{
+  hum_const_body(x, h, len);
+}
+#endif
+
+static void
+hum_const(double *restrict x, const double *restrict h, size_t len)
+{
+#ifdef QTL_X86_SIMD
+  if (qtl_have_avx2()) {
+    hum_const_avx2(x, h, len);
+    return;
+  }
+#endif
+  hum_const_body(x, h, len);
 }
 
 /* The first i in [i0, n] whose position is at least thr (above it when
