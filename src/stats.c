@@ -451,11 +451,19 @@ exchange_rows(double *restrict a, double *restrict b, size_t n)
 int
 qtl_median_columns(double *t, size_t m, size_t ncol, size_t ld, double *med)
 {
-  unsigned char cx[NET_MAX_CX][2];
+  /* The network of the last m, per thread: the baseline and the hum ask
+   * for the same m over and over, and building it was a third of the
+   * cost of a call. */
+  static _Thread_local unsigned char cx[NET_MAX_CX][2];
+  static _Thread_local size_t cx_m, cx_n;
   size_t ncx, c, j;
   if (m == 0 || m > NET_MAX_M)
     return -1;
-  ncx = median_network(m, cx);
+  if (cx_m != m) {
+    cx_n = median_network(m, cx);
+    cx_m = m;
+  }
+  ncx = cx_n;
 #ifdef QTL_X86_SIMD
   if (qtl_have_avx2())
     for (c = 0; c < ncx; c++)
