@@ -497,6 +497,34 @@ typedef struct cand {
   double score;  /* in score SDs, signed */
 } cand;
 
+/* The first i >= from with pol z[i] >= thr, n if none: by next_at_least
+ * over all of z, or (sp set) over the spans where the screen passed,
+ * shifted by off, outside which z holds only NaN. Calls come with from
+ * increasing. */
+typedef struct hit_scan {
+  const qtl_span *sp;
+  size_t n, k, off;
+} hit_scan;
+
+static size_t
+next_cand(hit_scan *h, const double *z, size_t from, size_t n, double pol,
+          double thr)
+{
+  if (h->sp == NULL)
+    return next_at_least(z, from, n, pol, thr);
+  for (; h->k < h->n; h->k++) {
+    size_t lo = h->sp[h->k].lo + h->off, hi = h->sp[h->k].hi + h->off, i;
+    if (hi > n)
+      hi = n;
+    if (hi <= from)
+      continue;
+    for (i = lo > from ? lo : from; i < hi; i++)
+      if (pol * z[i] >= thr)
+        return i;
+  }
+  return n;
+}
+
 /* Candidates in y[0..n): positions and scores. */
 static quantal_status
 find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
@@ -505,6 +533,7 @@ find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
   size_t i, cap = 0, k = 0, nx = 0;
   cand *c = NULL;
   double pol = (double)d->pol;
+  hit_scan hs;
   quantal_status st = have_z ? QUANTAL_OK : raw_score(d, y, n, z, diag);
   int classic = d->o.method == QUANTAL_DETECT_THRESHOLD ||
                 d->o.method == QUANTAL_DETECT_SLOPE;
@@ -517,16 +546,24 @@ find_candidates(detector *d, const double *y, size_t n, double *z, int have_z,
                    : d->thr * (1.0 - 1e-3);
   if (st != QUANTAL_OK)
     return st;
+  hs.sp = NULL;
+  hs.n = hs.k = hs.off = 0;
   if (have_z || !d->mt_scaled || classic ||
       d->o.method == QUANTAL_DETECT_DECONV) {
     double inv = 1.0 / d->score_sd;
     for (i = 0; i < n; i++)
       z[i] *= inv;
+  } else if (qtl_template_matcher_hits(d->mt, &hs.sp, &hs.n) == 0) {
+    /* the matcher's outputs start at z + onset_index */
+    hs.off = d->tpl->onset_index;
+  } else {
+    hs.sp = NULL;
   }
   /* Almost every sample fails the threshold: next_at_least skips them
-   * eight at a time. */
-  for (i = next_at_least(z, 0, n, pol, thr); i < n;
-       i = next_at_least(z, nx, n, pol, thr)) {
+   * eight at a time, or only the spans where the screen passed are
+   * looked at. */
+  for (i = next_cand(&hs, z, 0, n, pol, thr); i < n;
+       i = next_cand(&hs, z, nx, n, pol, thr)) {
     double sc;
     size_t pos;
     nx = i + 1;

@@ -316,6 +316,16 @@ double qtl_biexp_rise_10_90(double rise_s, double decay_s);
  * them). thr <= 0 turns the screen off. */
 void qtl_template_matcher_screen(quantal_matcher *m, double thr,
                                  int polarity);
+/* A span [lo, hi) of indices. */
+typedef struct qtl_span {
+  size_t lo, hi;
+} qtl_span;
+/* After a screened quantal_template_criterion: the sorted spans of its
+ * outputs (indices into its crit array) where the screen passed, so
+ * that every value that is not NaN lies in one. -1 when unscreened or
+ * when they could not be kept (memory). */
+int qtl_template_matcher_hits(const quantal_matcher *m, const qtl_span **hit,
+                              size_t *nhit);
 /* Make quantal_template_criterion write the criterion times s (1 until
  * called): the product the caller would otherwise form in a pass of its
  * own, the same bits. */

@@ -648,6 +648,12 @@ struct quantal_matcher {
   double *w;         /* four pieces interleaved (biexp_corr4_avx2) */
   double screen;     /* > 0: criterion only where pol * crit >= screen */
   double oscale;     /* the criterion is written times this (1 at first) */
+  /* Screened: the output spans [lo, hi) of the last call where the
+   * screen passed (every non-NaN value lies in one), sorted; hit_ok 0
+   * when they could not be kept. */
+  qtl_span *hit;
+  size_t nhit, hit_cap;
+  int hit_ok;
   int pol;
   /* A bi-exponential template, T[on + j] = C (a^j - b^j) for j < M and
    * 0 before on, is correlated by recursion (biexp_corr) instead of the
@@ -882,7 +888,45 @@ quantal_template_matcher_free(quantal_matcher *m)
   qtl_xcorr_free(m->xc);
   free(m->s1);
   free(m->w);
+  free(m->hit);
   free(m);
+}
+
+/* Record that outputs [lo, hi) passed the screen. */
+static void
+hit_add(quantal_matcher *m, size_t lo, size_t hi)
+{
+  if (!m->hit_ok)
+    return;
+  if (m->nhit > 0 && m->hit[m->nhit - 1].hi >= lo) {
+    if (hi > m->hit[m->nhit - 1].hi)
+      m->hit[m->nhit - 1].hi = hi;
+    return;
+  }
+  if (m->nhit == m->hit_cap) {
+    size_t nc = m->hit_cap ? 2 * m->hit_cap : 256;
+    qtl_span *p = realloc(m->hit, nc * sizeof *p);
+    if (p == NULL) {
+      m->hit_ok = 0;
+      return;
+    }
+    m->hit = p;
+    m->hit_cap = nc;
+  }
+  m->hit[m->nhit].lo = lo;
+  m->hit[m->nhit].hi = hi;
+  m->nhit++;
+}
+
+int
+qtl_template_matcher_hits(const quantal_matcher *m, const qtl_span **hit,
+                          size_t *nhit)
+{
+  if (!(m->screen > 0.0) || !m->hit_ok)
+    return -1;
+  *hit = m->hit;
+  *nhit = m->nhit;
+  return 0;
 }
 
 /* s1[k] and s2[k], k = 0..cnt-1: the sums of v = x - c and of v^2 over
@@ -993,6 +1037,8 @@ window_sums_avx2(const double *x, size_t cnt, size_t L, double c, double *s1,
 /* The constants of the criterion of one matcher. */
 typedef struct crit_k {
   double st_l, inv_l, inv_stt, inv_dof, scr2, pol, osc;
+  quantal_matcher *m; /* screened: where the passes are recorded */
+  size_t base;        /* output index of cr[0] */
 } crit_k;
 
 /* CB97 from the correlation R = sum T (x - c) and the window sums: the
@@ -1013,10 +1059,13 @@ crit_scalar(const crit_k *K, const double *r, const double *s1,
     double sse = sdd - sc * std_;
     sse = sse > 1e-300 ? sse : 1e-300;
     if (K->scr2 > 0.0 &&
-        !(K->pol * sc >= 0.0 && sc * sc >= K->scr2 * K->inv_dof * sse))
+        !(K->pol * sc >= 0.0 && sc * sc >= K->scr2 * K->inv_dof * sse)) {
       cr[k] = NAN;
-    else
+    } else {
       cr[k] = sc / sqrt(sse * K->inv_dof) * K->osc;
+      if (K->scr2 > 0.0)
+        hit_add(K->m, K->base + k, K->base + k + 1);
+    }
     if (scl)
       scl[k] = sc;
   }
@@ -1056,6 +1105,7 @@ crit_avx2(const crit_k *K, const double *r, const double *s1, const double *s2,
       if (_mm256_movemask_pd(pass) == 0) {
         val = nan;
       } else {
+        hit_add(K->m, K->base + k, K->base + k + 4);
         val = _mm256_mul_pd(
             _mm256_div_pd(sc, _mm256_sqrt_pd(_mm256_mul_pd(sse, inv_dof))),
             osc);
@@ -1070,7 +1120,12 @@ crit_avx2(const crit_k *K, const double *r, const double *s1, const double *s2,
     if (scl)
       _mm256_storeu_pd(scl + k, sc);
   }
-  crit_scalar(K, r + k, s1 + k, s2 + k, cnt - k, cr + k, scl ? scl + k : NULL);
+  {
+    crit_k Kt = *K; /* the tail's outputs start at k */
+    Kt.base += k;
+    crit_scalar(&Kt, r + k, s1 + k, s2 + k, cnt - k, cr + k,
+                scl ? scl + k : NULL);
+  }
 }
 
 static int have_avx2;
@@ -1119,6 +1174,9 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
   K.scr2 = m->screen * m->screen;
   K.pol = (double)m->pol;
   K.osc = m->oscale;
+  K.m = m;
+  m->nhit = 0;
+  m->hit_ok = 1;
   nout = n - L + 1;
   /* One piece at a time: its correlation (the FFT's, in float, about
    * the mean of the transform's input; or the recursion's, in double,
@@ -1161,6 +1219,7 @@ quantal_template_criterion(quantal_matcher *m, const double *x, size_t n,
     else
 #endif
       window_sums(x + s, cnt, L, c, m->s1, m->s2);
+    K.base = s;
 #ifdef QTL_X86_SIMD
     if (avx2)
       crit_avx2(&K, r, m->s1, m->s2, cnt, crit + s,
