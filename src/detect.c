@@ -681,16 +681,25 @@ add_deconv_candidates(detector *d, const double *y, size_t n, double *z,
   double pol = (double)d->pol, thr = COMBINED_DECONV * d->thr;
   cand *cc = *c;
   quantal_status st;
+  hit_scan hs;
+  thr *= d->dec_sd; /* compared with the raw score */
+  /* the correlation records where its outputs pass, when it can */
+  qtl_xcorr_screen(d->dec, thr * (1.0 - 1e-3), d->pol);
   d->o.method = QUANTAL_DETECT_DECONV;
   st = raw_score(d, y, n, z, diag);
   d->o.method = QUANTAL_DETECT_COMBINED;
+  hs.sp = NULL;
+  hs.n = hs.k = 0;
+  hs.off = d->dec_off;
+  if (st == QUANTAL_OK && qtl_xcorr_hits(d->dec, &hs.sp, &hs.n) != 0)
+    hs.sp = NULL;
+  qtl_xcorr_screen(d->dec, 0.0, d->pol);
   if (st != QUANTAL_OK)
     return st;
-  thr *= d->dec_sd; /* compared with the raw score */
   j = 0;
-  for (i = next_at_least(z, on, n, pol, thr * (1.0 - 1e-3));
+  for (i = next_cand(&hs, z, on, n, pol, thr * (1.0 - 1e-3));
        i + L - on <= n;
-       i = next_at_least(z, nx, n, pol, thr * (1.0 - 1e-3))) {
+       i = next_cand(&hs, z, nx, n, pol, thr * (1.0 - 1e-3))) {
     double ex;
     if (!is_peak(z, n, i, d->dec_sep, pol, thr * (1.0 - 1e-3), &nx))
       continue;

@@ -326,6 +326,11 @@ typedef struct qtl_span {
  * when they could not be kept (memory). */
 int qtl_template_matcher_hits(const quantal_matcher *m, const qtl_span **hit,
                               size_t *nhit);
+/* Make qtl_xcorr_run record the spans of its outputs that hold every
+ * output with pol out >= thr (thr <= 0: off), and read them after a run:
+ * -1 when off or not recorded (the FFT and scalar paths do not). */
+void qtl_xcorr_screen(qtl_xcorr *c, double thr, int pol);
+int qtl_xcorr_hits(const qtl_xcorr *c, const qtl_span **hit, size_t *nhit);
 /* Make quantal_template_criterion write the criterion times s (1 until
  * called): the product the caller would otherwise form in a pass of its
  * own, the same bits. */

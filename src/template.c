@@ -266,7 +266,56 @@ struct qtl_xcorr {
   float *buf;
   fftwf_complex *spec, *kspec;
   fftwf_plan fwd, inv;
+  /* qtl_xcorr_screen: the thresholds, and the output spans of the last
+   * run that hold every output with pol out >= thr */
+  double scr_thr, scr_pol;
+  int scr_on, hit_ok;
+  qtl_span *hit;
+  size_t nhit, hit_cap;
 };
+
+static void
+xhit_add(qtl_xcorr *c, size_t lo, size_t hi)
+{
+  if (!c->hit_ok)
+    return;
+  if (c->nhit > 0 && c->hit[c->nhit - 1].hi >= lo) {
+    if (hi > c->hit[c->nhit - 1].hi)
+      c->hit[c->nhit - 1].hi = hi;
+    return;
+  }
+  if (c->nhit == c->hit_cap) {
+    size_t nc = c->hit_cap ? 2 * c->hit_cap : 256;
+    qtl_span *p = realloc(c->hit, nc * sizeof *p);
+    if (p == NULL) {
+      c->hit_ok = 0;
+      return;
+    }
+    c->hit = p;
+    c->hit_cap = nc;
+  }
+  c->hit[c->nhit].lo = lo;
+  c->hit[c->nhit].hi = hi;
+  c->nhit++;
+}
+
+void
+qtl_xcorr_screen(qtl_xcorr *c, double thr, int pol)
+{
+  c->scr_on = thr > 0.0;
+  c->scr_thr = thr;
+  c->scr_pol = pol < 0 ? -1.0 : 1.0;
+}
+
+int
+qtl_xcorr_hits(const qtl_xcorr *c, const qtl_span **hit, size_t *nhit)
+{
+  if (!c->scr_on || !c->hit_ok)
+    return -1;
+  *hit = c->hit;
+  *nhit = c->nhit;
+  return 0;
+}
 
 void
 qtl_xcorr_free(qtl_xcorr *c)
@@ -282,6 +331,7 @@ qtl_xcorr_free(qtl_xcorr *c)
   free(c->taps);
   free(c->ftaps);
   free(c->fbuf);
+  free(c->hit);
   fftwf_free(c->buf);
   fftwf_free(c->spec);
   fftwf_free(c->kspec);
@@ -509,9 +559,12 @@ fir_scalar(const double *k, size_t K, const double *x, size_t nout,
  * converted to float a chunk at a time (fbuf, FIR_CHUNK + K + 64). */
 __attribute__((target("avx2,fma"))) static void
 fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
-         double *out, float *fbuf, size_t first)
+         double *out, float *fbuf, size_t first, qtl_xcorr *xc)
 {
   size_t i0, i, j, m;
+  const int scr = xc->scr_on;
+  const __m256d spol = _mm256_set1_pd(xc->scr_pol),
+                sthr = _mm256_set1_pd(xc->scr_thr);
   for (i0 = 0; i0 < nout; i0 += m) {
     const double *xs = x + i0;
     m = i0 == 0 ? first : FIR_CHUNK;
@@ -545,11 +598,15 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
       }
 #define FIR_STORE(a, off)                                                      \
   do {                                                                         \
-    _mm256_storeu_pd(o + (off), _mm256_add_pd(vb, _mm256_cvtps_pd(             \
-                                    _mm256_castps256_ps128(a))));              \
-    _mm256_storeu_pd(o + (off) + 4,                                            \
-                     _mm256_add_pd(vb, _mm256_cvtps_pd(                        \
-                                           _mm256_extractf128_ps(a, 1))));     \
+    __m256d lo_ = _mm256_add_pd(vb, _mm256_cvtps_pd(_mm256_castps256_ps128(a))); \
+    __m256d hi_ = _mm256_add_pd(vb, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1))); \
+    _mm256_storeu_pd(o + (off), lo_);                                          \
+    _mm256_storeu_pd(o + (off) + 4, hi_);                                      \
+    if (scr && (_mm256_movemask_pd(_mm256_cmp_pd(_mm256_mul_pd(spol, lo_),    \
+                                                 sthr, _CMP_GE_OQ)) |          \
+                _mm256_movemask_pd(_mm256_cmp_pd(_mm256_mul_pd(spol, hi_),    \
+                                                 sthr, _CMP_GE_OQ))))          \
+      xhit_add(xc, i0 + i + (off), i0 + i + (off) + 8);                        \
   } while (0)
       FIR_STORE(a0, 0);
       FIR_STORE(a1, 8);
@@ -566,6 +623,8 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
       for (j = 0; j < K; j++)
         a += k[j] * fbuf[i + j];
       out[i0 + i] = base + (double)a;
+      if (scr && xc->scr_pol * out[i0 + i] >= xc->scr_thr)
+        xhit_add(xc, i0 + i, i0 + i + 1);
     }
   }
 }
@@ -610,6 +669,8 @@ qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
 {
   size_t s, i, nout, cnt;
   double shift;
+  c->nhit = 0;
+  c->hit_ok = 1;
   if (n < c->klen)
     return;
   nout = n - c->klen + 1;
@@ -617,15 +678,19 @@ qtl_xcorr_run(qtl_xcorr *c, const double *x, size_t n, double *out,
 #ifdef QTL_X86_SIMD
     if (qtl_have_avx2())
       fir_avx2(c->ftaps, c->klen, c->ksum, x, nout, out, c->fbuf,
-               first_piece(c->phase, FIR_CHUNK));
+               first_piece(c->phase, FIR_CHUNK), c);
     else
 #endif
+    {
       fir_scalar(c->taps, c->klen, x, nout, out);
+      c->hit_ok = 0; /* not recorded: the caller scans it all */
+    }
     if (block_shift)
       for (i = 0; i < nout; i++)
         block_shift[i] = 0.0;
     return;
   }
+  c->hit_ok = 0; /* not recorded by the FFT: the caller scans it all */
   for (s = 0; s < nout; s += cnt) {
     cnt = xcorr_block(c, x, n, s, &shift);
     if (s == 0 && cnt > first_piece(c->phase, c->step))
