@@ -143,7 +143,8 @@ abf_close(void *vctx)
   free(c);
 }
 
-static const qtl_backend_ops abf_ops = {abf_read, abf_close, NULL, NULL};
+static const qtl_backend_ops abf_ops = {abf_read, abf_close, NULL, NULL,
+                                        NULL};
 
 /* ---- header helpers --------------------------------------------------- */
 

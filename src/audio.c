@@ -32,6 +32,7 @@ typedef struct sf_ctx {
   long page;                     /* the page size */
   uintptr_t span_lo, span_hi;    /* pages touched since the last drop */
   unsigned char *small;          /* MAP_SMALL bytes for short reads */
+  int last_fin;                  /* the last read's values all finite */
 } sf_ctx;
 
 /* Mapped pages stay in the process's resident set until dropped, so an
@@ -109,30 +110,43 @@ map_frames(sf_ctx *c, uint64_t first, size_t n, int *mapped,
 /* out[i] = (double)f[i], i < m, eight a step (exact, as the scalar
  * loop: GCC leaves that one unvectorised, the bytes of the mapping
  * possibly aliasing out). */
-__attribute__((target("avx2"))) static void
+__attribute__((target("avx2"))) static int
 widen_avx2(const unsigned char *p, size_t m, double *out)
 {
+  const __m256 big = _mm256_set1_ps(FLT_MAX),
+               absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 fin = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
   size_t i;
+  int ok;
   for (i = 0; i + 8 <= m; i += 8) {
     __m256 v = _mm256_loadu_ps((const float *)(const void *)(p + 4 * i));
+    fin = _mm256_and_ps(
+        fin, _mm256_cmp_ps(_mm256_and_ps(v, absm), big, _CMP_LE_OQ));
     _mm256_storeu_pd(out + i, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
     _mm256_storeu_pd(out + i + 4,
                      _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
   }
+  ok = _mm256_movemask_ps(fin) == 0xff;
   for (; i < m; i++) {
     float v;
     memcpy(&v, p + 4 * i, sizeof v);
     out[i] = (double)v;
+    ok &= fabsf(v) <= FLT_MAX;
   }
+  return ok; /* every value finite */
 }
 
 /* out[i] = (double)f[2 i + ch] * scale + offset, i < n: channel ch of
  * two, four frames a step, the product and the sum rounded apart (no
  * FMA) as in the scalar loop, so the same bits. */
-__attribute__((target("avx2"))) static void
+__attribute__((target("avx2"))) static int
 channel_of_two_avx2(const unsigned char *p, size_t ch, size_t n,
                     double scale, double offset, double *out)
 {
+  const __m128 big = _mm_set1_ps(FLT_MAX),
+               absm = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+  __m128 fin = _mm_castsi128_ps(_mm_set1_epi32(-1));
+  int ok;
   const __m256i pick = ch == 0 ? _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)
                                : _mm256_setr_epi32(1, 3, 5, 7, 1, 3, 5, 7);
   const __m256d s = _mm256_set1_pd(scale), o = _mm256_set1_pd(offset);
@@ -141,13 +155,17 @@ channel_of_two_avx2(const unsigned char *p, size_t ch, size_t n,
     __m256 v = _mm256_loadu_ps((const float *)(const void *)(p + 8 * i));
     __m128 c = _mm256_castps256_ps128(_mm256_permutevar8x32_ps(v, pick));
     __m256d d = _mm256_cvtps_pd(c);
+    fin = _mm_and_ps(fin, _mm_cmp_ps(_mm_and_ps(c, absm), big, _CMP_LE_OQ));
     _mm256_storeu_pd(out + i, _mm256_add_pd(_mm256_mul_pd(d, s), o));
   }
+  ok = _mm_movemask_ps(fin) == 0xf;
   for (; i < n; i++) {
     float v;
     memcpy(&v, p + 4 * (2 * i + ch), sizeof v);
     out[i] = (double)v * scale + offset;
+    ok &= fabsf(v) <= FLT_MAX;
   }
+  return ok; /* every value of the channel finite */
 }
 #endif
 
@@ -162,9 +180,10 @@ map_read(sf_ctx *c, uint64_t first, size_t n, double *out,
   const unsigned char *p = map_frames(c, first, n, &mapped, diag);
   if (p == NULL)
     return QUANTAL_EFORMAT;
+  c->last_fin = 0;
 #ifdef QTL_X86_SIMD
   if (qtl_have_avx2())
-    widen_avx2(p, m, out);
+    c->last_fin = widen_avx2(p, m, out);
   else
 #endif
     for (i = 0; i < m; i++) {
@@ -191,9 +210,10 @@ map_read_channel(void *vctx, size_t ch, uint64_t first, size_t n,
   const unsigned char *p = map_frames(c, first, n, &mapped, diag);
   if (p == NULL)
     return QUANTAL_EFORMAT;
+  c->last_fin = 0;
 #ifdef QTL_X86_SIMD
   if (nc == 2 && qtl_have_avx2())
-    channel_of_two_avx2(p, ch, n, scale, offset, out);
+    c->last_fin = channel_of_two_avx2(p, ch, n, scale, offset, out);
   else
 #endif
     for (i = 0; i < n; i++) {
@@ -412,11 +432,18 @@ sf_backend_close(void *vctx)
   free(c);
 }
 
+static int
+map_last_finite(void *vctx)
+{
+  return ((const sf_ctx *)vctx)->last_fin;
+}
+
 static const qtl_backend_ops sf_ops = {sf_backend_read, sf_backend_close,
-                                       NULL, NULL};
+                                       NULL, NULL, NULL};
 static const qtl_backend_ops sf_map_ops = {sf_backend_read, sf_backend_close,
                                            map_read_channel,
-                                           map_channel_range};
+                                           map_channel_range,
+                                           map_last_finite};
 
 static const char *
 subtype_name(int subtype, int *is_int)

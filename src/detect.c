@@ -2286,7 +2286,9 @@ run(source *s, const quantal_detect_options *opt,
       goto done;
     /* One scan finds the end of the first run; a window without a gap
      * (the usual case) needs no second one to count the owned gaps. */
-    kfirst = first_nonfinite(x, 0, m);
+    kfirst = s->rec != NULL && qtl_recording_read_finite(s->rec)
+                 ? m /* the reader saw every value */
+                 : first_nonfinite(x, 0, m);
     if (kfirst < m)
       count_gaps(&d, x + (c0 - w0), (size_t)(c1 - c0), c0);
     else if (c1 > c0)

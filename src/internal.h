@@ -50,6 +50,9 @@ typedef struct qtl_backend_ops {
   quantal_status (*channel_range)(void *ctx, size_t ch, uint64_t first,
                                   size_t n, size_t sub, float *lo, float *hi,
                                   quantal_diag *diag);
+  /* Optional: 1 when every value the last read or read_channel returned
+   * is finite, 0 when one may not be (or it is not known). */
+  int (*last_finite)(void *ctx);
 } qtl_backend_ops;
 
 struct quantal_recording {
@@ -62,6 +65,8 @@ struct quantal_recording {
   void *ctx;
   double *scratch;                /* interleaved block for single-channel reads */
   size_t scratch_frames;
+  size_t last_ch;                 /* channel of the last read (see
+                                     qtl_recording_read_finite) */
 };
 
 /* Allocate channels (n) and a single sweep covering frames; sets
@@ -271,6 +276,10 @@ size_t qtl_xcorr_klen(const qtl_xcorr *c);
  * except within qtl_xcorr_margin frames of either end of the run. */
 void qtl_xcorr_set_phase(qtl_xcorr *c, uint64_t phase);
 size_t qtl_xcorr_margin(const qtl_xcorr *c);
+/* 1 when the last quantal_recording_read of rec is known to have
+ * returned only finite values (the backend saw them as it read, and
+ * neither scale nor offset can have overflowed), else 0. */
+int qtl_recording_read_finite(const quantal_recording *rec);
 /* The baseline of a filtered block (filter.c): the running median of
  * the segment medians of the grid segments g0 .. g0 + ng - 1 (seg frames
  * each), run[g] for segment g0 + g; run is NULL when no baseline was

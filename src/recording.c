@@ -77,7 +77,8 @@ mem_close(void *vctx)
   free(c);
 }
 
-static const qtl_backend_ops mem_ops = {mem_read, mem_close, NULL, NULL};
+static const qtl_backend_ops mem_ops = {mem_read, mem_close, NULL, NULL,
+                                        NULL};
 
 quantal_status
 qtl_memory_backend(quantal_recording *rec, double *data, size_t n_channels,
@@ -438,7 +439,8 @@ view_close(void *vctx)
   free(v);
 }
 
-static const qtl_backend_ops view_ops = {view_read, view_close, NULL, NULL};
+static const qtl_backend_ops view_ops = {view_read, view_close, NULL, NULL,
+                                         NULL};
 
 quantal_status
 quantal_recording_select_sweeps(quantal_recording *rec,
@@ -570,6 +572,20 @@ quantal_recording_read_frames(quantal_recording *rec, uint64_t first_frame,
   return QUANTAL_OK;
 }
 
+int
+qtl_recording_read_finite(const quantal_recording *rec)
+{
+  const quantal_channel_info *c = NULL;
+  if (rec->ops->last_finite == NULL || rec->last_ch >= rec->info.n_channels)
+    return 0;
+  c = &rec->channels[rec->last_ch];
+  /* x s + o of a finite x is finite unless it overflows: with s = 1 and
+   * o = 0 it is x */
+  if (c->scale != 1.0 || c->offset != 0.0)
+    return 0;
+  return rec->ops->last_finite(rec->ctx);
+}
+
 quantal_status
 quantal_recording_read(quantal_recording *rec, size_t ch,
                        uint64_t first_frame, size_t n, double *buf,
@@ -582,6 +598,7 @@ quantal_recording_read(quantal_recording *rec, size_t ch,
     return qtl_fail(diag, QUANTAL_ERANGE, rec->path, (long)ch, -1,
                     "channel %zu does not exist (the file has %zu)", ch + 1,
                     nc);
+  rec->last_ch = (size_t)-1;
   st = check_span(rec, first_frame, n, diag);
   if (st != QUANTAL_OK)
     return st;
@@ -591,6 +608,7 @@ quantal_recording_read(quantal_recording *rec, size_t ch,
     st = rec->ops->read(rec->ctx, first_frame, n, buf, diag);
     if (st != QUANTAL_OK)
       return st;
+    rec->last_ch = ch; /* one read of this channel alone */
     if (s != 1.0 || o != 0.0)
       for (size_t i = 0; i < n; i++)
         buf[i] = buf[i] * s + o;
@@ -598,8 +616,11 @@ quantal_recording_read(quantal_recording *rec, size_t ch,
   }
   if (rec->ops->read_channel) {
     /* scaled as the loop below does, in the same pass */
-    return rec->ops->read_channel(rec->ctx, ch, first_frame, n, s, o, buf,
-                                  diag);
+    st = rec->ops->read_channel(rec->ctx, ch, first_frame, n, s, o, buf,
+                                diag);
+    if (st == QUANTAL_OK)
+      rec->last_ch = ch;
+    return st;
   }
   while (done < n) {
     size_t m = n - done, i;

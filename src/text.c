@@ -41,7 +41,8 @@ text_close(void *vctx)
   free(c);
 }
 
-static const qtl_backend_ops text_ops = {text_read, text_close, NULL, NULL};
+static const qtl_backend_ops text_ops = {text_read, text_close, NULL, NULL,
+                                         NULL};
 
 static int
 is_sep(int ch)
