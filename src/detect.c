@@ -1163,12 +1163,8 @@ amp_line_fit(const quantal_template *t, const double *x, size_t k_pk,
  * orig: the residual is formed in the trace itself, and only what the
  * fitted events touch is copied (a copy of the whole run was 4 % of
  * detect). */
-typedef struct saved_span {
-  size_t lo, hi;
-} saved_span;
-
 typedef struct saved {
-  saved_span *sp;
+  qtl_span *sp;
   size_t ns, cap;
   double *orig;
 } saved;
@@ -1198,7 +1194,7 @@ save_span(saved *sv, const double *y, size_t a, size_t e)
     /* a new span at k */
     if (sv->ns == sv->cap) {
       size_t nc = sv->cap ? 2 * sv->cap : 64;
-      saved_span *p = realloc(sv->sp, nc * sizeof *p);
+      qtl_span *p = realloc(sv->sp, nc * sizeof *p);
       if (p == NULL)
         return -1;
       sv->sp = p;

@@ -274,29 +274,39 @@ struct qtl_xcorr {
   size_t nhit, hit_cap;
 };
 
+/* Append [lo, hi) to the sorted spans sp[0..*n), merging it with the
+ * last when they touch; *ok = 0 (and the spans no longer complete) when
+ * memory runs out. */
+static void
+span_add(qtl_span **sp, size_t *n, size_t *cap, int *ok, size_t lo,
+         size_t hi)
+{
+  if (!*ok)
+    return;
+  if (*n > 0 && (*sp)[*n - 1].hi >= lo) {
+    if (hi > (*sp)[*n - 1].hi)
+      (*sp)[*n - 1].hi = hi;
+    return;
+  }
+  if (*n == *cap) {
+    size_t nc = *cap ? 2 * *cap : 256;
+    qtl_span *p = realloc(*sp, nc * sizeof *p);
+    if (p == NULL) {
+      *ok = 0;
+      return;
+    }
+    *sp = p;
+    *cap = nc;
+  }
+  (*sp)[*n].lo = lo;
+  (*sp)[*n].hi = hi;
+  (*n)++;
+}
+
 static void
 xhit_add(qtl_xcorr *c, size_t lo, size_t hi)
 {
-  if (!c->hit_ok)
-    return;
-  if (c->nhit > 0 && c->hit[c->nhit - 1].hi >= lo) {
-    if (hi > c->hit[c->nhit - 1].hi)
-      c->hit[c->nhit - 1].hi = hi;
-    return;
-  }
-  if (c->nhit == c->hit_cap) {
-    size_t nc = c->hit_cap ? 2 * c->hit_cap : 256;
-    qtl_span *p = realloc(c->hit, nc * sizeof *p);
-    if (p == NULL) {
-      c->hit_ok = 0;
-      return;
-    }
-    c->hit = p;
-    c->hit_cap = nc;
-  }
-  c->hit[c->nhit].lo = lo;
-  c->hit[c->nhit].hi = hi;
-  c->nhit++;
+  span_add(&c->hit, &c->nhit, &c->hit_cap, &c->hit_ok, lo, hi);
 }
 
 void
@@ -961,26 +971,7 @@ quantal_template_matcher_free(quantal_matcher *m)
 static void
 hit_add(quantal_matcher *m, size_t lo, size_t hi)
 {
-  if (!m->hit_ok)
-    return;
-  if (m->nhit > 0 && m->hit[m->nhit - 1].hi >= lo) {
-    if (hi > m->hit[m->nhit - 1].hi)
-      m->hit[m->nhit - 1].hi = hi;
-    return;
-  }
-  if (m->nhit == m->hit_cap) {
-    size_t nc = m->hit_cap ? 2 * m->hit_cap : 256;
-    qtl_span *p = realloc(m->hit, nc * sizeof *p);
-    if (p == NULL) {
-      m->hit_ok = 0;
-      return;
-    }
-    m->hit = p;
-    m->hit_cap = nc;
-  }
-  m->hit[m->nhit].lo = lo;
-  m->hit[m->nhit].hi = hi;
-  m->nhit++;
+  span_add(&m->hit, &m->nhit, &m->hit_cap, &m->hit_ok, lo, hi);
 }
 
 int
