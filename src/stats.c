@@ -242,6 +242,63 @@ select_inplace(double *v, size_t n, size_t k, double *lower)
 
 static double select_rank(double *v, size_t n, size_t k, double *lower);
 
+/* The gathering pass of select_sampled over v[i..e): counts of the values
+ * below lo and at most hi into *below and *upto, those in [lo, hi]
+ * appended to in[m..] in the order of v (in needs room for 4 more);
+ * returns the new m. Four values a step where AVX2 runs, with the same
+ * comparisons and the same values in the same order as the scalar loop. */
+static size_t
+gather_scalar(const double *v, size_t i, size_t e, double lo, double hi,
+              double *in, size_t m, size_t *below, size_t *upto)
+{
+  for (; i < e; i++) {
+    double x = v[i];
+    size_t lt = x < lo, le = x <= hi;
+    *below += lt;
+    *upto += le;
+    in[m] = x;
+    m += le & (lt ^ 1);
+  }
+  return m;
+}
+
+#ifdef QTL_X86_SIMD
+#include <immintrin.h>
+__attribute__((target("avx2,popcnt"))) static size_t
+gather_avx2(const double *v, size_t i, size_t e, double lo, double hi,
+            double *in, size_t m, size_t *below, size_t *upto)
+{
+  /* for each 4-bit mask, the 32-bit lanes that move the kept doubles to
+   * the front, in order */
+  static const int idx[16][8] = {
+      {0, 1, 2, 3, 4, 5, 6, 7}, {0, 1, 2, 3, 4, 5, 6, 7},
+      {2, 3, 0, 1, 4, 5, 6, 7}, {0, 1, 2, 3, 4, 5, 6, 7},
+      {4, 5, 0, 1, 2, 3, 6, 7}, {0, 1, 4, 5, 2, 3, 6, 7},
+      {2, 3, 4, 5, 0, 1, 6, 7}, {0, 1, 2, 3, 4, 5, 6, 7},
+      {6, 7, 0, 1, 2, 3, 4, 5}, {0, 1, 6, 7, 2, 3, 4, 5},
+      {2, 3, 6, 7, 0, 1, 4, 5}, {0, 1, 2, 3, 6, 7, 4, 5},
+      {4, 5, 6, 7, 0, 1, 2, 3}, {0, 1, 4, 5, 6, 7, 2, 3},
+      {2, 3, 4, 5, 6, 7, 0, 1}, {0, 1, 2, 3, 4, 5, 6, 7}};
+  const __m256d vlo = _mm256_set1_pd(lo), vhi = _mm256_set1_pd(hi);
+  size_t nb = 0, nu = 0;
+  for (; i + 4 <= e; i += 4) {
+    __m256d x = _mm256_loadu_pd(v + i);
+    int lt = _mm256_movemask_pd(_mm256_cmp_pd(x, vlo, _CMP_LT_OQ));
+    int le = _mm256_movemask_pd(_mm256_cmp_pd(x, vhi, _CMP_LE_OQ));
+    int keep = le & ~lt;
+    __m256i p = _mm256_loadu_si256((const __m256i *)(const void *)idx[keep]);
+    nb += (size_t)__builtin_popcount((unsigned)lt);
+    nu += (size_t)__builtin_popcount((unsigned)le);
+    _mm256_storeu_pd(in + m, _mm256_castps_pd(_mm256_permutevar8x32_ps(
+                                 _mm256_castpd_ps(x), p)));
+    m += (size_t)__builtin_popcount((unsigned)keep);
+  }
+  *below += nb;
+  *upto += nu;
+  return gather_scalar(v, i, e, lo, hi, in, m, below, upto);
+}
+#endif
+
 /* Floyd-Rivest narrowing of a large v: two order statistics of a sample
  * of s values whose ranks bracket k by 2 sqrt(s) on each side (4 SD of the
  * sample rank), then one pass that counts the values below the bracket
@@ -298,19 +355,18 @@ select_sampled(const double *v, size_t n, size_t k, double *kth,
         SELECT_CHUNK;
   if (cap > n)
     cap = n;
-  in = malloc((cap + SELECT_CHUNK) * sizeof *in);
+  in = malloc((cap + SELECT_CHUNK + 4) * sizeof *in); /* gather_avx2 */
   if (in == NULL)
     return -1;
   for (i = 0; i < n;) {
     size_t e = i + SELECT_CHUNK < n ? i + SELECT_CHUNK : n;
-    for (; i < e; i++) {
-      double x = v[i];
-      size_t lt = x < lo_val, le = x <= hi_val;
-      below += lt;
-      upto += le;
-      in[m] = x;
-      m += le & (lt ^ 1);
-    }
+#ifdef QTL_X86_SIMD
+    if (qtl_have_avx2())
+      m = gather_avx2(v, i, e, lo_val, hi_val, in, m, &below, &upto);
+    else
+#endif
+      m = gather_scalar(v, i, e, lo_val, hi_val, in, m, &below, &upto);
+    i = e;
     if (m > cap) {
       free(in);
       return -1;
