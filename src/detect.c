@@ -247,6 +247,17 @@ deconv_build(detector *d, quantal_diag *diag)
   return st;
 }
 
+/* The deconvolution's filter for the current template, built on first
+ * use (set_template drops it); nothing for the template-only methods. */
+static quantal_status
+deconv_ready(detector *d, quantal_diag *diag)
+{
+  if (d->dec != NULL || (d->want != QUANTAL_DETECT_DECONV &&
+                         d->want != QUANTAL_DETECT_COMBINED))
+    return QUANTAL_OK;
+  return deconv_build(d, diag);
+}
+
 /* The deconvolved trace at sample t in double precision by the direct
  * sum (the FFT gives it in single precision, with a per-block offset):
  * decisions at the threshold are taken on this value, so they do not
@@ -285,7 +296,12 @@ raw_score(detector *d, const double *y, size_t n, double *z,
     return quantal_template_criterion(d->mt, y, n, z + on, NULL, diag);
   }
   case QUANTAL_DETECT_DECONV: {
-    size_t K = qtl_xcorr_klen(d->dec), off = d->dec_off;
+    size_t K, off;
+    st = deconv_ready(d, diag);
+    if (st != QUANTAL_OK)
+      return st;
+    K = qtl_xcorr_klen(d->dec);
+    off = d->dec_off;
     for (i = 0; i < n && i < off; i++)
       z[i] = NAN;
     for (i = n >= K ? n - K + off + 1 : off; i < n; i++)
@@ -1846,12 +1862,9 @@ set_template(detector *d, quantal_template *t, quantal_diag *diag)
   d->sep = (t->peak_index - t->onset_index);
   if (d->sep < 2)
     d->sep = 2;
-  if (d->want == QUANTAL_DETECT_DECONV ||
-      d->want == QUANTAL_DETECT_COMBINED) {
-    st = deconv_build(d, diag);
-    if (st != QUANTAL_OK)
-      return st;
-  }
+  /* The deconvolution's filter is built when first used (deconv_ready):
+   * the kinetics' refinement sets up to five templates and needs only the
+   * last one's. */
   return QUANTAL_OK;
 }
 
@@ -2137,6 +2150,8 @@ calibrate(detector *d, source *s, uint64_t a, uint64_t b, quantal_diag *diag)
   if (!(d->score_sd > 0.0))
     st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
                   "the detection score is flat: nothing to detect");
+  if (st == QUANTAL_OK)
+    st = deconv_ready(d, diag); /* the main pass's, for its margins */
 done:
   free(v);
   calib_free(&c);
