@@ -1761,8 +1761,7 @@ histogram_sd(double *v, size_t n)
     return n ? qtl_mad_sd(v, n) : NAN;
   }
   memcpy(tmp, v, n * sizeof *tmp);
-  med = qtl_median(tmp, n);
-  mad = qtl_mad_sd(tmp, n);
+  mad = qtl_mad_sd_med(tmp, n, &med); /* the median once, not twice */
   free(tmp);
   if (!(mad > 0.0))
     return mad;

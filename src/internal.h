@@ -116,6 +116,8 @@ quantal_status qtl_metadata_format(char *buf, size_t size, size_t n,
 /* 1.4826 * median absolute deviation of v (n > 0, no NaN); v is
  * overwritten with the absolute deviations. */
 double qtl_mad_sd(double *v, size_t n);
+/* qtl_mad_sd, also giving the median it found (when median is not NULL). */
+double qtl_mad_sd_med(double *v, size_t n, double *median);
 
 /* Atomic output: open a temporary file next to path (mkstemp), returning
  * its name in tmp (size bytes) and its descriptor. */

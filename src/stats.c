@@ -550,10 +550,18 @@ qtl_median(double *v, size_t n)
 double
 qtl_mad_sd(double *v, size_t n)
 {
+  return qtl_mad_sd_med(v, n, NULL);
+}
+
+double
+qtl_mad_sd_med(double *v, size_t n, double *median)
+{
   /* 1.4826 * MAD estimates the SD of a Gaussian (1 / Phi^-1(3/4)); the
    * median of first differences ignores slow drift, and the MAD ignores
    * the few large differences at event onsets. */
   double med = qtl_median(v, n);
+  if (median != NULL)
+    *median = med;
   size_t i;
   for (i = 0; i < n; i++)
     v[i] = fabs(v[i] - med);
