@@ -756,13 +756,21 @@ typedef struct fev {
   int alive;
 } fev;
 
-/* buf[0..m) = r[lo..lo+m) minus the fitted templates of the live
- * candidates of e[0..ne) other than skip (skip = ne: all of them). */
-static void
+/* r[lo..lo+m) minus the fitted templates of the live candidates of
+ * e[0..ne) other than skip (skip = ne: all of them): formed in buf[0..m)
+ * and returned, or, when none of them reaches the window (an isolated
+ * event, the usual case), r + lo itself, with no copy. */
+static const double *
 minus_neighbours(const detector *d, const double *r, size_t lo, size_t m,
                  const fev *e, size_t ne, size_t skip, double *buf)
 {
   size_t i;
+  for (i = 0; i < ne; i++)
+    if (i != skip && e[i].alive && e[i].amp != 0.0 && e[i].a < lo + m &&
+        e[i].a + d->te_n > lo)
+      break;
+  if (i == ne)
+    return r + lo;
   memcpy(buf, r + lo, m * sizeof *buf);
   for (i = 0; i < ne; i++) {
     size_t j0, j1;
@@ -776,6 +784,7 @@ minus_neighbours(const detector *d, const double *r, size_t lo, size_t m,
     if (j1 > j0)
       sub_scaled(buf + j0, d->te + (lo + j0 - e[i].a), e[i].amp, j1 - j0);
   }
+  return buf;
 }
 
 /* quantal_template_fit_best in one pass per latency: with the centred
@@ -978,8 +987,8 @@ backfit(const detector *d, const double *r, size_t n, fev *e, size_t ne,
         continue;
       if (hi + L > n)
         hi = n - L;
-      minus_neighbours(d, r, lo, hi - lo + L, e, ne, k, buf);
-      fast_fit_best(d, buf, 0, hi - lo, &f);
+      fast_fit_best(d, minus_neighbours(d, r, lo, hi - lo + L, e, ne, k, buf),
+                    0, hi - lo, &f);
       if (lo + f.index != e[k].a)
         moved = 1;
       if (fabs(f.scale - e[k].amp) > dmax)
@@ -1322,15 +1331,16 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
       quantal_event ev;
       size_t lo, hi, end, j, onset, pk;
       double tail;
+      const double *mv; /* r minus the neighbours, on [lo, hi) */
       if (!f->alive)
         continue;
       lo = f->a > L ? f->a - L : 0;
       hi = f->a + 3 * L < n ? f->a + 3 * L : n;
       if (hi - lo > mcap)
         hi = lo + mcap;
-      minus_neighbours(d, r, lo, hi - lo, e + k0, ne, i, mb);
+      mv = minus_neighbours(d, r, lo, hi - lo, e + k0, ne, i, mb);
       /* The event ends at the next survivor of its cluster or at the
-       * next cluster's first candidate (not subtracted from mb). */
+       * next cluster's first candidate (not subtracted from mv). */
       end = hi - lo;
       for (j = k0 + i + 1; j < nc; j++)
         if (j >= k1 || e[j].alive) {
@@ -1339,7 +1349,7 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
             end = o2 - lo;
           break;
         }
-      st = quantal_measure_event(mb, hi - lo, d->rate_hz, 0.0,
+      st = quantal_measure_event(mv, hi - lo, d->rate_hz, 0.0,
                                  f->a + on - lo, end, d->pol, d->tpl, &mo,
                                  &ev, diag);
       if (st != QUANTAL_OK)
@@ -1358,7 +1368,7 @@ process_combined(detector *d, double *y, size_t n, uint64_t f0,
       }
       if (onset >= on + lo && onset - on + L <= hi) {
         double b_pk;
-        ev.amplitude = amp_line_fit(d->tpl, mb + (onset - on - lo),
+        ev.amplitude = amp_line_fit(d->tpl, mv + (onset - on - lo),
                                     pk - (onset - on), &b_pk);
         ev.baseline = b_pk;
       }
