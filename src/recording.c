@@ -557,6 +557,7 @@ quantal_recording_read_frames(quantal_recording *rec, uint64_t first_frame,
 {
   size_t nc = rec->info.n_channels, i, c;
   quantal_status st = check_span(rec, first_frame, n, diag);
+  rec->last_ch = (size_t)-1; /* the backend's note is of every channel */
   if (st != QUANTAL_OK || n == 0)
     return st;
   st = rec->ops->read(rec->ctx, first_frame, n, buf, diag);
