@@ -239,7 +239,7 @@ baseline_grid_make(const double *x, size_t n, uint64_t first_frame,
 #define VEC 8
 
 /* out[j] = r and/or x[j] -= r, j < len (out or x may be NULL). */
-static void
+static inline __attribute__((always_inline)) void
 const_span(double *restrict out, double *restrict x, size_t len, double r)
 {
   size_t j;
@@ -254,7 +254,7 @@ const_span(double *restrict out, double *restrict x, size_t len, double r)
 /* out[j] = r0 + u_j dr and/or x[j] -= that, u_j = c + frac[j], j < len
  * (out or x may be NULL, not both). */
 static inline __attribute__((always_inline)) void
-ramp_span_body(double *restrict out, double *restrict x,
+ramp_span(double *restrict out, double *restrict x,
                const double *restrict frac, size_t len, double c, double r0,
                double dr)
 {
@@ -281,37 +281,6 @@ ramp_span_body(double *restrict out, double *restrict x,
     if (x != NULL)
       x[j] -= b;
   }
-}
-
-/* ramp_span: the loops above compiled once more for AVX2 (four doubles a
- * vector instead of two; no FMA, so the same bits), chosen at run time.
- * The same for hum_ramp and hum_const below. */
-static void
-ramp_span(double *restrict out, double *restrict x,
-          const double *restrict frac, size_t len, double c, double r0,
-          double dr);
-#ifdef QTL_X86_SIMD
-__attribute__((target("avx2"))) static void
-ramp_span_avx2(double *restrict out, double *restrict x,
-               const double *restrict frac, size_t len, double c, double r0,
-               double dr)
-{
-  ramp_span_body(out, x, frac, len, c, r0, dr);
-}
-#endif
-
-static void
-ramp_span(double *restrict out, double *restrict x,
-          const double *restrict frac, size_t len, double c, double r0,
-          double dr)
-{
-#ifdef QTL_X86_SIMD
-  if (qtl_have_avx2()) {
-    ramp_span_avx2(out, x, frac, len, c, r0, dr);
-    return;
-  }
-#endif
-  ramp_span_body(out, x, frac, len, c, r0, dr);
 }
 
 /* The fractional part of q = fl((f + 1/2) / seg) for f = G seg + r, r <
@@ -372,21 +341,14 @@ frac_for(frac_table *slot, size_t seg, uint64_t G)
  * k = (size_t)pos. With pos exact (above), k changes at the first frame
  * at or after each segment centre (G + 1/2) seg - 1/2, that is at
  * floor((2G + 1) seg / 2). */
-static quantal_status
-baseline_apply(const baseline_grid *bg, uint64_t first_frame, size_t n,
-               double *out, double *x, quantal_diag *diag)
+static inline __attribute__((always_inline)) void
+baseline_spans_body(const baseline_grid *bg, uint64_t first_frame, size_t n,
+                    double *out, double *x, frac_table *slot)
 {
   const size_t seg = bg->seg, g0 = bg->g0, ng = bg->ng;
   const double *run = bg->run;
   uint64_t f = first_frame, end = first_frame + n, e;
-  frac_table slot[2];
-  double *mem = malloc(2 * seg * sizeof *mem);
   size_t k;
-  if (mem == NULL)
-    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-  slot[0].binade = slot[1].binade = -2;
-  slot[0].frac = mem;
-  slot[1].frac = mem + seg;
 #define CENTRE_FRAME(G) ((2 * (uint64_t)(G) + 1) * seg / 2)
 #define AT(ptr, frame) ((ptr) ? (ptr) + (size_t)((frame)-first_frame) : NULL)
   e = CENTRE_FRAME(g0) < end ? CENTRE_FRAME(g0) : end;
@@ -413,13 +375,15 @@ baseline_apply(const baseline_grid *bg, uint64_t first_frame, size_t n,
     }
     if (f < mid && f < e) {
       uint64_t e1 = mid < e ? mid : e;
-      ramp_span(AT(out, f), AT(x, f), frac_for(slot, seg, G0) + (f - G0 * seg),
-                (size_t)(e1 - f), -0.5, run[k], dr);
+      ramp_span(AT(out, f), AT(x, f),
+                frac_for(slot, seg, G0) + (f - G0 * seg), (size_t)(e1 - f),
+                -0.5, run[k], dr);
       f = e1;
     }
     if (f < e) {
-      ramp_span(AT(out, f), AT(x, f), frac_for(slot, seg, G0 + 1) + (f - mid),
-                (size_t)(e - f), 0.5, run[k], dr);
+      ramp_span(AT(out, f), AT(x, f),
+                frac_for(slot, seg, G0 + 1) + (f - mid), (size_t)(e - f), 0.5,
+                run[k], dr);
       f = e;
     }
   }
@@ -427,6 +391,37 @@ baseline_apply(const baseline_grid *bg, uint64_t first_frame, size_t n,
     const_span(AT(out, f), AT(x, f), (size_t)(end - f), run[ng - 1]);
 #undef AT
 #undef CENTRE_FRAME
+}
+
+/* The loops compiled once more for AVX2 (four doubles a vector instead of
+ * SSE2's two; no FMA, so the same bits), chosen at run time. The same for
+ * hum_span below. */
+#ifdef QTL_X86_SIMD
+__attribute__((target("avx2"))) static void
+baseline_spans_avx2(const baseline_grid *bg, uint64_t first_frame, size_t n,
+                    double *out, double *x, frac_table *slot)
+{
+  baseline_spans_body(bg, first_frame, n, out, x, slot);
+}
+#endif
+
+static quantal_status
+baseline_apply(const baseline_grid *bg, uint64_t first_frame, size_t n,
+               double *out, double *x, quantal_diag *diag)
+{
+  frac_table slot[2];
+  double *mem = malloc(2 * bg->seg * sizeof *mem);
+  if (mem == NULL)
+    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+  slot[0].binade = slot[1].binade = -2;
+  slot[0].frac = mem;
+  slot[1].frac = mem + bg->seg;
+#ifdef QTL_X86_SIMD
+  if (qtl_have_avx2())
+    baseline_spans_avx2(bg, first_frame, n, out, x, slot);
+  else
+#endif
+    baseline_spans_body(bg, first_frame, n, out, x, slot);
   free(mem);
   return QUANTAL_OK;
 }
@@ -601,7 +596,7 @@ hum_pos(double fd, double inv_w, double g0d)
  * the one of k is exact, and one subtraction of K = 1/2 + g0 + k (an
  * exact sum) gives the same u to the last bit. */
 static inline __attribute__((always_inline)) void
-hum_ramp_body(double *restrict x, const double *restrict h0,
+hum_ramp(double *restrict x, const double *restrict h0,
               const double *restrict h1, size_t len, double fh,
               double inv_w, double K)
 {
@@ -620,33 +615,9 @@ hum_ramp_body(double *restrict x, const double *restrict h0,
   }
 }
 
-#ifdef QTL_X86_SIMD
-__attribute__((target("avx2"))) static void
-hum_ramp_avx2(double *restrict x, const double *restrict h0,
-              const double *restrict h1, size_t len, double fh,
-              double inv_w, double K)
-{
-  hum_ramp_body(x, h0, h1, len, fh, inv_w, K);
-}
-#endif
-
-static void
-hum_ramp(double *restrict x, const double *restrict h0,
-         const double *restrict h1, size_t len, double fh, double inv_w,
-         double K)
-{
-#ifdef QTL_X86_SIMD
-  if (qtl_have_avx2()) {
-    hum_ramp_avx2(x, h0, h1, len, fh, inv_w, K);
-    return;
-  }
-#endif
-  hum_ramp_body(x, h0, h1, len, fh, inv_w, K);
-}
-
 /* x[j] -= h[j], j < len. */
 static inline __attribute__((always_inline)) void
-hum_const_body(double *restrict x, const double *restrict h, size_t len)
+hum_const(double *restrict x, const double *restrict h, size_t len)
 {
   size_t j = 0;
   int q;
@@ -655,26 +626,6 @@ hum_const_body(double *restrict x, const double *restrict h, size_t len)
       x[j + q] -= h[j + q];
   for (; j < len; j++)
     x[j] -= h[j];
-}
-
-#ifdef QTL_X86_SIMD
-__attribute__((target("avx2"))) static void
-hum_const_avx2(double *restrict x, const double *restrict h, size_t len)
-{
-  hum_const_body(x, h, len);
-}
-#endif
-
-static void
-hum_const(double *restrict x, const double *restrict h, size_t len)
-{
-#ifdef QTL_X86_SIMD
-  if (qtl_have_avx2()) {
-    hum_const_avx2(x, h, len);
-    return;
-  }
-#endif
-  hum_const_body(x, h, len);
 }
 
 /* The first i in [i0, n] whose position is at least thr (above it when
@@ -702,10 +653,10 @@ hum_first(uint64_t first_frame, size_t i0, size_t n, size_t w, double inv_w,
 /* x[i0..i1) -= the hum of window k (k1 == k) or the interpolation from
  * window k to k1 = k + 1, cut where the phase wraps so each loop runs
  * over consecutive table entries. */
-static void
-hum_span(double *x, size_t i0, size_t i1, uint64_t first_frame,
-         const double *hw, size_t P, size_t k, size_t k1, double inv_w,
-         double g0d)
+static inline __attribute__((always_inline)) void
+hum_span_body(double *x, size_t i0, size_t i1, uint64_t first_frame,
+              const double *hw, size_t P, size_t k, size_t k1, double inv_w,
+              double g0d)
 {
   size_t i = i0, p = (size_t)((first_frame + i0) % P);
   while (i < i1) {
@@ -728,6 +679,30 @@ hum_span(double *x, size_t i0, size_t i1, uint64_t first_frame,
     i += len;
     p = 0;
   }
+}
+
+#ifdef QTL_X86_SIMD
+__attribute__((target("avx2"))) static void
+hum_span_avx2(double *x, size_t i0, size_t i1, uint64_t first_frame,
+              const double *hw, size_t P, size_t k, size_t k1, double inv_w,
+              double g0d)
+{
+  hum_span_body(x, i0, i1, first_frame, hw, P, k, k1, inv_w, g0d);
+}
+#endif
+
+static void
+hum_span(double *x, size_t i0, size_t i1, uint64_t first_frame,
+         const double *hw, size_t P, size_t k, size_t k1, double inv_w,
+         double g0d)
+{
+#ifdef QTL_X86_SIMD
+  if (qtl_have_avx2()) {
+    hum_span_avx2(x, i0, i1, first_frame, hw, P, k, k1, inv_w, g0d);
+    return;
+  }
+#endif
+  hum_span_body(x, i0, i1, first_frame, hw, P, k, k1, inv_w, g0d);
 }
 
 /* Subtract from x[0..n) the hum of the windows g0 .. g0 + ng - 1 of w
