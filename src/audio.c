@@ -109,7 +109,8 @@ map_frames(sf_ctx *c, uint64_t first, size_t n, int *mapped,
 #include <immintrin.h>
 /* out[i] = (double)f[i], i < m, eight a step (exact, as the scalar
  * loop: GCC leaves that one unvectorised, the bytes of the mapping
- * possibly aliasing out). */
+ * possibly aliasing out); 1 when every value is finite, noted in the
+ * same pass for qtl_recording_read_finite. */
 __attribute__((target("avx2"))) static int
 widen_avx2(const unsigned char *p, size_t m, double *out)
 {

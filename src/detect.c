@@ -1622,10 +1622,10 @@ calib_read(detector *d, source *s, uint64_t a, uint64_t b, calib *c,
   return st;
 }
 
-/* f[i] = (float)x[i] and x[i] = (double)f[i], i < n: the calibration's
- * cached criterion, narrowed once per template and widened for each use.
- * Eight a step where AVX2 runs (the same roundings: each conversion is
- * one IEEE operation); the scalar loops were 5 % of calibration. */
+/* f[i] = (float)x[i], i < n: the calibration's cached criterion,
+ * narrowed once per template (qtl_widen_float widens it for each use).
+ * Four a step where AVX2 runs (each conversion one IEEE operation, so the
+ * same values); the scalar loops were 5 % of calibration. */
 #ifdef QTL_X86_SIMD
 __attribute__((target("avx2"))) static void
 to_float_avx2(float *f, const double *x, size_t n)
@@ -1635,16 +1635,6 @@ to_float_avx2(float *f, const double *x, size_t n)
     _mm_storeu_ps(f + i, _mm256_cvtpd_ps(_mm256_loadu_pd(x + i)));
   for (; i < n; i++)
     f[i] = (float)x[i];
-}
-
-__attribute__((target("avx2"))) static void
-to_double_avx2(double *x, const float *f, size_t n)
-{
-  size_t i;
-  for (i = 0; i + 4 <= n; i += 4)
-    _mm256_storeu_pd(x + i, _mm256_cvtps_pd(_mm_loadu_ps(f + i)));
-  for (; i < n; i++)
-    x[i] = (double)f[i];
 }
 #endif
 
@@ -1660,20 +1650,6 @@ to_float(float *f, const double *x, size_t n)
 #endif
   for (i = 0; i < n; i++)
     f[i] = (float)x[i];
-}
-
-static void
-to_double(double *x, const float *f, size_t n)
-{
-  size_t i;
-#ifdef QTL_X86_SIMD
-  if (qtl_have_avx2()) {
-    to_double_avx2(x, f, n);
-    return;
-  }
-#endif
-  for (i = 0; i < n; i++)
-    x[i] = (double)f[i];
 }
 
 /* Robust SD (MAD) of the finite values of the raw score over all
@@ -1752,7 +1728,7 @@ calib_criterion(detector *d, calib *c, quantal_diag *diag)
 static void
 calib_cached(const calib *c, size_t i, double *z)
 {
-  to_double(z, c->zc[i], c->runs[i].n);
+  qtl_widen_float(z, c->zc[i], c->runs[i].n);
 }
 
 /* SD of the Gaussian fitted to the all-points histogram (Pernia-Andrade

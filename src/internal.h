@@ -337,6 +337,8 @@ typedef struct qtl_span {
  * when they could not be kept (memory). */
 int qtl_template_matcher_hits(const quantal_matcher *m, const qtl_span **hit,
                               size_t *nhit);
+/* out[i] = (double)f[i], i < n (exact; AVX2 where it runs). */
+void qtl_widen_float(double *out, const float *f, size_t n);
 /* Make qtl_xcorr_run record the spans of its outputs that hold every
  * output with pol out >= thr (thr <= 0: off), and read them after a run:
  * -1 when off or not recorded (the FFT and scalar paths do not). */
