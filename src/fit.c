@@ -71,6 +71,14 @@ typedef struct fctx {
   const unsigned *prof_n;
   const double *prof_ll;
   const double (*prof_t)[NT];
+  /* Interval search of the binomial family: the last solution found at
+   * each n (nc_t, where nc_ok is set) during the search for one end, the
+   * warm start when the walk over n comes back to n at the next point. */
+  double (*nc_t)[NT];
+  unsigned char *nc_ok;
+  /* Set for one polish: its start is a solution at the same n (the
+   * cache), already moved off the edges by the polish that found it. */
+  int nopush;
 } fctx;
 
 /* Map transformed coordinates to the mixture. */
@@ -664,11 +672,16 @@ polish_to(fctx *c, double *t, int hold, double fstop)
    * back: the push also lets a warm start leave the mode with resolved
    * peaks (sigma_q ~ 0.02 sref) for the better one with sigma_0 ~ 0, and
    * without it n's interval lost n = 19-20 in one of 400 replicates at
-   * p = 0.6. */
-  if (hold != T_LSQ && fabs(t[T_LSQ]) < 0.05)
+   * p = 0.6. Not for a start that is a solution at the same n (nopush):
+   * it is off the edges already, or at one by that polish's choice, and
+   * the push cost 5-10 evaluations to come back from 0.05 to a sigma_0
+   * of 0.03 sref. */
+  if (hold != T_LSQ && fabs(t[T_LSQ]) < 0.05 && !c->nopush)
     t[T_LSQ] = 0.05;
-  if (hold != T_LS0 && c->active[T_LS0] && fabs(t[T_LS0]) < 0.05)
+  if (hold != T_LS0 && c->active[T_LS0] && fabs(t[T_LS0]) < 0.05 &&
+      !c->nopush)
     t[T_LS0] = 0.05;
+  c->nopush = 0;
   if (hold != T_R1 && c->active[T_R1] && c->mix.release != QTL_REL_POISSON) {
     if (t[T_R1] < 0.02)
       t[T_R1] = 0.02;
@@ -997,6 +1010,30 @@ nearest_prof(const fctx *c, int j, double v)
   return best;
 }
 
+/* The warm start at n from the cache of the interval search, if any: the
+ * solution at the same n for a nearby value of the held coordinate, where
+ * the walk's warm start from the neighbouring n (p scaled to keep m) is
+ * a poorer guess. With the cache, and without the push off the edges
+ * (polish_to) for its starts, fit-speed took 2,495 evaluations instead of
+ * 2,953, with the same intervals to 1e-5. */
+static void
+nc_start(fctx *c, unsigned n, double *t)
+{
+  if (c->nc_ok != NULL && c->nc_ok[n]) {
+    memcpy(t, c->nc_t[n], NT * sizeof *t);
+    c->nopush = 1;
+  }
+}
+
+static void
+nc_keep(fctx *c, unsigned n, const double *t, double ll)
+{
+  if (c->nc_ok == NULL || !isfinite(ll))
+    return;
+  memcpy(c->nc_t[n], t, NT * sizeof *t);
+  c->nc_ok[n] = 1;
+}
+
 /* The profile log-likelihood at coordinate j = v, the others maximised
  * from the warm start tw (updated) and from the maximum that. For the
  * binomial family n is maximised as well: from the n of the previous
@@ -1044,7 +1081,9 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
       nb = n1;
     }
   }
+  nc_start(c, nb, tw);
   f = cond_at(c, tw, j, v, nb, -INFINITY);
+  nc_keep(c, nb, tw, f);
   {
     /* (the profile's solution at n_hat is t_hat itself) */
     long ip = nearest_prof(c, j, v);
@@ -1066,7 +1105,9 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     for (n = nb + dir; n >= 1 && n <= c->nmax; n += dir) {
       double l;
       warm_start(c, tw, nb, n, t2);
+      nc_start(c, n, t2);
       l = cond_at(c, t2, j, v, n, -INFINITY);
+      nc_keep(c, n, t2, l);
       if (!(l > f))
         break;
       f = l;
@@ -1186,6 +1227,8 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
   memcpy(tin, that, sizeof tin);
   nin = c->n_cur;
   c->wdir = 0;
+  if (c->nc_ok != NULL)
+    memset(c->nc_ok, 0, (size_t)c->nmax + 1);
   /* A flat direction gives a huge se: the first step is at most 1 in the
    * transformed scale (a factor e). */
   b = c0 + dir * fmin(fmin(z * se, 1.0), reach);
@@ -1932,6 +1975,18 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
   /* The interval search resolves the root deviance to 1e-3, about 2e-3
    * in log-likelihood: profile points converged to 1e-7 are plenty. */
   c->ptol = 1e-7;
+  if (binom) {
+    size_t N1 = (size_t)c->nmax + 1;
+    c->nc_t = malloc(N1 * sizeof *c->nc_t);
+    c->nc_ok = malloc(N1);
+    if (c->nc_t == NULL || c->nc_ok == NULL) {
+      /* The cache only saves time: search without it. */
+      free(c->nc_t);
+      free(c->nc_ok);
+      c->nc_t = NULL;
+      c->nc_ok = NULL;
+    }
+  }
   hull_from(c, model, binom, fr->t, fr->ll, fr->n, fr->ll, delta, lo, hi);
   /* The discreteness of n can make the profile set of p (and m, and the
    * others) a union of separate pieces, one per n: the walk above follows
@@ -1954,6 +2009,10 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
                 delta, lo, hi);
     }
   }
+  free(c->nc_t);
+  free(c->nc_ok);
+  c->nc_t = NULL;
+  c->nc_ok = NULL;
   c->n_hat = fr->n;
   c->t_hat = fr->t;
   c->nprof = 0;
