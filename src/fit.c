@@ -5,6 +5,7 @@
 #include "fit_coords.h"
 
 #include <gsl/gsl_cdf.h>
+#include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_multimin.h>
 #include <gsl/gsl_sort.h>
@@ -450,54 +451,25 @@ edge_jump(fctx *c, double *t, const int *map, int dim, const double *H,
 }
 
 /* Eigenvalues lam[0..n-1] and eigenvectors (columns of V, row-major n x
- * n) of the symmetric n x n matrix A (n <= NT), by cyclic Jacobi
- * rotations: a handful of sweeps for the 2-4 coordinates of a polish. */
-static void
+ * n) of the symmetric n x n matrix A (n <= NT), by GSL's symmetric
+ * eigensolver; 0 when it fails. */
+static int
 sym_eigen(int n, const double *A, double *lam, double *V)
 {
   double a[NT * NT];
-  int i, j, k, sweep;
+  gsl_eigen_symmv_workspace *w = gsl_eigen_symmv_alloc((size_t)n);
+  gsl_matrix_view av, vv;
+  gsl_vector_view lv;
+  int ok;
+  if (w == NULL)
+    return 0;
   memcpy(a, A, sizeof(double) * n * n);
-  for (i = 0; i < n; i++)
-    for (j = 0; j < n; j++)
-      V[i * n + j] = i == j ? 1.0 : 0.0;
-  for (sweep = 0; sweep < 50; sweep++) {
-    double off = 0.0, diag = 0.0;
-    for (i = 0; i < n; i++) {
-      diag += a[i * n + i] * a[i * n + i];
-      for (j = i + 1; j < n; j++)
-        off += a[i * n + j] * a[i * n + j];
-    }
-    if (!(off > 1e-30 * diag))
-      break;
-    for (i = 0; i < n; i++)
-      for (j = i + 1; j < n; j++) {
-        double apq = a[i * n + j], th, tt, cs, sn;
-        if (apq == 0.0)
-          continue;
-        th = (a[j * n + j] - a[i * n + i]) / (2.0 * apq);
-        tt = (th >= 0.0 ? 1.0 : -1.0) / (fabs(th) + sqrt(th * th + 1.0));
-        cs = 1.0 / sqrt(tt * tt + 1.0);
-        sn = tt * cs;
-        for (k = 0; k < n; k++) {
-          double aki = a[k * n + i], akj = a[k * n + j];
-          a[k * n + i] = cs * aki - sn * akj;
-          a[k * n + j] = sn * aki + cs * akj;
-        }
-        for (k = 0; k < n; k++) {
-          double aik = a[i * n + k], ajk = a[j * n + k];
-          a[i * n + k] = cs * aik - sn * ajk;
-          a[j * n + k] = sn * aik + cs * ajk;
-        }
-        for (k = 0; k < n; k++) {
-          double vki = V[k * n + i], vkj = V[k * n + j];
-          V[k * n + i] = cs * vki - sn * vkj;
-          V[k * n + j] = sn * vki + cs * vkj;
-        }
-      }
-  }
-  for (i = 0; i < n; i++)
-    lam[i] = a[i * n + i];
+  av = gsl_matrix_view_array(a, (size_t)n, (size_t)n);
+  vv = gsl_matrix_view_array(V, (size_t)n, (size_t)n);
+  lv = gsl_vector_view_array(lam, (size_t)n);
+  ok = gsl_eigen_symmv(&av.matrix, &lv.vector, &vv.matrix, w) == GSL_SUCCESS;
+  gsl_eigen_symmv_free(w);
+  return ok;
 }
 
 /* |(H + mu I)^-1 g| in the eigenbasis of H: lam its eigenvalues, gt the
@@ -588,7 +560,7 @@ tr_step(int n, const double *lam, const double *V, const double *gt,
  * does not. (Levenberg-Marquardt damping by a multiple of the largest
  * curvature, used before, crawled out of such points by steps damped in
  * every direction: fit-speed 2,495 -> 2,183 evaluations, the 24 tables
- * of scripts/fit-diff 101,719 -> 64,793, and a beta-binomial profile of
+ * of scripts/fit-diff 101,719 -> 64,801, and a beta-binomial profile of
  * n that had stalled 10 below its maximum at n = 27-30 no longer does.)
  * (A Hessian carried between polishes and refined by BFGS updates was
  * tried too: three times the iterations and no faster, the flat
@@ -647,7 +619,8 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
       jumped = 1;
       continue;
     }
-    sym_eigen(dim, H, lam, V);
+    if (!sym_eigen(dim, H, lam, V))
+      break;
     for (i = 0; i < dim; i++) {
       double s = 0.0;
       for (j = 0; j < dim; j++)
