@@ -13,6 +13,7 @@
 #include <gsl/gsl_vector.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -263,6 +264,13 @@ struct qtl_xcorr {
   double *taps; /* the kernel when summed directly (nfft = 0) */
   double ksum;  /* and the sum of its taps */
   float *ftaps, *fbuf; /* the same in float, and a chunk of the trace */
+  /* The screen's integer copy of the taps (fir_screen): pairs
+   * k[2m] | k[2m + 1] << 16 scaled by qtc, npair of them; qe1 the sum of
+   * |ftaps[j] - K[j] / qtc|, qsk the sum of |K[j]|, fsk of |ftaps[j]|;
+   * pbuf the chunk's trace as pairs of 16-bit integers. */
+  int32_t *ptaps, *pbuf;
+  size_t npair;
+  double qtc, qe1, qsk, fsk;
   float *buf;
   fftwf_complex *spec, *kspec;
   fftwf_plan fwd, inv;
@@ -340,12 +348,62 @@ qtl_xcorr_free(qtl_xcorr *c)
   pthread_mutex_unlock(&plan_lock);
   free(c->taps);
   free(c->ftaps);
+  free(c->ptaps);
+  free(c->pbuf);
   free(c->fbuf);
   free(c->hit);
   fftwf_free(c->buf);
   fftwf_free(c->spec);
   fftwf_free(c->kspec);
   free(c);
+}
+
+/* The integer taps of the direct sum's screen (fir_avx2): K[j] =
+ * rint(ftaps[j] qtc), with qtc as large as keeps sum |K[j]| 16383 (the
+ * largest trace value) inside an int32, so the integer sums cannot
+ * overflow. -1 when memory runs out; no taps (npair 0, the screen off)
+ * for a kernel of zeros. */
+static int
+screen_taps(qtl_xcorr *c)
+{
+  size_t K = c->klen, j;
+  double kmax = 0.0, sk;
+  int32_t *kq;
+  for (j = 0; j < K; j++)
+    if (fabs((double)c->ftaps[j]) > kmax)
+      kmax = fabs((double)c->ftaps[j]);
+  if (!(kmax > 0.0) || !isfinite(kmax))
+    return 0;
+  c->npair = (K + 1) / 2;
+  c->ptaps = malloc(c->npair * sizeof *c->ptaps);
+  c->pbuf = malloc((FIR_CHUNK + K + 64) * sizeof *c->pbuf);
+  kq = calloc(2 * c->npair, sizeof *kq);
+  if (c->ptaps == NULL || c->pbuf == NULL || kq == NULL) {
+    free(kq);
+    return -1;
+  }
+  c->qtc = 32767.0 / kmax;
+  for (;;) {
+    sk = 0.0;
+    for (j = 0; j < K; j++) {
+      kq[j] = (int32_t)lrint((double)c->ftaps[j] * c->qtc);
+      sk += fabs((double)kq[j]);
+    }
+    if (sk * 16384.0 < 2147483647.0 - 1048576.0)
+      break;
+    c->qtc *= 0.9;
+  }
+  c->qsk = sk;
+  c->qe1 = c->fsk = 0.0;
+  for (j = 0; j < K; j++) {
+    c->qe1 += fabs((double)c->ftaps[j] - (double)kq[j] / c->qtc);
+    c->fsk += fabs((double)c->ftaps[j]);
+  }
+  for (j = 0; j < c->npair; j++)
+    c->ptaps[j] = (int32_t)(((uint32_t)kq[2 * j] & 0xffffu) |
+                            ((uint32_t)kq[2 * j + 1] << 16));
+  free(kq);
+  return 0;
 }
 
 quantal_status
@@ -370,6 +428,10 @@ qtl_xcorr_alloc(const double *k, size_t klen, size_t direct_max,
       c->ksum += k[i];
     }
     c->klen = klen;
+    if (screen_taps(c) != 0) {
+      qtl_xcorr_free(c);
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    }
     *out = c;
     return QUANTAL_OK;
   }
@@ -563,10 +625,118 @@ fir_scalar(const double *k, size_t K, const double *x, size_t nout,
 }
 
 #ifdef QTL_X86_SIMD
-/* In single precision with FMA, like the FFT path: 64 outputs a step,
+/* The 64 outputs at xi in single precision with FMA, like the FFT path:
  * eight per vector, eight vectors' chains overlapping (an FMA's latency
- * is about four times its issue interval). The trace is
- * converted to float a chunk at a time (fbuf, FIR_CHUNK + K + 64). */
+ * is about four times its issue interval), each chain in tap order. */
+#define FIR64(k, K, xi, a0, a1, a2, a3, a4, a5, a6, a7)                        \
+  do {                                                                         \
+    size_t j_;                                                                 \
+    a0 = _mm256_setzero_ps();                                                  \
+    a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0;                                     \
+    for (j_ = 0; j_ < (K); j_++) {                                             \
+      __m256 g_ = _mm256_broadcast_ss((k) + j_);                               \
+      const float *p_ = (xi) + j_;                                             \
+      a0 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_), a0);                       \
+      a1 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 8), a1);                   \
+      a2 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 16), a2);                  \
+      a3 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 24), a3);                  \
+      a4 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 32), a4);                  \
+      a5 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 40), a5);                  \
+      a6 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 48), a6);                  \
+      a7 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 56), a7);                  \
+    }                                                                          \
+  } while (0)
+
+/* The screen of a chunk of the direct sum (qtl_xcorr_screen on): the
+ * trace as 16-bit integers q = rint(u sc), |q| <= 16383, sc = 16383 /
+ * max |u|, laid out in pairs pbuf[t] = q[t] | q[t + 1] << 16, so that one
+ * vpmaddwd multiplies eight outputs by two taps: the integer sums A take
+ * half the instructions of the float ones. Where every output of 64 is
+ * provably under the threshold, pol (base + A / (qtc sc)) + B < thr for
+ * the bound B below, the float sums are not needed: the outputs there
+ * are stored as NaN, which no caller's comparison passes, as none passes
+ * a value under the threshold (the hits and the values at them are those
+ * of the full sum, bit for bit). Returns the integer threshold T: a block
+ * needs its float sums when some pol A > T. */
+__attribute__((target("avx2,fma"))) static int32_t
+fir_screen_prep(qtl_xcorr *xc, float *fbuf, size_t nin, float umax,
+                double base, float *sc_out)
+{
+  size_t t, K = xc->klen;
+  int32_t *P = xc->pbuf;
+  double sc, B, T, pol = xc->scr_pol;
+  float scf = 16383.0f / umax;
+  __m256 vs = _mm256_set1_ps(scf);
+  const __m256i lo16 = _mm256_set1_epi32(0xffff);
+  /* zeros past the trace: the pair of an odd kernel's last tap, and
+   * the vector tail */
+  for (t = nin; t < nin + 16; t++)
+    fbuf[t] = 0.0f;
+  for (t = 0; t < nin; t += 8) {
+    __m256i qa = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(fbuf + t), vs));
+    __m256i qb =
+        _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(fbuf + t + 1), vs));
+    _mm256_storeu_si256((__m256i *)(P + t),
+                        _mm256_or_si256(_mm256_and_si256(qa, lo16),
+                                        _mm256_slli_epi32(qb, 16)));
+  }
+  sc = (double)scf;
+  /* |sum k u - A / (qtc sc)| <= qe1 max|u| + qsk 0.501 / (qtc sc): the
+   * taps' rounding, and the trace's (half a step, and u sc rounded in
+   * float first); the float sum is within 2 K 2^-24 fsk max|u| of
+   * sum k u (Higham, Accuracy and Stability, 3.1), and the double
+   * additions within 1e-12 of the magnitudes. */
+  B = xc->qe1 * umax + xc->qsk * 0.501 / (xc->qtc * sc) +
+      2.0 * (double)K * 0x1p-24 * xc->fsk * umax +
+      1e-12 * (fabs(base) + xc->fsk * umax + fabs(xc->scr_thr));
+  B *= 1.0625;
+  T = (xc->scr_thr - B - pol * base) * xc->qtc * sc;
+  *sc_out = scf;
+  if (!(T < 2147483647.0))
+    return INT32_MAX;
+  if (!(T > -2147483647.0))
+    return INT32_MIN;
+  return (int32_t)floor(T) - 2;
+}
+
+/* Whether some output of the 64 at P passes the integer threshold:
+ * pol A > T for A the integer sums over the npair tap pairs. */
+__attribute__((target("avx2,fma"))) static int
+fir_screen64(const int32_t *ptaps, size_t npair, const int32_t *P,
+             __m256i vpol, __m256i vT)
+{
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  __m256i a4 = a0, a5 = a0, a6 = a0, a7 = a0, m;
+  size_t j;
+  for (j = 0; j < npair; j++) {
+    __m256i g = _mm256_set1_epi32(ptaps[j]);
+    const int32_t *p = P + 2 * j;
+#define SCR_MADD(a, off)                                                       \
+  a = _mm256_add_epi32(                                                        \
+      a, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(p + (off))), g))
+    SCR_MADD(a0, 0);
+    SCR_MADD(a1, 8);
+    SCR_MADD(a2, 16);
+    SCR_MADD(a3, 24);
+    SCR_MADD(a4, 32);
+    SCR_MADD(a5, 40);
+    SCR_MADD(a6, 48);
+    SCR_MADD(a7, 56);
+#undef SCR_MADD
+  }
+#define SCR_PASS(a) _mm256_cmpgt_epi32(_mm256_sign_epi32(a, vpol), vT)
+  m = _mm256_or_si256(_mm256_or_si256(SCR_PASS(a0), SCR_PASS(a1)),
+                      _mm256_or_si256(SCR_PASS(a2), SCR_PASS(a3)));
+  m = _mm256_or_si256(m, _mm256_or_si256(SCR_PASS(a4), SCR_PASS(a5)));
+  m = _mm256_or_si256(m, _mm256_or_si256(SCR_PASS(a6), SCR_PASS(a7)));
+#undef SCR_PASS
+  return !_mm256_testz_si256(m, m);
+}
+
+/* The direct sum in single precision, 64 outputs a step (FIR64). The
+ * trace is converted to float a chunk at a time (fbuf, FIR_CHUNK + K +
+ * 64); with the screen on, a chunk's blocks of 64 go through
+ * fir_screen64 first. */
 __attribute__((target("avx2,fma"))) static void
 fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
          double *out, float *fbuf, size_t first, qtl_xcorr *xc)
@@ -575,8 +745,16 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
   const int scr = xc->scr_on;
   const __m256d spol = _mm256_set1_pd(xc->scr_pol),
                 sthr = _mm256_set1_pd(xc->scr_thr);
+  const __m256i vpol = _mm256_set1_epi32(xc->scr_pol < 0.0 ? -1 : 1);
+  const __m256 sgn = _mm256_set1_ps(-0.0f);
+  const __m256d vnan = _mm256_set1_pd(NAN);
   for (i0 = 0; i0 < nout; i0 += m) {
     const double *xs = x + i0;
+    int use_scr = 0;
+    int32_t Tq = 0;
+    float scf;
+    __m256 vmax = _mm256_setzero_ps();
+    __m256i vT;
     m = i0 == 0 ? first : FIR_CHUNK;
     m = nout - i0 < m ? nout - i0 : m;
     /* the chunk about its first sample, so that float keeps the signal
@@ -584,28 +762,40 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
      * times the sum of the taps, is added back in double */
     double shift = xs[0], base = shift * ksum;
     __m256d sh = _mm256_set1_pd(shift), vb = _mm256_set1_pd(base);
-    for (i = 0; i + 4 <= m + K - 1; i += 4)
-      _mm_storeu_ps(fbuf + i, _mm256_cvtpd_ps(
-                                  _mm256_sub_pd(_mm256_loadu_pd(xs + i), sh)));
-    for (; i < m + K - 1; i++)
+    for (i = 0; i + 8 <= m + K - 1; i += 8) {
+      __m256 u = _mm256_set_m128(
+          _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_loadu_pd(xs + i + 4), sh)),
+          _mm256_cvtpd_ps(_mm256_sub_pd(_mm256_loadu_pd(xs + i), sh)));
+      _mm256_storeu_ps(fbuf + i, u);
+      vmax = _mm256_max_ps(_mm256_andnot_ps(sgn, u), vmax);
+    }
+    for (; i < m + K - 1; i++) {
       fbuf[i] = (float)(xs[i] - shift);
-    for (i = 0; i + 64 <= m; i += 64) {
-      __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-      __m256 a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-      const float *xi = fbuf + i;
-      double *o = out + i0 + i;
-      for (j = 0; j < K; j++) {
-        __m256 g = _mm256_broadcast_ss(k + j);
-        const float *p = xi + j;
-        a0 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p), a0);
-        a1 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 8), a1);
-        a2 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 16), a2);
-        a3 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 24), a3);
-        a4 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 32), a4);
-        a5 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 40), a5);
-        a6 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 48), a6);
-        a7 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 56), a7);
+      vmax = _mm256_max_ps(_mm256_set1_ps(fabsf(fbuf[i])), vmax);
+    }
+    if (scr && xc->npair > 0 && m >= 64) {
+      float mv[8], umax = 0.0f;
+      _mm256_storeu_ps(mv, vmax);
+      for (j = 0; j < 8; j++)
+        umax = mv[j] > umax ? mv[j] : umax;
+      /* (max_ps returns its second operand, the running maximum, for a
+       * NaN: a NaN sample counts as 0 in the integer sums, and its float
+       * outputs, NaN, pass nowhere either way) */
+      if (umax > 0.0f && umax < 1e30f) {
+        Tq = fir_screen_prep(xc, fbuf, m + K - 1, umax, base, &scf);
+        use_scr = 1;
       }
+    }
+    vT = _mm256_set1_epi32(Tq);
+    for (i = 0; i + 64 <= m; i += 64) {
+      __m256 a0, a1, a2, a3, a4, a5, a6, a7;
+      double *o = out + i0 + i;
+      if (use_scr && !fir_screen64(xc->ptaps, xc->npair, xc->pbuf + i, vpol, vT)) {
+        for (j = 0; j < 64; j += 4)
+          _mm256_storeu_pd(o + j, vnan);
+        continue;
+      }
+      FIR64(k, K, fbuf + i, a0, a1, a2, a3, a4, a5, a6, a7);
 #define FIR_STORE(a, off)                                                      \
   do {                                                                         \
     __m256d lo_ = _mm256_add_pd(vb, _mm256_cvtps_pd(_mm256_castps256_ps128(a))); \
@@ -638,6 +828,7 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
     }
   }
 }
+#undef FIR64
 #endif
 
 /* out[i] = (double)f[i] (exact), eight a step where AVX2 runs: the

@@ -124,6 +124,93 @@ Test(detect, criterion_matches_direct_on_large_offset)
   quantal_template_free(ts);
 }
 
+/* The direct sum's integer screen (qtl_xcorr_screen on a short kernel)
+ * may skip the float sums only where every output is under the
+ * threshold: each output of the screened run is the unscreened one bit
+ * for bit, or NaN where the unscreened one is under the threshold, and
+ * every output at or over it lies in a recorded hit span. The trace sits
+ * at -75 mV with events of many sizes, so outputs fall on both sides of
+ * the threshold and next to it; one threshold is an output's own value. */
+Test(detect, xcorr_screen_skips_only_outputs_under_threshold)
+{
+  size_t n = 60000, K = 48, i, j, nnan, npass;
+  double *x = malloc(n * sizeof *x), *ref = malloc(n * sizeof *ref);
+  double *out = malloc(n * sizeof *out), k[48];
+  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  quantal_diag diag;
+  qtl_xcorr *c = NULL;
+  int pol, t;
+  for (j = 0; j < K; j++)
+    k[j] = exp(-0.5 * ((double)j - 20.0) * ((double)j - 20.0) / 16.0) -
+           0.3 * exp(-0.5 * ((double)j - 26.0) * ((double)j - 26.0) / 9.0);
+  cr_assert_eq(qtl_xcorr_alloc(k, K, 128, &c, &diag), QUANTAL_OK);
+  for (t = 0; t < 4; t++) {
+    const qtl_span *sp;
+    size_t nsp = 0, s;
+    double thr;
+    /* the screen takes thresholds above 0 on pol times the output: the
+     * offset, 75 mV of the polarity's sign, keeps them there */
+    pol = t % 2 ? -1 : 1;
+    gsl_rng_set(rng, 78);
+    for (i = 0; i < n; i++)
+      x[i] = 75.0 * pol + gsl_ran_gaussian(rng, 0.1);
+    for (i = 100; i + 200 < n; i += 150 + gsl_rng_uniform_int(rng, 300)) {
+      double a = gsl_ran_flat(rng, -1.0, 1.0);
+      for (j = 0; j < 200; j++)
+        x[i + j] += a * (exp(-(double)j / 40.0) - exp(-(double)j / 4.0));
+    }
+    qtl_xcorr_screen(c, 0.0, pol);
+    qtl_xcorr_run(c, x, n, ref, NULL);
+    if (t < 2) {
+      /* 30 % of the way from the first output to the largest */
+      double mx = 0.0;
+      for (i = 0; i + K <= n; i++)
+        if (pol * ref[i] - pol * ref[0] > mx)
+          mx = pol * ref[i] - pol * ref[0];
+      thr = pol * ref[0] + 0.3 * mx;
+    } else {
+      /* exactly the largest output of the second half: it must pass */
+      size_t m = n / 2;
+      for (i = n / 2; i + K <= n; i++)
+        if (pol * ref[i] > pol * ref[m])
+          m = i;
+      thr = pol * ref[m];
+    }
+    cr_assert_gt(thr, 0.0);
+    qtl_xcorr_screen(c, thr, pol);
+    qtl_xcorr_run(c, x, n, out, NULL);
+    cr_assert_eq(qtl_xcorr_hits(c, &sp, &nsp), qtl_have_avx2() ? 0 : -1);
+    nnan = npass = 0;
+    for (i = 0, s = 0; i + K <= n; i++) {
+      int passes = pol * ref[i] >= thr;
+      npass += passes;
+      if (isnan(out[i])) {
+        nnan++;
+        cr_assert(!passes, "output %zu (%g, threshold %g) skipped", i,
+                  pol * ref[i], thr);
+      } else {
+        cr_assert(memcmp(&out[i], &ref[i], sizeof out[i]) == 0,
+                  "output %zu: %.17g against %.17g", i, out[i], ref[i]);
+      }
+      if (passes && qtl_have_avx2()) {
+        while (s < nsp && sp[s].hi <= i)
+          s++;
+        cr_assert(s < nsp && sp[s].lo <= i, "output %zu passes outside "
+                  "the hit spans", i);
+      }
+    }
+    cr_assert_gt(npass, 0);
+    if (qtl_have_avx2())
+      cr_assert_gt(nnan, n / 2, "the screen skipped only %zu of %zu", nnan,
+                   n);
+  }
+  qtl_xcorr_free(c);
+  gsl_rng_free(rng);
+  free(x);
+  free(ref);
+  free(out);
+}
+
 /* Both ways of the internal correlation (float FFT overlap-save for long
  * kernels, a direct sum for short ones, float with AVX2 and double
  * without) against a double-precision direct sum, on a trace at -75 mV
