@@ -1555,8 +1555,11 @@ calib_free(calib *c)
   memset(c, 0, sizeof *c);
 }
 
+/* A run of n samples from frame f0: a copy of x, or (own) x itself, which
+ * the calibration then frees. */
 static quantal_status
-calib_add(calib *c, const double *x, size_t n, uint64_t f0, quantal_diag *diag)
+calib_add(calib *c, double *x, size_t n, uint64_t f0, int own,
+          quantal_diag *diag)
 {
   cal_run *r;
   if (c->nruns == c->cap) {
@@ -1568,10 +1571,14 @@ calib_add(calib *c, const double *x, size_t n, uint64_t f0, quantal_diag *diag)
     c->cap = nc;
   }
   r = &c->runs[c->nruns];
-  r->y = malloc(n * sizeof *r->y);
-  if (r->y == NULL)
-    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-  memcpy(r->y, x, n * sizeof *r->y);
+  if (own) {
+    r->y = x;
+  } else {
+    r->y = malloc(n * sizeof *r->y);
+    if (r->y == NULL)
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+    memcpy(r->y, x, n * sizeof *r->y);
+  }
   r->n = n;
   r->f0 = f0;
   c->nruns++;
@@ -1586,7 +1593,7 @@ calib_read(detector *d, source *s, uint64_t a, uint64_t b, calib *c,
 {
   uint64_t span = b - a, len, starts[CAL_STRETCHES];
   size_t ns, i, j;
-  double *x;
+  double *x = NULL;
   quantal_status st = QUANTAL_OK;
   if (span <= (uint64_t)CAL_FRAMES * CAL_STRETCHES) {
     /* short enough: all of it, in pieces of at most CAL_FRAMES */
@@ -1600,18 +1607,24 @@ calib_read(detector *d, source *s, uint64_t a, uint64_t b, calib *c,
     for (i = 0; i < ns; i++)
       starts[i] = a + (span - len) * i / (ns - 1);
   }
-  x = malloc((size_t)len * sizeof *x);
-  if (x == NULL)
-    return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   for (i = 0; i < ns && st == QUANTAL_OK; i++) {
     size_t m = (size_t)(starts[i] + len <= b ? len : b - starts[i]);
+    if (x == NULL && (x = malloc((size_t)len * sizeof *x)) == NULL)
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     st = src_read(s, starts[i], m, x, diag);
     for (j = 0; j < m && st == QUANTAL_OK;) {
       size_t k = first_nonfinite(x, j, m);
       if (k - j >= d->tpl->n * 4) {
+        /* a stretch finite throughout (the usual case) becomes the run
+         * itself, without a copy */
+        int own = j == 0 && k == m;
         st = preprocess(d, x + j, k - j, starts[i] + j, NULL, diag);
         if (st == QUANTAL_OK)
-          st = calib_add(c, x + j, k - j, starts[i] + j, diag);
+          st = calib_add(c, x + j, k - j, starts[i] + j, own, diag);
+        if (own && st == QUANTAL_OK) {
+          x = NULL;
+          break;
+        }
       }
       while (k < m && !isfinite(x[k]))
         k++;
