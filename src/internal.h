@@ -149,7 +149,7 @@ typedef struct qtl_lik_ws {
   size_t kcap;
   double *logp, *c, *h, *mu, *v, *lbuf, *rk, *ga, *gc; /* kcap each */
   double *bpre, *bsuf; /* bounds on dropped terms, kcap + 1 each */
-  double *rk4;         /* responsibilities per vector lane, 4 kcap */
+  double *rk4;         /* responsibilities per vector lane, 8 kcap */
   double *kc8;         /* constants of each component, 8 kcap (model.c) */
   double *lgam;                                        /* ln k!, kcap+1 */
 } qtl_lik_ws;

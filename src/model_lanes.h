@@ -1,0 +1,366 @@
+/* model_lanes.h - the sum over points of model.c, VN points at a time. SPDX-License-Identifier: GPL-3.0-or-later */
+/* Included by model.c once per vector width, with VN (lanes), VD and VL
+ * (the vector types' names), VFN(name) (the functions' names) and
+ * VTARGET (the target attribute) defined: 4 lanes for AVX2 with FMA, 8
+ * for AVX-512. The code is the same; the lanes are points. */
+
+typedef double VD __attribute__((vector_size(8 * VN)));
+typedef long long VL __attribute__((vector_size(8 * VN)));
+/* The helpers carry the target too: clang refuses AVX vectors across a
+ * call into code without it, even when inlined. */
+#define VINLINE static inline __attribute__((always_inline)) VTARGET
+
+VINLINE VD
+VFN(set1)(double a)
+{
+  VD v = {0};
+  return v + a;
+}
+
+VINLINE VD
+VFN(sel)(VL m, VD a, VD b)
+{
+  return (VD)(((VL)a & m) | ((VL)b & ~m));
+}
+
+VINLINE VD
+VFN(clamp)(VD a, double lo, double hi)
+{
+  a = VFN(sel)(a < lo, VFN(set1)(lo), a);
+  return VFN(sel)(a > hi, VFN(set1)(hi), a);
+}
+
+VINLINE double
+VFN(hsum)(VD a)
+{
+#if VN == 4
+  return (a[0] + a[1]) + (a[2] + a[3]);
+#else
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+#endif
+}
+
+/* exp(d), -700 <= d <= 700, lane by lane. */
+VINLINE VD
+VFN(exp)(VD d)
+{
+  const VD shift = VFN(set1)(6755399441055744.0); /* 1.5 * 2^52 */
+  VD ks = d * 1.4426950408889634 + shift, kd = ks - shift, r, p;
+  /* The integer n sits in the low bits of ks: no conversion instruction
+   * (AVX2 has none from double to int64). */
+  VL n = (VL)ks - (VL)shift;
+  r = (d - kd * 0x1.62e42feep-1) - kd * 0x1.a39ef35793c76p-33;
+  {
+    VD r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
+    VD q0 = (1.0 + r) + r2 * (0.5 + r * (1.0 / 6.0));
+    VD q1 = (1.0 / 24.0 + r * (1.0 / 120.0)) +
+             r2 * (1.0 / 720.0 + r * (1.0 / 5040.0));
+    VD q2 = (1.0 / 40320.0 + r * (1.0 / 362880.0)) +
+             r2 * (1.0 / 3628800.0 + r * (1.0 / 39916800.0));
+    p = (q0 + r4 * q1) + r8 * (q2 + r4 * (1.0 / 479001600.0));
+  }
+  n = (n + 1023) << 52;
+  return p * (VD)n;
+}
+
+/* Four points x[0..3] (lanes past nlane repeat the last point and are
+ * dropped), components lo..hi. Adds the log-likelihood of the real lanes
+ * to *ll, their gradient and Hessian sums to g, GT, H (as lanes, summed
+ * by the caller), their responsibilities to ws->rk. Returns 0 when a lane
+ * has zero density, -1 when a lane's largest term falls below bound and
+ * the window was restricted (redo over every component), else 1. */
+VINLINE int
+VFN(quad)(const qtl_mix *mix, qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
+        unsigned hi, int restricted, double bound, int grad, int hess,
+        int em, const double *rel, VD *ll, VD *lp, VD *g, VD *GT,
+        VD *H, VD *EM)
+{
+  const double *A = ws->ga, *mu = ws->mu, *h = ws->h;
+  double *eb = ws->lbuf;
+  VD z = VFN(set1)(0.0), ref = z, vmax;
+  VD s, aq, a0, av, hk, hk2, hkg0, hkg1, hkg2, hqq, hq0, hqv, h00, h0v, hvv;
+  VD be2, bke2, bb;
+  unsigned k;
+  int j, pass;
+  /* Reference: each lane's term at the component nearest x / q, or the
+   * largest over the window when that one is -inf (a free weight of 0).
+   * Any term will do (the sum is then at least 1); a largest term more
+   * than 600 above it makes a second pass below. */
+  for (j = 0; j < VN; j++) {
+    double kr = floor(vx[j] / mix->q + 0.5), best, dc;
+    long kc = kr <= (double)lo ? (long)lo : (kr >= (double)hi ? (long)hi : (long)kr),
+         kk;
+    dc = vx[j] - mu[kc];
+    best = A[kc] - dc * dc * h[kc];
+    if (!(best > -INFINITY))
+      for (kk = lo; kk <= (long)hi; kk++) {
+        double d = vx[j] - mu[kk], l = A[kk] - d * d * h[kk];
+        best = l > best ? l : best;
+      }
+    ref[j] = best;
+  }
+  for (pass = 0;; pass++) {
+    int redo = 0;
+    vmax = VFN(set1)(-INFINITY);
+    s = z;
+    /* The terms first, then (below) the sums that weight them: in one
+     * loop the fifteen accumulators and the exponential's temporaries
+     * did not fit the sixteen registers, and the spills cost more than
+     * reading the terms back. */
+    /* Two components per step: their exponentials are independent
+     * chains of dependent operations, which one alone left waiting. The
+     * sum and the largest are still formed in the order of k. */
+    for (k = lo; k + 1 <= hi; k += 2) {
+      VD d0 = vx - mu[k], l0 = A[k] - d0 * d0 * h[k], e0;
+      VD d1 = vx - mu[k + 1], l1 = A[k + 1] - d1 * d1 * h[k + 1], e1;
+      e0 = VFN(exp)(VFN(clamp)(l0 - ref, -700.0, 700.0));
+      e1 = VFN(exp)(VFN(clamp)(l1 - ref, -700.0, 700.0));
+      vmax = VFN(sel)(l0 > vmax, l0, vmax);
+      vmax = VFN(sel)(l1 > vmax, l1, vmax);
+      memcpy(eb + VN * (size_t)(k - lo), &e0, sizeof e0);
+      memcpy(eb + VN * (size_t)(k + 1 - lo), &e1, sizeof e1);
+      s += e0;
+      s += e1;
+    }
+    for (; k <= hi; k++) {
+      VD d = vx - mu[k], l = A[k] - d * d * h[k], e;
+      vmax = VFN(sel)(l > vmax, l, vmax);
+      e = VFN(exp)(VFN(clamp)(l - ref, -700.0, 700.0));
+      memcpy(eb + VN * (size_t)(k - lo), &e, sizeof e);
+      s += e;
+    }
+    for (j = 0; j < nlane; j++) {
+      if (!(vmax[j] > -INFINITY))
+        return 0;
+      if (restricted && !(vmax[j] >= bound))
+        return -1;
+      /* A term far above the reference would have been clamped: once
+       * more with the largest terms as reference. */
+      if (vmax[j] - ref[j] > 600.0)
+        redo = 1;
+    }
+    if (!redo || pass > 0)
+      break;
+    ref = vmax;
+  }
+  aq = a0 = av = hk = hk2 = hkg0 = hkg1 = hkg2 = z;
+  hqq = hq0 = hqv = h00 = h0v = hvv = z;
+  be2 = bke2 = bb = z;
+  if (grad || em)
+    for (k = lo; k <= hi; k++) {
+      /* The component's constants (kc8, component_consts): k,
+       * iv = 1 / v_k, iv^2, iv^3, k iv, k iv^2, k^2 iv. */
+      const double *c8 = ws->kc8 + 8 * (size_t)k;
+      VD d = vx - mu[k], e;
+      memcpy(&e, eb + VN * (size_t)(k - lo), sizeof e);
+      if (grad) {
+        double kd = c8[0], iv = c8[1];
+        VD G = 0.5 * (d * d * c8[2] - iv), eG = e * G;
+        VD gq = c8[4] * d;
+        aq += e * gq;
+        a0 += eG;
+        av += eG * kd;
+        if (hess) {
+          VD Hv = 0.5 * c8[2] - d * d * c8[3];
+          VD q0 = gq * G - c8[5] * d, v00 = Hv + G * G;
+          VD ek = e * kd;
+          hk += ek;
+          hk2 += ek * kd;
+          hkg0 += ek * gq;
+          hkg1 += ek * G;
+          hkg2 += (ek * kd) * G;
+          hqq += e * (gq * gq - c8[6]);
+          hq0 += e * q0;
+          hqv += ek * q0;
+          h00 += e * v00;
+          h0v += ek * v00;
+          hvv += (ek * kd) * v00;
+        }
+      }
+      if (em) {
+        /* The sums of the generalised EM updates (see the scalar loop of
+         * qtl_mix_loglik); hk and hk2 double as e k and e k^2. */
+        double kd = c8[0];
+        VD ed2 = e * (d * d);
+        if (!hess) {
+          hk += e * kd;
+          hk2 += e * (kd * kd);
+        }
+        be2 += ed2;
+        bke2 += ed2 * kd;
+        bb += e * c8[6];
+      }
+    }
+  {
+    VD inv = 1.0 / s, m = z, one = VFN(set1)(1.0);
+    for (j = 0; j < VN; j++)
+      m[j] = j < nlane ? 1.0 : 0.0;
+    /* log f = ref + log s. s >= 1 (ref is one of the terms) and mostly
+     * below K + 1 (ref is near the largest): such s go into the caller's
+     * running products, whose logs it takes every 8 factors; a larger s
+     * (up to e^600 (K + 1)) has its log taken here. */
+    for (j = 0; j < nlane; j++)
+      if (!(s[j] <= 0x1p64)) {
+        ref[j] += log(s[j]);
+        s[j] = 1.0;
+      }
+    *ll += ref * m;
+    *lp *= VFN(sel)(m != 0.0, s, one);
+    if (!grad && !em)
+      return 1;
+    inv *= m; /* dropped lanes contribute nothing */
+    if (em) {
+      EM[0] += m;
+      EM[1] += hk * inv;
+      EM[2] += hk2 * inv;
+      EM[3] += be2 * inv;
+      EM[4] += bke2 * inv;
+      EM[5] += bb * inv;
+    }
+    for (k = lo; k <= hi; k++) {
+      /* per lane; the lanes are summed once, at the end (VFN(points)) */
+      VD e, a;
+      memcpy(&e, eb + VN * (size_t)(k - lo), sizeof e);
+      memcpy(&a, ws->rk4 + VN * (size_t)k, sizeof a);
+      a += e * inv;
+      memcpy(ws->rk4 + VN * (size_t)k, &a, sizeof a);
+    }
+    g[0] += aq * inv;
+    g[1] += a0 * inv;
+    g[2] += av * inv;
+    if (hess) {
+      /* Per lane: E[d2 L + g g'] - E[g] E[g]' over the softmax weights,
+       * the release entry a_k = rel[0] k + rel[1], its derivative
+       * rel[2] k + rel[3]. */
+      VD gb[QTL_NTH], E2[10], mk = hk * inv;
+      double ra = rel[0], rb = rel[1];
+      int u, w, t = 0;
+      gb[QTL_TH_REL] = (ra * mk + rb) * m;
+      gb[QTL_TH_Q] = aq * inv;
+      gb[QTL_TH_V0] = a0 * inv;
+      gb[QTL_TH_VQ] = av * inv;
+      E2[0] = (ra * ra * hk2 * inv + 2.0 * ra * rb * mk + rb * rb +
+               rel[2] * mk + rel[3]) * m;
+      E2[1] = ra * hkg0 * inv + rb * gb[QTL_TH_Q];
+      E2[2] = ra * hkg1 * inv + rb * gb[QTL_TH_V0];
+      E2[3] = ra * hkg2 * inv + rb * gb[QTL_TH_VQ];
+      E2[4] = hqq * inv;
+      E2[5] = hq0 * inv;
+      E2[6] = hqv * inv;
+      E2[7] = h00 * inv;
+      E2[8] = h0v * inv;
+      E2[9] = hvv * inv;
+      for (u = 0; u < QTL_NTH; u++) {
+        GT[u] += gb[u];
+        for (w = u; w < QTL_NTH; w++, t++)
+          H[t] += E2[t] - gb[u] * gb[w];
+      }
+    }
+  }
+  return 1;
+}
+
+/* The k range where (x - k q)^2 <= 2 T v_k, v_k = s0^2 + k sq^2 (see
+ * phi_window), as whole numbers clipped to [lo, hi]; empty: lo > hi. */
+VINLINE void
+VFN(window)(double x, double q, double s02, double sq2, long plo, long phi_,
+          long *lo, long *hi)
+{
+  double a = q * q, b = -(2.0 * x * q + 2.0 * WINDOW_T * sq2),
+         c = x * x - 2.0 * WINDOW_T * s02, disc = b * b - 4.0 * a * c;
+  long l = plo, u = phi_;
+  if (disc < 0.0) {
+    *lo = 1;
+    *hi = 0;
+    return;
+  }
+  disc = sqrt(disc);
+  {
+    double ka = (-b - disc) / (2.0 * a), kb = (-b + disc) / (2.0 * a);
+    if (ka > (double)l)
+      l = ka > (double)u ? u + 1 : (long)ceil(ka);
+    if (kb < (double)u)
+      u = kb < (double)l ? l - 1 : (long)floor(kb);
+  }
+  *lo = l;
+  *hi = u;
+}
+
+/* The sum over points. Returns the log-likelihood (-INFINITY when a point
+ * has zero density) and adds to g (d/dq, d/dv0, d/dvq), H and GT;
+ * ws->rk receives the responsibilities when grad is set. ws->lbuf must
+ * hold VN (K + 1) values. */
+VTARGET static double
+VFN(points)(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
+          unsigned K, unsigned k0, unsigned plo, unsigned phi_, double extra,
+          int grad, int hess, int em, const double *rel, double *g,
+          double H[QTL_NTH][QTL_NTH], double *GT, double *emsum)
+{
+  double s02 = mix->sigma0 * mix->sigma0, sq2 = mix->sigma_q * mix->sigma_q;
+  VD z = VFN(set1)(0.0), ll = z, lp = VFN(set1)(1.0), vg[3] = {z, z, z},
+      vGT[QTL_NTH] = {z, z, z, z},
+      vH[10] = {z, z, z, z, z, z, z, z, z, z}, vEM[6] = {z, z, z, z, z, z};
+  size_t i;
+  int u, w, t;
+  if (grad || em)
+    memset(ws->rk4, 0, VN * ((size_t)K + 1) * sizeof *ws->rk4);
+  for (i = 0; i < nx; i += VN) {
+    int nl = nx - i < VN ? (int)(nx - i) : VN, j, r;
+    long lo = LONG_MAX, hi = LONG_MIN;
+    VD vx;
+    for (j = 0; j < VN; j++) {
+      long a, b;
+      vx[j] = x[i + (j < nl ? j : nl - 1)];
+      VFN(window)(vx[j], mix->q, s02, sq2, plo, phi_, &a, &b);
+      if (a > b) {
+        /* Empty window: the whole range. */
+        a = k0;
+        b = K;
+      }
+      lo = a < lo ? a : lo;
+      hi = b > hi ? b : hi;
+    }
+    {
+      /* The largest bound on a term the window drops. */
+      double bound = ws->bpre[lo] > ws->bsuf[hi] ? ws->bpre[lo] : ws->bsuf[hi];
+      r = VFN(quad)(mix, ws, vx, nl, (unsigned)lo, (unsigned)hi,
+                  lo > (long)k0 || hi < (long)K, bound + extra, grad, hess,
+                  em, rel, &ll, &lp, vg, vGT, vH, vEM);
+    }
+    if (r < 0)
+      r = VFN(quad)(mix, ws, vx, nl, k0, K, 0, 0.0, grad, hess, em, rel, &ll,
+                  &lp, vg, vGT, vH, vEM);
+    if (r == 0)
+      return -INFINITY;
+    /* Every 32 points (8 factors of at most 2^64 each per lane: no
+     * overflow) the products' logs join the sum: one log per lane
+     * instead of one per point, which had been 6 % of a fit. */
+    if ((i / VN) % 8 == 7) {
+      for (j = 0; j < VN; j++)
+        ll[j] += log(lp[j]);
+      lp = VFN(set1)(1.0);
+    }
+  }
+  for (u = 0; u < VN; u++)
+    ll[u] += log(lp[u]);
+  if (grad || em) {
+    unsigned k;
+    for (k = 0; k <= K; k++) {
+      VD a;
+      memcpy(&a, ws->rk4 + VN * (size_t)k, sizeof a);
+      ws->rk[k] += VFN(hsum)(a);
+    }
+  }
+  for (u = 0; u < 3; u++)
+    g[u] += VFN(hsum)(vg[u]);
+  for (u = 0; u < 6; u++)
+    emsum[u] += VFN(hsum)(vEM[u]);
+  for (u = 0, t = 0; u < QTL_NTH; u++) {
+    GT[u] += VFN(hsum)(vGT[u]);
+    for (w = u; w < QTL_NTH; w++, t++)
+      H[u][w] += VFN(hsum)(vH[t]);
+  }
+  return VFN(hsum)(ll);
+}
+
+#undef VINLINE
