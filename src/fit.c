@@ -1148,8 +1148,28 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
       nb = n1;
     }
   }
-  nc_start(c, nb, tw);
-  f = cond_at(c, tw, j, v, nb, -INFINITY);
+  /* At the n of the warm start itself (tw, the last inside point's
+   * solution) the cache's solution is a second start, not a
+   * replacement: it is the latest at that n, which may be an outside
+   * point's on a worse branch, and starting from it alone carried that
+   * branch to the next points (fit-speed without fresh starts: sigma_0's
+   * upper end at 0.2055, where the profile is 0.23 inside, instead of
+   * 0.2090); but it is also sometimes on the better one (two sigma_q
+   * ends of the fit-diff tables). */
+  if (nb != c->n_cur || c->nc_ok == NULL || !c->nc_ok[nb]) {
+    nc_start(c, nb, tw);
+    f = cond_at(c, tw, j, v, nb, -INFINITY);
+  } else {
+    double f3;
+    f = cond_at(c, tw, j, v, nb, -INFINITY);
+    memcpy(t2, c->nc_t[nb], sizeof t2);
+    c->nopush = 1;
+    f3 = cond_at(c, t2, j, v, nb, f);
+    if (f3 > f) {
+      f = f3;
+      memcpy(tw, t2, sizeof t2);
+    }
+  }
   nc_keep(c, nb, tw, f);
   {
     /* (the profile's solution at n_hat is t_hat itself) */

@@ -144,6 +144,21 @@ awk -F '\t' 'BEGIN { OFS = "\t" } /^#/ { next }
 run 0 "$QUANTAL" fit --model poisson --no-ci --noise-sd column --json sd.tsv
 checks=$((checks + 1))
 grep -q '"noise_sd_fixed": 0.1[,}]' out || fail "--noise-sd column did not take amplitude_sd_mV: $(grep -o '"noise_sd_fixed": [^,]*' out)"
+# An interval end beyond a second mode. 300 trials at p = 0.6 (seed 98
+# of scripts/bench/fit-coverage): the profile of sigma_q falls from its
+# maximum at 0.161 mV and rises again to a mode with resolved peaks near
+# 0, where it is 0.93 below the maximum (scipy, 3 x 2 starts per n), well
+# inside the 95 % threshold of 1.92: the lower end is the edge, 0. The
+# search had stopped at 0.0109 when its warm start at each point was the
+# latest solution at that n (an outside point's) alone.
+"$QUANTAL" simulate --amplitudes-only --seed 98 --duration 300.5 \
+  --stim-period 1 --model binomial --n 20 --p 0.6 --q 0.5 --cv-q 0.25 \
+  --noise 0.1 --mini-rate 1 -o r98.tsv 2> /dev/null
+run 0 "$QUANTAL" fit --model binomial --n-max 60 r98.tsv --minis r98.minis.tsv
+checks=$((checks + 1))
+lo=$(awk -F '\t' '$1 == "parameter" && $3 == "sigma_q" { print $5 }' out)
+awk -v l="$lo" 'BEGIN { exit !(l != "" && l + 0 < 0.001) }' ||
+  fail "sigma_q's lower end $lo, not the edge (0)"
 # The likelihood's sums run eight points a vector where AVX-512 runs and
 # four elsewhere (QUANTAL_NO_AVX512 forces four): the same terms added in
 # another order, so the fits agree to rounding. Every number of the
