@@ -1428,6 +1428,47 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
     c->n_cur = nin;
     ll = profile_at(c, tw, that, j, b);
     rb = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
+    if (rb >= z && c->nprof && out) {
+      /* The end itself from every n of the interval of n (only those can
+       * hold a profile point at or above the threshold): the walk over n
+       * stops at a local maximum in n, and at fixed v the likelihood over
+       * n can have two. A start that shows the end inside sends the
+       * search on from there. Over the 4,800 fits of fit-coverage this
+       * widened 283 interval ends and narrowed none: 132 of q (median
+       * 0.13 %, at most 1.6 %), 126 of m (0.16 %, at most 2.4 %), 15 of
+       * sigma_q (two lower ends from 0.0085 and 0.014 mV to the edge), 8
+       * of sigma_0, 2 of p; for a quarter more evaluations (fit-speed
+       * 2,402 -> 3,002). */
+      size_t i;
+      double lbest = -INFINITY, tb[NT];
+      unsigned nbst = 0;
+      for (i = 0; i < c->n_prof; i++) {
+        unsigned nn = c->prof_n[i];
+        double l;
+        if (!(c->prof_ll[i] >= llmax - delta))
+          continue;
+        if (c->nc_ok != NULL && c->nc_ok[nn]) {
+          memcpy(tw, c->nc_t[nn], sizeof tw);
+          c->nopush = 1;
+        } else
+          memcpy(tw, c->prof_t[i], sizeof tw);
+        l = cond_at(c, tw, j, end, nn, llmax - delta);
+        if (l > lbest) {
+          lbest = l;
+          nbst = nn;
+          memcpy(tb, tw, sizeof tb);
+        }
+      }
+      if (nbst > 0 && lbest > llmax - 0.5 * (z - 1e-3) * (z - 1e-3)) {
+        memcpy(tin, tb, sizeof tin);
+        nin = nbst;
+        nc_keep(c, nbst, tb, lbest);
+        a = end;
+        ra = sqrt(2.0 * fmax(llmax - lbest, 0.0));
+        v = c0 + dir * fmin(fabs(end - c0) * 1.5, reach);
+        continue;
+      }
+    }
     if (rb >= z)
       break;
     memcpy(tin, tw, sizeof tin);
