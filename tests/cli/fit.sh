@@ -144,36 +144,33 @@ awk -F '\t' 'BEGIN { OFS = "\t" } /^#/ { next }
 run 0 "$QUANTAL" fit --model poisson --no-ci --noise-sd column --json sd.tsv
 checks=$((checks + 1))
 grep -q '"noise_sd_fixed": 0.1[,}]' out || fail "--noise-sd column did not take amplitude_sd_mV: $(grep -o '"noise_sd_fixed": [^,]*' out)"
-# An interval end beyond a second mode. 300 trials at p = 0.6 (seed 98
-# of scripts/bench/fit-coverage): the profile of sigma_q falls from its
-# maximum at 0.161 mV and rises again to a mode with resolved peaks near
-# 0, where it is 0.93 below the maximum (scipy, 3 x 2 starts per n), well
-# inside the 95 % threshold of 1.92: the lower end is the edge, 0. The
-# search had stopped at 0.0109 when its warm start at each point was the
-# latest solution at that n (an outside point's) alone.
-"$QUANTAL" simulate --amplitudes-only --seed 98 --duration 300.5 \
-  --stim-period 1 --model binomial --n 20 --p 0.6 --q 0.5 --cv-q 0.25 \
-  --noise 0.1 --mini-rate 1 -o r98.tsv 2> /dev/null
-run 0 "$QUANTAL" fit --model binomial --n-max 60 r98.tsv --minis r98.minis.tsv
-checks=$((checks + 1))
-lo=$(awk -F '\t' '$1 == "parameter" && $3 == "sigma_q" { print $5 }' out)
-awk -v l="$lo" 'BEGIN { exit !(l != "" && l + 0 < 0.001) }' ||
-  fail "sigma_q's lower end $lo, not the edge (0)"
-# An interval end where the likelihood over n has two modes. Seed 317 of
-# the same cell: at fixed sigma_q the best n near the lower end is 27,
-# and n = 23, where the walk over n from the maximum stops, is a local
-# maximum in n. scipy (every n, 6 starts each) has the profile at
-# sigma_q = 0.0215 mV 1.867 below the maximum, inside the threshold, and
-# the end at 0.0207; before the end was checked from every n of n's
-# interval it was reported at 0.0228.
-"$QUANTAL" simulate --amplitudes-only --seed 317 --duration 300.5 \
-  --stim-period 1 --model binomial --n 20 --p 0.6 --q 0.5 --cv-q 0.25 \
-  --noise 0.1 --mini-rate 1 -o r317.tsv 2> /dev/null
-run 0 "$QUANTAL" fit --model binomial --n-max 60 r317.tsv --minis r317.minis.tsv
-checks=$((checks + 1))
-lo=$(awk -F '\t' '$1 == "parameter" && $3 == "sigma_q" { print $5 }' out)
-awk -v l="$lo" 'BEGIN { exit !(l != "" && l + 0 < 0.0215 && l + 0 > 0.0195) }' ||
-  fail "sigma_q's lower end $lo, not 0.0207 (scipy)"
+# sigma_q's lower end for seed SEED of scripts/bench/fit-coverage's cell
+# p 0.6, 300 trials (sigma_0 joint): between LO and HI (mV), else MSG.
+sq_low_end() {
+  "$QUANTAL" simulate --amplitudes-only --seed "$1" --duration 300.5 \
+    --stim-period 1 --model binomial --n 20 --p 0.6 --q 0.5 --cv-q 0.25 \
+    --noise 0.1 --mini-rate 1 -o "r$1.tsv" 2> /dev/null
+  run 0 "$QUANTAL" fit --model binomial --n-max 60 "r$1.tsv" --minis "r$1.minis.tsv"
+  checks=$((checks + 1))
+  lo=$(awk -F '\t' '$1 == "parameter" && $3 == "sigma_q" { print $5 }' out)
+  awk -v l="$lo" -v a="$2" -v b="$3" 'BEGIN { exit !(l != "" && l + 0 >= a && l + 0 < b) }' ||
+    fail "seed $1: sigma_q's lower end $lo, not $4"
+}
+# An interval end beyond a second mode. Seed 98: the profile of sigma_q
+# falls from its maximum at 0.161 mV and rises again to a mode with
+# resolved peaks near 0, where it is 0.93 below the maximum (scipy, 3 x 2
+# starts per n), well inside the 95 % threshold of 1.92: the lower end is
+# the edge, 0. The search had stopped at 0.0109 when its warm start at
+# each point was the latest solution at that n (an outside point's) alone.
+sq_low_end 98 0 0.001 "the edge (0)"
+# An interval end where the likelihood over n has two modes. Seed 317: at
+# fixed sigma_q the best n near the lower end is 27, and n = 23, where the
+# walk over n from the maximum stops, is a local maximum in n. scipy
+# (every n, 6 starts each) has the profile at sigma_q = 0.0215 mV 1.867
+# below the maximum, inside the threshold, and the end at 0.0207; before
+# the end was checked from every n of n's interval it was reported at
+# 0.0228.
+sq_low_end 317 0.0195 0.0215 "0.0207 (scipy)"
 # The likelihood's sums run eight points a vector where AVX-512 runs and
 # four elsewhere (QUANTAL_NO_AVX512 forces four): the same terms added in
 # another order, so the fits agree to rounding. Every number of the
