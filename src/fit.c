@@ -1101,6 +1101,21 @@ nc_keep(fctx *c, unsigned n, const double *t, double ll)
   c->nc_ok[n] = 1;
 }
 
+/* A second start t2 at n for the profile point whose best so far is tw,
+ * of value *f: when it does better, t2 becomes tw and its value *f;
+ * returns whether it did. */
+static int
+second_start(fctx *c, double *tw, double *f, double *t2, int j, double v,
+             unsigned n)
+{
+  double f2 = cond_at(c, t2, j, v, n, *f);
+  if (!(f2 > *f))
+    return 0;
+  *f = f2;
+  memcpy(tw, t2, NT * sizeof *tw);
+  return 1;
+}
+
 /* The profile log-likelihood at coordinate j = v, the others maximised
  * from the warm start tw (updated) and from the maximum that. For the
  * binomial family n is maximised as well: from the n of the previous
@@ -1110,7 +1125,7 @@ nc_keep(fctx *c, unsigned n, const double *t, double ll)
 static double
 profile_at(fctx *c, double *tw, const double *that, int j, double v)
 {
-  double f, f2, t2[NT];
+  double f, t2[NT];
   unsigned nb, n;
   int dir, k;
   if (!c->nprof) {
@@ -1119,11 +1134,7 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
      * branch or to the edge of the parameter space). */
     memcpy(t2, that, sizeof t2);
     f = cond_at(c, tw, j, v, c->mix.n, -INFINITY);
-    f2 = cond_at(c, t2, j, v, c->mix.n, f);
-    if (f2 > f) {
-      f = f2;
-      memcpy(tw, t2, sizeof t2);
-    }
+    second_start(c, tw, &f, t2, j, v, c->mix.n);
     return f;
   }
   /* Two starts: the previous point and a maximum of the profile of n,
@@ -1156,19 +1167,13 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
    * upper end at 0.2055, where the profile is 0.23 inside, instead of
    * 0.2090); but it is also sometimes on the better one (two sigma_q
    * ends of the fit-diff tables). */
-  if (nb != c->n_cur || c->nc_ok == NULL || !c->nc_ok[nb]) {
+  if (nb != c->n_cur)
     nc_start(c, nb, tw);
-    f = cond_at(c, tw, j, v, nb, -INFINITY);
-  } else {
-    double f3;
-    f = cond_at(c, tw, j, v, nb, -INFINITY);
+  f = cond_at(c, tw, j, v, nb, -INFINITY);
+  if (nb == c->n_cur && c->nc_ok != NULL && c->nc_ok[nb]) {
     memcpy(t2, c->nc_t[nb], sizeof t2);
     c->nopush = 1;
-    f3 = cond_at(c, t2, j, v, nb, f);
-    if (f3 > f) {
-      f = f3;
-      memcpy(tw, t2, sizeof t2);
-    }
+    second_start(c, tw, &f, t2, j, v, nb);
   }
   nc_keep(c, nb, tw, f);
   {
@@ -1176,12 +1181,8 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     long ip = nearest_prof(c, j, v);
     unsigned n2 = ip >= 0 ? c->prof_n[ip] : c->n_hat;
     memcpy(t2, ip >= 0 ? c->prof_t[ip] : c->t_hat, sizeof t2);
-    f2 = cond_at(c, t2, j, v, n2, f);
-    if (f2 > f) {
-      f = f2;
+    if (second_start(c, tw, &f, t2, j, v, n2))
       nb = n2;
-      memcpy(tw, t2, sizeof t2);
-    }
   }
   /* The direction the last point's walk moved first: along one search n
    * keeps moving the same way, and a move that succeeds saves the probe
@@ -1447,11 +1448,8 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
         double l;
         if (!(c->prof_ll[i] >= llmax - delta))
           continue;
-        if (c->nc_ok != NULL && c->nc_ok[nn]) {
-          memcpy(tw, c->nc_t[nn], sizeof tw);
-          c->nopush = 1;
-        } else
-          memcpy(tw, c->prof_t[i], sizeof tw);
+        memcpy(tw, c->prof_t[i], sizeof tw);
+        nc_start(c, nn, tw);
         l = cond_at(c, tw, j, end, nn, llmax - delta);
         if (l > lbest) {
           lbest = l;

@@ -332,11 +332,6 @@ comp_log(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned k, double x,
 #define VFN(f) v4_##f
 #define VTARGET __attribute__((target("avx2,fma")))
 #include "model_lanes.h"
-#undef VN
-#undef VD
-#undef VL
-#undef VFN
-#undef VTARGET
 /* Eight points a time where AVX-512 runs: on a Zen 4 core, which splits
  * each 512-bit operation in two, the same work in half the instructions
  * and with twice the registers took 0.71 of the time of the four-lane
@@ -347,11 +342,6 @@ comp_log(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned k, double x,
 #define VFN(f) v8_##f
 #define VTARGET __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma")))
 #include "model_lanes.h"
-#undef VN
-#undef VD
-#undef VL
-#undef VFN
-#undef VTARGET
 
 static int v4_ok;
 

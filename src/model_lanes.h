@@ -1,8 +1,9 @@
 /* model_lanes.h - the sum over points of model.c, VN points at a time. SPDX-License-Identifier: GPL-3.0-or-later */
 /* Included by model.c once per vector width, with VN (lanes), VD and VL
  * (the vector types' names), VFN(name) (the functions' names) and
- * VTARGET (the target attribute) defined: 4 lanes for AVX2 with FMA, 8
- * for AVX-512. The code is the same; the lanes are points. */
+ * VTARGET (the target attribute) defined, which it undefines at its end:
+ * 4 lanes for AVX2 with FMA, 8 for AVX-512. The code is the same; the
+ * lanes are points. */
 
 typedef double VD __attribute__((vector_size(8 * VN)));
 typedef long long VL __attribute__((vector_size(8 * VN)));
@@ -63,7 +64,7 @@ VFN(exp)(VD d)
   return p * (VD)n;
 }
 
-/* Four points x[0..3] (lanes past nlane repeat the last point and are
+/* VN points x[0..VN) (lanes past nlane repeat the last point and are
  * dropped), components lo..hi. Adds the log-likelihood of the real lanes
  * to *ll, their gradient and Hessian sums to g, GT, H (as lanes, summed
  * by the caller), their responsibilities to ws->rk. Returns 0 when a lane
@@ -364,3 +365,8 @@ VFN(points)(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
 }
 
 #undef VINLINE
+#undef VN
+#undef VD
+#undef VL
+#undef VFN
+#undef VTARGET

@@ -625,28 +625,6 @@ fir_scalar(const double *k, size_t K, const double *x, size_t nout,
 }
 
 #ifdef QTL_X86_SIMD
-/* The 64 outputs at xi in single precision with FMA, like the FFT path:
- * eight per vector, eight vectors' chains overlapping (an FMA's latency
- * is about four times its issue interval), each chain in tap order. */
-#define FIR64(k, K, xi, a0, a1, a2, a3, a4, a5, a6, a7)                        \
-  do {                                                                         \
-    size_t j_;                                                                 \
-    a0 = _mm256_setzero_ps();                                                  \
-    a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0;                                     \
-    for (j_ = 0; j_ < (K); j_++) {                                             \
-      __m256 g_ = _mm256_broadcast_ss((k) + j_);                               \
-      const float *p_ = (xi) + j_;                                             \
-      a0 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_), a0);                       \
-      a1 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 8), a1);                   \
-      a2 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 16), a2);                  \
-      a3 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 24), a3);                  \
-      a4 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 32), a4);                  \
-      a5 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 40), a5);                  \
-      a6 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 48), a6);                  \
-      a7 = _mm256_fmadd_ps(g_, _mm256_loadu_ps(p_ + 56), a7);                  \
-    }                                                                          \
-  } while (0)
-
 /* The screen of a chunk of the direct sum (qtl_xcorr_screen on): the
  * trace as 16-bit integers q = rint(u sc), |q| <= 16383, sc = 16383 /
  * max |u|, laid out in pairs pbuf[t] = q[t] | q[t + 1] << 16, so that one
@@ -660,7 +638,7 @@ fir_scalar(const double *k, size_t K, const double *x, size_t nout,
  * needs its float sums when some pol A > T. */
 __attribute__((target("avx2,fma"))) static int32_t
 fir_screen_prep(qtl_xcorr *xc, float *fbuf, size_t nin, float umax,
-                double base, float *sc_out)
+                double base)
 {
   size_t t, K = xc->klen;
   int32_t *P = xc->pbuf;
@@ -691,7 +669,6 @@ fir_screen_prep(qtl_xcorr *xc, float *fbuf, size_t nin, float umax,
       1e-12 * (fabs(base) + xc->fsk * umax + fabs(xc->scr_thr));
   B *= 1.0625;
   T = (xc->scr_thr - B - pol * base) * xc->qtc * sc;
-  *sc_out = scf;
   if (!(T < 2147483647.0))
     return INT32_MAX;
   if (!(T > -2147483647.0))
@@ -733,10 +710,10 @@ fir_screen64(const int32_t *ptaps, size_t npair, const int32_t *P,
   return !_mm256_testz_si256(m, m);
 }
 
-/* The direct sum in single precision, 64 outputs a step (FIR64). The
- * trace is converted to float a chunk at a time (fbuf, FIR_CHUNK + K +
- * 64); with the screen on, a chunk's blocks of 64 go through
- * fir_screen64 first. */
+/* The direct sum in single precision with FMA, like the FFT path, 64
+ * outputs a step. The trace is converted to float a chunk at a time
+ * (fbuf, FIR_CHUNK + K + 64); with the screen on, a chunk's blocks of 64
+ * go through fir_screen64 first. */
 __attribute__((target("avx2,fma"))) static void
 fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
          double *out, float *fbuf, size_t first, qtl_xcorr *xc)
@@ -752,7 +729,6 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
     const double *xs = x + i0;
     int use_scr = 0;
     int32_t Tq = 0;
-    float scf;
     __m256 vmax = _mm256_setzero_ps();
     __m256i vT;
     m = i0 == 0 ? first : FIR_CHUNK;
@@ -782,7 +758,7 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
        * NaN: a NaN sample counts as 0 in the integer sums, and its float
        * outputs, NaN, pass nowhere either way) */
       if (umax > 0.0f && umax < 1e30f) {
-        Tq = fir_screen_prep(xc, fbuf, m + K - 1, umax, base, &scf);
+        Tq = fir_screen_prep(xc, fbuf, m + K - 1, umax, base);
         use_scr = 1;
       }
     }
@@ -795,7 +771,23 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
           _mm256_storeu_pd(o + j, vnan);
         continue;
       }
-      FIR64(k, K, fbuf + i, a0, a1, a2, a3, a4, a5, a6, a7);
+      /* eight per vector, eight vectors' chains overlapping (an FMA's
+       * latency is about four times its issue interval), each chain in
+       * tap order */
+      a0 = _mm256_setzero_ps();
+      a1 = a2 = a3 = a4 = a5 = a6 = a7 = a0;
+      for (j = 0; j < K; j++) {
+        __m256 g = _mm256_broadcast_ss(k + j);
+        const float *p = fbuf + i + j;
+        a0 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p), a0);
+        a1 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 8), a1);
+        a2 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 16), a2);
+        a3 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 24), a3);
+        a4 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 32), a4);
+        a5 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 40), a5);
+        a6 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 48), a6);
+        a7 = _mm256_fmadd_ps(g, _mm256_loadu_ps(p + 56), a7);
+      }
 #define FIR_STORE(a, off)                                                      \
   do {                                                                         \
     __m256d lo_ = _mm256_add_pd(vb, _mm256_cvtps_pd(_mm256_castps256_ps128(a))); \
@@ -828,7 +820,6 @@ fir_avx2(const float *k, size_t K, double ksum, const double *x, size_t nout,
     }
   }
 }
-#undef FIR64
 #endif
 
 /* out[i] = (double)f[i] (exact), eight a step where AVX2 runs: the
