@@ -109,5 +109,37 @@ if command -v setsid > /dev/null; then
   [ -z "$left" ] || fail "temporary files left after the interruption: $left"
   run 0 "$b" --quantal "$q" -j 2 si.tsv -o sires
   expect_out_match "^batch: 12 recordings: $((12 - ndone)) done, $ndone up to date, 0 failed$"
+  # A job that will not die on TERM is killed (parallel's KILL, as a hung
+  # job would be), so it cannot clean up: the run removes what it left.
+  # The wrapper makes quantal info on stuck.flac ignore TERM and hang.
+  cat > stubborn << EOF
+#!/bin/sh
+case "\$*" in
+*stuck.flac*) trap '' TERM INT; sleep 60 ;;
+esac
+exec "$q" "\$@"
+EOF
+  chmod +x stubborn
+  cp "$top_srcdir/data/minis.flac" stuck.flac
+  printf 'file\tcell\tcondition\nsi1.flac\tc1\tctrl\nstuck.flac\tc2\tctrl\n' > st.tsv
+  setsid "$b" --quantal "$PWD/stubborn" -j 1 st.tsv -o stres > st.out 2> st.err &
+  pid=$!
+  k=0
+  while [ $k -lt 400 ] && ! [ -e stres/stuck_c2_ctrl/.info.json ]; do
+    sleep 0.05
+    k=$((k + 1))
+  done
+  checks=$((checks + 1))
+  [ -e stres/stuck_c2_ctrl/error.log.tmp ] || fail "the stuck job never started"
+  kill -INT "-$pid"
+  code=0
+  wait "$pid" || code=$?
+  checks=$((checks + 1))
+  [ "$code" = 130 ] || fail "batch with a hung job exited $code, not 130"
+  checks=$((checks + 1))
+  [ -e stres/si1_c1_ctrl/done.stamp ] || fail "the first recording was lost"
+  left=$(find stres -name '*.tmp*' -o -name '.info.json')
+  checks=$((checks + 1))
+  [ -z "$left" ] || fail "a killed job's temporary files were left: $left"
 fi
 finish
