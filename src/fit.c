@@ -1501,6 +1501,7 @@ par_set(quantal_fit_param *p, double v)
 {
   p->value = v;
   p->lo = p->hi = p->boot_lo = p->boot_hi = NAN;
+  p->cal_lo = p->cal_hi = p->cal_lr = NAN;
 }
 
 static void
@@ -2040,8 +2041,8 @@ coord_par(quantal_fit_model model, int j)
  * interval holds it. */
 static void
 hull_from(fctx *c, quantal_fit_model model, int binom, const double *t,
-          double ll, unsigned n, double llmax, double delta, double *lo,
-          double *hi)
+          double ll, unsigned n, double llmax, double delta, int only,
+          double *lo, double *hi)
 {
   int j, dir;
   c->n_hat = n;
@@ -2049,7 +2050,7 @@ hull_from(fctx *c, quantal_fit_model model, int binom, const double *t,
   for (j = 0; j <= NT; j++) {
     int par = j == J_M ? QUANTAL_PAR_M : coord_par(model, j);
     double ctr;
-    if (j == J_M ? !binom : !c->active[j])
+    if ((j == J_M ? !binom : !c->active[j]) || (only >= 0 && j != only))
       continue;
     ctr = j == J_M ? n * p_of(t[T_R1]) : natural(c, j, t[j]);
     if (ctr >= lo[par] && ctr <= hi[par])
@@ -2085,7 +2086,7 @@ hull_from(fctx *c, quantal_fit_model model, int binom, const double *t,
  * When n has no upper bound, neither has p a lower one. */
 static void
 wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
-                double *lo, double *hi)
+                int only, double *lo, double *hi)
 {
   int j, binom = model == QUANTAL_FIT_BINOMIAL ||
                  model == QUANTAL_FIT_BETABINOMIAL;
@@ -2113,7 +2114,8 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
       c->nc_ok = NULL;
     }
   }
-  hull_from(c, model, binom, fr->t, fr->ll, fr->n, fr->ll, delta, lo, hi);
+  hull_from(c, model, binom, fr->t, fr->ll, fr->n, fr->ll, delta, only, lo,
+            hi);
   /* The discreteness of n can make the profile set of p (and m, and the
    * others) a union of separate pieces, one per n: the walk above follows
    * the piece of the maximum only (measured: p covered 80 % at p = 0.6,
@@ -2132,7 +2134,7 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
       if (nin > 12 && n != fr->n_lo && n != fr->n_hi)
         continue;
       hull_from(c, model, binom, fr->prof_t[i], fr->prof_ll[i], n, fr->ll,
-                delta, lo, hi);
+                delta, only, lo, hi);
     }
   }
   free(c->nc_t);
@@ -2171,6 +2173,11 @@ typedef struct boot_job {
   uint64_t seed;
   double *vals; /* B * QUANTAL_PAR_COUNT */
   double *ks, *ad;
+  /* Calibration of the profile intervals: rho of the fit (beta-binomial),
+   * and per replicate 2 (l_max - l) at the fitted value of each
+   * coordinate (B * (NT + 1), NaN where not profiled). */
+  double rho;
+  double *lr;
   int *ok;
   unsigned next;
   pthread_mutex_t mu;
@@ -2204,6 +2211,69 @@ mix_to_release(const fctx *c, quantal_fit_model model, const fitted *fr,
     rp->cv_p = sqrt(c->mix.rho * (1.0 - c->mix.p) / c->mix.p);
     break;
   }
+}
+
+/* The statistic 2 (l_max - l) of replicate fr at the fitted values of
+ * the original data (job->rp), coordinate by coordinate (lr[J_M]: m of
+ * the binomial family), each profile maximised over the others and n as
+ * the interval search does (profile_at): its distribution over the
+ * replicates calibrates the threshold of the profile intervals. */
+static void
+boot_lr(fctx *c, const boot_job *job, fitted *fr, double *lr)
+{
+  const quantal_release_params *rp = &job->rp;
+  int binom = job->model == QUANTAL_FIT_BINOMIAL ||
+              job->model == QUANTAL_FIT_BETABINOMIAL;
+  size_t N1 = (size_t)c->nmax + 1;
+  double th[NT + 1], tw[NT];
+  int j;
+  for (j = 0; j <= NT; j++)
+    lr[j] = NAN;
+  th[T_R1] = binom ? t_of_p(rp->p) : log(rp->m);
+  th[T_R2] = t_of_p(job->rho);
+  th[T_LQ] = log(rp->q);
+  th[T_LSQ] = t_of_sd(rp->cv_q * rp->q, c->sref);
+  th[T_LS0] = t_of_sd(rp->noise_sd, c->sref);
+  th[J_M] = binom ? log(rp->n * rp->p) : NAN;
+  c->nprof = binom;
+  c->n_prof = binom && fr->prof_t != NULL ? fr->n_prof : 0;
+  c->prof_n = fr->prof_n;
+  c->prof_ll = fr->prof_ll;
+  c->prof_t = (const double (*)[NT])fr->prof_t;
+  c->ptol = 1e-7;
+  if (binom) {
+    c->nc_t = malloc(N1 * sizeof *c->nc_t);
+    c->nc_ok = malloc(N1);
+    if (c->nc_t == NULL || c->nc_ok == NULL) {
+      free(c->nc_t);
+      free(c->nc_ok);
+      c->nc_t = NULL;
+      c->nc_ok = NULL;
+    }
+  }
+  for (j = 0; j <= NT; j++) {
+    double ll;
+    if (j == J_M ? !binom : !c->active[j])
+      continue;
+    if (c->nc_ok != NULL)
+      memset(c->nc_ok, 0, N1);
+    c->n_hat = c->n_cur = c->mix.n = fr->n;
+    c->t_hat = fr->t;
+    c->wdir = 0;
+    memcpy(tw, fr->t, sizeof tw);
+    ll = profile_at(c, tw, fr->t, j, th[j]);
+    /* A profile above the maximum is the replicate's maximum missed:
+     * the statistic is 0 there. */
+    lr[j] = isfinite(ll) ? fmax(0.0, 2.0 * (fr->ll - ll)) : INFINITY;
+  }
+  free(c->nc_t);
+  free(c->nc_ok);
+  c->nc_t = NULL;
+  c->nc_ok = NULL;
+  c->nprof = 0;
+  c->n_prof = 0;
+  c->ptol = 0.0;
+  c->mix.n = fr->n;
 }
 
 static void *
@@ -2268,6 +2338,7 @@ boot_worker(void *arg)
     select_model(&c, job->model, &fr);
     natural_params(&c, job->model, &fr,
                    job->vals + (size_t)b * QUANTAL_PAR_COUNT);
+    boot_lr(&c, job, &fr, job->lr + (size_t)b * (NT + 1));
     {
       qtl_lik_out o;
       memcpy(sorted, x, job->nx * sizeof *sorted);
@@ -2291,6 +2362,66 @@ done:
   return NULL;
 }
 
+
+/* The bootstrap-calibrated profile interval of each continuous parameter
+ * (Beran 1988, prepivoting; Davison & Hinkley 1997, section 5.6): the
+ * profile-likelihood interval searched exactly as the Wilks interval, with
+ * the threshold 2 (l_max - l) <= c where c is the level quantile of that
+ * statistic at the fitted value over the replicates (cal_lr), not the
+ * chi-square quantile 2 delta. Where Wilks's approximation holds c is
+ * near 3.84 at 95 %; where the data are few for the model (a second mode,
+ * nuisance parameters at the edges) c is larger and the interval wider.
+ * A c below 2 delta keeps the Wilks interval: at the edge of the parameter
+ * space the bootstrap of the statistic is not consistent (Andrews 2000),
+ * and there it falls short: a fit with sigma_q = 0 draws replicates whose
+ * statistic at 0 is the half-and-half chi-square(0)/(1) mixture (95 %
+ * point 2.71), while the truth inside has 3.84. Measured at p 0.6, 300
+ * trials, sigma_0 joint (200 data sets, B = 100): sigma_q covered 93 %
+ * with Wilks, 90 % with c used as it was. col: B doubles of scratch. */
+static void
+calibrated_intervals(fctx *c, quantal_fit_model model, fitted *fr,
+                     const boot_job *job, double level, double delta,
+                     double *col, quantal_model_fit *mf, int sign)
+{
+  int j;
+  /* The profile of n has moved to mf (fill_model): lend it back. */
+  fr->prof_n = mf->profile_n;
+  fr->prof_ll = mf->profile_loglik;
+  for (j = 0; j <= NT; j++) {
+    double lo[QUANTAL_PAR_COUNT], hi[QUANTAL_PAR_COUNT], cr;
+    size_t n = 0;
+    unsigned b;
+    int par = j == J_M ? QUANTAL_PAR_M : coord_par(model, j);
+    for (b = 0; b < job->B; b++) {
+      double v = job->lr[(size_t)b * (NT + 1) + j];
+      if (job->ok[b] && !isnan(v))
+        col[n++] = v;
+    }
+    /* Fewer than 20 replicates cannot place a 95 % quantile. */
+    if (n < 20 || (double)n * (1.0 - level) < 1.0)
+      continue;
+    qsort(col, n, sizeof *col, qtl_cmp_double);
+    cr = qtl_percentile_sorted(col, n, level);
+    if (!isfinite(cr))
+      continue;
+    mf->par[par].cal_lr = cr;
+    if (cr <= 2.0 * delta) {
+      mf->par[par].cal_lo = mf->par[par].lo;
+      mf->par[par].cal_hi = mf->par[par].hi;
+      continue;
+    }
+    wilks_intervals(c, model, fr, 0.5 * cr, j, lo, hi);
+    if (par == QUANTAL_PAR_Q && sign < 0) {
+      mf->par[par].cal_lo = -hi[par];
+      mf->par[par].cal_hi = -lo[par];
+    } else {
+      mf->par[par].cal_lo = lo[par];
+      mf->par[par].cal_hi = hi[par];
+    }
+  }
+  fr->prof_n = NULL;
+  fr->prof_ll = NULL;
+}
 
 static quantal_status
 bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
@@ -2325,6 +2456,8 @@ bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
   job.ks = malloc(job.B * sizeof *job.ks);
   job.ad = malloc(job.B * sizeof *job.ad);
   job.ok = calloc(job.B, sizeof *job.ok);
+  job.lr = malloc((size_t)job.B * (NT + 1) * sizeof *job.lr);
+  job.rho = c->mix.rho;
   col = malloc(job.B * sizeof *col);
   if (nt == 0) {
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -2334,7 +2467,7 @@ bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
     nt = job.B;
   th = malloc(nt * sizeof *th);
   if (job.vals == NULL || job.ks == NULL || job.ad == NULL ||
-      job.ok == NULL || col == NULL || th == NULL) {
+      job.ok == NULL || job.lr == NULL || col == NULL || th == NULL) {
     st = QUANTAL_ENOMEM;
     goto done;
   }
@@ -2393,7 +2526,11 @@ bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
     mf->ks_p = (1.0 + gks) / (1.0 + nks);
     mf->ad_p = (1.0 + gad) / (1.0 + nad);
   }
+  if (o->profile_ci)
+    calibrated_intervals(c, model, fr, &job, o->level, delta, col, mf,
+                         sign);
 done:
+  free(job.lr);
   free(job.vals);
   free(job.ks);
   free(job.ad);
@@ -2427,7 +2564,7 @@ fill_model(fctx *c, quantal_fit_model model, fitted *fr,
   if (c->fixed_s0 > 0.0)
     mf->par[QUANTAL_PAR_SIGMA_0].value = c->fixed_s0;
   if (o->profile_ci)
-    wilks_intervals(c, model, fr, delta, lo, hi);
+    wilks_intervals(c, model, fr, delta, -1, lo, hi);
   for (j = 0; j < QUANTAL_PAR_COUNT; j++) {
     mf->par[j].lo = lo[j];
     mf->par[j].hi = hi[j];

@@ -471,6 +471,7 @@ par_init(quantal_fit_param *p, double v)
 {
   p->value = v;
   p->lo = p->hi = p->boot_lo = p->boot_hi = NAN;
+  p->cal_lo = p->cal_hi = p->cal_lr = NAN;
 }
 
 /* Parametric bootstrap of the shared fit: replicates simulated at the

@@ -988,10 +988,15 @@ typedef struct quantal_fit_options {
 quantal_fit_options quantal_fit_options_default(void);
 
 /* One parameter: maximum-likelihood value, profile-likelihood (Wilks)
- * interval and parametric-bootstrap percentile interval (NaN when not
+ * interval, parametric-bootstrap percentile interval, and the
+ * bootstrap-calibrated profile interval: the profile-likelihood interval
+ * whose threshold cal_lr on 2 (l_max - l) is the level quantile of that
+ * statistic at the fitted value over the bootstrap replicates (Beran
+ * 1988's prepivoting) instead of the chi-square quantile (NaN when not
  * computed). */
 typedef struct quantal_fit_param {
   double value, lo, hi, boot_lo, boot_hi;
+  double cal_lo, cal_hi, cal_lr;
 } quantal_fit_param;
 
 /* The fit of one model. Amplitudes and q carry the table's sign. */

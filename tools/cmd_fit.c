@@ -247,23 +247,29 @@ print_num(FILE *fp, double v)
  * column. */
 static const char *row_group;
 
+/* One row of the table: kind, model, name, then the numbers (value,
+ * ci_low, ci_high, boot_low, boot_high, cal_low, cal_high) and the unit. */
+static void
+row_nums(FILE *fp, const char *kind, const char *model, const char *name,
+         const double *num, const char *unit)
+{
+  int i;
+  if (row_group)
+    fprintf(fp, "%s\t", row_group);
+  fprintf(fp, "%s\t%s\t%s", kind, model, name);
+  for (i = 0; i < 7; i++) {
+    fputc('\t', fp);
+    print_num(fp, num[i]);
+  }
+  fprintf(fp, "\t%s\n", unit);
+}
+
 static void
 row(FILE *fp, const char *kind, const char *model, const char *name,
     double v, double lo, double hi, double blo, double bhi, const char *unit)
 {
-  if (row_group)
-    fprintf(fp, "%s\t", row_group);
-  fprintf(fp, "%s\t%s\t%s\t", kind, model, name);
-  print_num(fp, v);
-  fputc('\t', fp);
-  print_num(fp, lo);
-  fputc('\t', fp);
-  print_num(fp, hi);
-  fputc('\t', fp);
-  print_num(fp, blo);
-  fputc('\t', fp);
-  print_num(fp, bhi);
-  fprintf(fp, "\t%s\n", unit);
+  double num[7] = {v, lo, hi, blo, bhi, NAN, NAN};
+  row_nums(fp, kind, model, name, num, unit);
 }
 
 static const char *
@@ -321,6 +327,12 @@ json_par(FILE *fp, const char *name, const quantal_fit_param *p, int comma)
   qt_json_number(fp, p->boot_lo);
   fputs(", \"boot_high\": ", fp);
   qt_json_number(fp, p->boot_hi);
+  fputs(", \"cal_low\": ", fp);
+  qt_json_number(fp, p->cal_lo);
+  fputs(", \"cal_high\": ", fp);
+  qt_json_number(fp, p->cal_hi);
+  fputs(", \"cal_threshold\": ", fp);
+  qt_json_number(fp, p->cal_lr);
   fputc('}', fp);
 }
 
@@ -514,7 +526,7 @@ print_tsv(FILE *fp, int argc, char **argv, const column *amp,
     fprintf(fp, "# %s%s%s\n", g, gs, cl->cv_note);
   if (first)
     fprintf(fp, "%skind\tmodel\tname\tvalue\tci_low\tci_high\tboot_low"
-                "\tboot_high\tunit\n",
+                "\tboot_high\tcal_low\tcal_high\tunit\n",
             row_group ? "group\t" : "");
   if (cl->have_failures)
     row(fp, "classical", "failures", "m", cl->failures.value, cl->failures.lo,
@@ -534,8 +546,10 @@ print_tsv(FILE *fp, int argc, char **argv, const column *amp,
       const quantal_fit_param *p = &f->par[j];
       if (isnan(p->value))
         continue;
-      row(fp, "parameter", mn, quantal_fit_par_name((quantal_fit_par)j),
-          p->value, p->lo, p->hi, p->boot_lo, p->boot_hi, par_unit(j, u));
+      double num[7] = {p->value,  p->lo,     p->hi,    p->boot_lo,
+                       p->boot_hi, p->cal_lo, p->cal_hi};
+      row_nums(fp, "parameter", mn, quantal_fit_par_name((quantal_fit_par)j),
+               num, par_unit(j, u));
     }
     for (k = 0; k < f->n_weights; k++) {
       char nm[32];

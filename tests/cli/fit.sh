@@ -9,13 +9,27 @@ expect_out_match '^Usage: quantal fit'
 
 # The bundled binomial synapse (n = 20, p = 0.3, q = 0.5 mV).
 run 0 "$QUANTAL" fit --no-ci "$D/amplitudes.tsv"
-expect_out_match '^kind	model	name	value	ci_low	ci_high	boot_low	boot_high	unit$'
+expect_out_match '^kind	model	name	value	ci_low	ci_high	boot_low	boot_high	cal_low	cal_high	unit$'
 expect_out_match '^parameter	binomial	q	0\.[0-9]+	NA'
 expect_out_match '^# best model \(lowest AIC\): '
 run 0 "$QUANTAL" fit --model poisson --no-ci --json -o res.json "$D/amplitudes.tsv"
 expect_no_out
 checks=$((checks + 1))
 grep -q '"best_model": "poisson"' res.json || fail "json lacks best_model"
+
+# The bootstrap-calibrated intervals: a threshold for every continuous
+# parameter of the model (none for n and cv_q), and an interval that holds
+# the Wilks interval.
+run 0 "$QUANTAL" fit --model poisson --bootstrap 40 --quiet "$D/amplitudes.tsv"
+checks=$((checks + 1))
+awk -F'\t' '$1 == "parameter" { n++
+    if ($3 == "cv_q") { if ($9 != "NA" || $10 != "NA") bad = 1; next }
+    if (!($9 <= $5 && $10 >= $6 && $9 < $4 && $4 < $10)) bad = 1 }
+  END { exit bad || n != 5 }' out || fail "calibrated intervals: $(cat out)"
+run 0 "$QUANTAL" fit --model poisson --bootstrap 40 --quiet --json "$D/amplitudes.tsv"
+checks=$((checks + 1))
+[ "$(grep -o '"cal_threshold": [0-9]' out | wc -l)" = 4 ] ||
+  fail "JSON: no calibrated thresholds: $(cat out)"
 
 # Joint fit with minis, profile intervals.
 run 0 "$QUANTAL" fit --model binomial --n-max 40 --minis "$D/amplitudes.minis.tsv" "$D/amplitudes.tsv"

@@ -886,6 +886,60 @@ Test(fit, shared_q_test_rejects_different_q)
     free(x[g]);
 }
 
+/* Where Wilks's theorem holds (Poisson release, 1000 trials, every
+ * parameter inside its space) 2 (l_max - l) at the true value is
+ * chi-square(1), so the bootstrap's 95 % quantile of it, the calibrated
+ * threshold, estimates 3.8415. Its standard error from B replicates is
+ * sqrt(0.95 * 0.05 / B) / f(3.8415), f the chi-square(1) density there
+ * (0.02985): 0.516 at B = 200; the test allows 3 of them. The calibrated
+ * interval must hold the Wilks interval when its threshold is larger and
+ * be it when smaller, and negated amplitudes (same seed, same replicates)
+ * must give the negated interval of q. */
+Test(fit, calibrated_threshold_near_chi_square_when_regular)
+{
+  const size_t N = 1000;
+  double *x = simulate(QUANTAL_RELEASE_POISSON, 0, 0.0, 2.0, N, 4242);
+  double se = sqrt(0.95 * 0.05 / 200.0) / 0.02985;
+  quantal_fit_options o = quantal_fit_options_default();
+  quantal_fit_result *r = NULL, *neg = NULL;
+  const int pars[2] = {QUANTAL_PAR_M, QUANTAL_PAR_Q};
+  size_t i;
+  int k;
+  o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_POISSON);
+  o.bootstrap = 200;
+  o.seed = 31;
+  cr_assert_eq(quantal_fit_run(x, N, NULL, 0, &o, &r, NULL), QUANTAL_OK);
+  for (k = 0; k < 2; k++) {
+    const quantal_fit_param *p = &r->model[QUANTAL_FIT_POISSON].par[pars[k]];
+    double tol = 1e-6 * fabs(p->value);
+    cr_assert(fabs(p->cal_lr - 3.8415) < 3.0 * se, "%s: threshold %g",
+              quantal_fit_par_name(pars[k]), p->cal_lr);
+    cr_assert(p->cal_lo < p->value && p->value < p->cal_hi);
+    if (p->cal_lr > 3.8415)
+      cr_assert(p->cal_lo <= p->lo + tol && p->cal_hi >= p->hi - tol,
+                "threshold %g, [%g, %g] inside [%g, %g]", p->cal_lr,
+                p->cal_lo, p->cal_hi, p->lo, p->hi);
+    else
+      cr_assert(p->cal_lo == p->lo && p->cal_hi == p->hi,
+                "threshold %g, [%g, %g] is not [%g, %g]", p->cal_lr,
+                p->cal_lo, p->cal_hi, p->lo, p->hi);
+  }
+  cr_assert(isnan(r->model[QUANTAL_FIT_POISSON].par[QUANTAL_PAR_CV_Q].cal_lo));
+  for (i = 0; i < N; i++)
+    x[i] = -x[i];
+  cr_assert_eq(quantal_fit_run(x, N, NULL, 0, &o, &neg, NULL), QUANTAL_OK);
+  {
+    const quantal_fit_param *a = &r->model[QUANTAL_FIT_POISSON].par[QUANTAL_PAR_Q];
+    const quantal_fit_param *b = &neg->model[QUANTAL_FIT_POISSON].par[QUANTAL_PAR_Q];
+    cr_assert_float_eq(b->cal_lo, -a->cal_hi, 1e-9);
+    cr_assert_float_eq(b->cal_hi, -a->cal_lo, 1e-9);
+    cr_assert_eq(b->cal_lr, a->cal_lr);
+  }
+  quantal_fit_result_free(r);
+  quantal_fit_result_free(neg);
+  free(x);
+}
+
 Test(fit, shared_q_bootstrap_independent_of_threads)
 {
   const double ps[3] = {0.3, 0.5, 0.8};
