@@ -2072,6 +2072,49 @@ hull_from(fctx *c, quantal_fit_model model, int binom, const double *t,
   }
 }
 
+/* Set c up for profile searches from the maximum fr (binom: over n as
+ * well): the profile of n, the per-n cache, the tolerance. */
+static void
+search_begin(fctx *c, const fitted *fr, int binom)
+{
+  c->nprof = binom;
+  c->n_prof = binom && fr->prof_t != NULL ? fr->n_prof : 0;
+  c->prof_n = fr->prof_n;
+  c->prof_ll = fr->prof_ll;
+  c->prof_t = (const double (*)[NT])fr->prof_t;
+  /* The interval search resolves the root deviance to 1e-3, about 2e-3
+   * in log-likelihood: profile points converged to 1e-7 are plenty. */
+  c->ptol = 1e-7;
+  if (binom) {
+    size_t N1 = (size_t)c->nmax + 1;
+    c->nc_t = malloc(N1 * sizeof *c->nc_t);
+    c->nc_ok = malloc(N1);
+    if (c->nc_t == NULL || c->nc_ok == NULL) {
+      /* The cache only saves time: search without it. */
+      free(c->nc_t);
+      free(c->nc_ok);
+      c->nc_t = NULL;
+      c->nc_ok = NULL;
+    }
+  }
+}
+
+/* Undo search_begin: c back at the maximum fr. */
+static void
+search_end(fctx *c, const fitted *fr)
+{
+  free(c->nc_t);
+  free(c->nc_ok);
+  c->nc_t = NULL;
+  c->nc_ok = NULL;
+  c->n_hat = fr->n;
+  c->t_hat = fr->t;
+  c->nprof = 0;
+  c->n_prof = 0;
+  c->ptol = 0.0;
+  c->mix.n = fr->n;
+}
+
 /* Wilks intervals (profile likelihood, Wilks 1938: 2 (l_max - l) ~
  * chi^2_1) of every continuous parameter, on the sign-corrected scale.
  * For the binomial family n is a nuisance parameter like the others: at
@@ -2094,26 +2137,7 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
   for (j = 0; j < QUANTAL_PAR_COUNT; j++)
     lo[j] = hi[j] = NAN;
   select_model(c, model, fr);
-  c->nprof = binom;
-  c->n_prof = binom && fr->prof_t != NULL ? fr->n_prof : 0;
-  c->prof_n = fr->prof_n;
-  c->prof_ll = fr->prof_ll;
-  c->prof_t = (const double (*)[NT])fr->prof_t;
-  /* The interval search resolves the root deviance to 1e-3, about 2e-3
-   * in log-likelihood: profile points converged to 1e-7 are plenty. */
-  c->ptol = 1e-7;
-  if (binom) {
-    size_t N1 = (size_t)c->nmax + 1;
-    c->nc_t = malloc(N1 * sizeof *c->nc_t);
-    c->nc_ok = malloc(N1);
-    if (c->nc_t == NULL || c->nc_ok == NULL) {
-      /* The cache only saves time: search without it. */
-      free(c->nc_t);
-      free(c->nc_ok);
-      c->nc_t = NULL;
-      c->nc_ok = NULL;
-    }
-  }
+  search_begin(c, fr, binom);
   hull_from(c, model, binom, fr->t, fr->ll, fr->n, fr->ll, delta, only, lo,
             hi);
   /* The discreteness of n can make the profile set of p (and m, and the
@@ -2137,16 +2161,7 @@ wilks_intervals(fctx *c, quantal_fit_model model, fitted *fr, double delta,
                 delta, only, lo, hi);
     }
   }
-  free(c->nc_t);
-  free(c->nc_ok);
-  c->nc_t = NULL;
-  c->nc_ok = NULL;
-  c->n_hat = fr->n;
-  c->t_hat = fr->t;
-  c->nprof = 0;
-  c->n_prof = 0;
-  c->ptol = 0.0;
-  c->mix.n = fr->n;
+  search_end(c, fr);
   if (binom && fr->verdict != QUANTAL_N_IDENTIFIED)
     lo[QUANTAL_PAR_P] = 0.0;
   if (model == QUANTAL_FIT_BETABINOMIAL) {
@@ -2235,22 +2250,7 @@ boot_lr(fctx *c, const boot_job *job, fitted *fr, double *lr)
   th[T_LSQ] = t_of_sd(rp->cv_q * rp->q, c->sref);
   th[T_LS0] = t_of_sd(rp->noise_sd, c->sref);
   th[J_M] = binom ? log(rp->n * rp->p) : NAN;
-  c->nprof = binom;
-  c->n_prof = binom && fr->prof_t != NULL ? fr->n_prof : 0;
-  c->prof_n = fr->prof_n;
-  c->prof_ll = fr->prof_ll;
-  c->prof_t = (const double (*)[NT])fr->prof_t;
-  c->ptol = 1e-7;
-  if (binom) {
-    c->nc_t = malloc(N1 * sizeof *c->nc_t);
-    c->nc_ok = malloc(N1);
-    if (c->nc_t == NULL || c->nc_ok == NULL) {
-      free(c->nc_t);
-      free(c->nc_ok);
-      c->nc_t = NULL;
-      c->nc_ok = NULL;
-    }
-  }
+  search_begin(c, fr, binom);
   for (j = 0; j <= NT; j++) {
     double ll;
     if (j == J_M ? !binom : !c->active[j])
@@ -2266,14 +2266,7 @@ boot_lr(fctx *c, const boot_job *job, fitted *fr, double *lr)
      * the statistic is 0 there. */
     lr[j] = isfinite(ll) ? fmax(0.0, 2.0 * (fr->ll - ll)) : INFINITY;
   }
-  free(c->nc_t);
-  free(c->nc_ok);
-  c->nc_t = NULL;
-  c->nc_ok = NULL;
-  c->nprof = 0;
-  c->n_prof = 0;
-  c->ptol = 0.0;
-  c->mix.n = fr->n;
+  search_end(c, fr);
 }
 
 static void *

@@ -315,24 +315,27 @@ json_est(FILE *fp, const char *name, const quantal_estimate *e, int comma)
   fputc('}', fp);
 }
 
-/* One parameter as a JSON member: value, profile and bootstrap
- * intervals; an open upper end is null with ci_high_open true. */
+static void
+json_kv(FILE *fp, const char *name, double v)
+{
+  fprintf(fp, ", \"%s\": ", name);
+  qt_json_number(fp, v);
+}
+
+/* One parameter as a JSON member: value, profile, bootstrap and
+ * calibrated intervals; an open upper end is null with ci_high_open
+ * true. */
 static void
 json_par(FILE *fp, const char *name, const quantal_fit_param *p, int comma)
 {
   json_open_est(fp, name, p->value, p->lo, isinf(p->hi) ? NAN : p->hi,
                 comma);
-  fprintf(fp, ", \"ci_high_open\": %s, \"boot_low\": ",
-          isinf(p->hi) ? "true" : "false");
-  qt_json_number(fp, p->boot_lo);
-  fputs(", \"boot_high\": ", fp);
-  qt_json_number(fp, p->boot_hi);
-  fputs(", \"cal_low\": ", fp);
-  qt_json_number(fp, p->cal_lo);
-  fputs(", \"cal_high\": ", fp);
-  qt_json_number(fp, p->cal_hi);
-  fputs(", \"cal_threshold\": ", fp);
-  qt_json_number(fp, p->cal_lr);
+  fprintf(fp, ", \"ci_high_open\": %s", isinf(p->hi) ? "true" : "false");
+  json_kv(fp, "boot_low", p->boot_lo);
+  json_kv(fp, "boot_high", p->boot_hi);
+  json_kv(fp, "cal_low", p->cal_lo);
+  json_kv(fp, "cal_high", p->cal_hi);
+  json_kv(fp, "cal_threshold", p->cal_lr);
   fputc('}', fp);
 }
 
@@ -1055,13 +1058,6 @@ shared_row(FILE *fp, const char *group, const char *kind, const char *name,
   fputc('\t', fp);
   print_num(fp, p ? p->boot_hi : NAN);
   fprintf(fp, "\t%s\n", unit);
-}
-
-static void
-json_kv(FILE *fp, const char *name, double v)
-{
-  fprintf(fp, ", \"%s\": ", name);
-  qt_json_number(fp, v);
 }
 
 /* --shared-q: one binomial model over the groups, n, q, sigma_q and
