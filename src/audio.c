@@ -86,8 +86,20 @@ map_frames(sf_ctx *c, uint64_t first, size_t n, int *mapped,
     return NULL;
   }
   *mapped = 1;
-  if (bytes > MAP_SMALL)
+  if (bytes > MAP_SMALL) {
+    /* The block's page-table entries in one call (Linux 5.14) rather
+     * than a fault per 64 kB as the conversion walks it: in a VM each
+     * fault exits to the hypervisor (detect's system time on an hour's
+     * WAV, median of 9: 0.18 -> 0.15 s). Refused by an older kernel:
+     * the faults do it. */
+#ifdef MADV_POPULATE_READ
+    uintptr_t pg = (uintptr_t)c->page,
+              a = (uintptr_t)(c->map + off) & ~(pg - 1),
+              b = ((uintptr_t)(c->map + off) + bytes + pg - 1) & ~(pg - 1);
+    (void)madvise((void *)a, b - a, MADV_POPULATE_READ);
+#endif
     return c->map + off;
+  }
   if (c->small == NULL && (c->small = malloc(MAP_SMALL)) == NULL)
     return c->map + off; /* no buffer: the mapping will do */
   while (got < bytes) {
