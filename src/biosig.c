@@ -15,6 +15,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* libbiosig is opened on first use (dl.c): the symbols used here. */
+#define BIOSIG_SYMS(X) \
+  X(biosig_channel_get_label) X(biosig_channel_get_physdim) \
+  X(biosig_check_error) X(biosig_get_channel) X(biosig_get_datablock) \
+  X(biosig_get_errormsg) X(biosig_get_filetype) \
+  X(biosig_get_number_of_channels) X(biosig_get_number_of_records) \
+  X(biosig_get_number_of_samples) X(biosig_get_samplerate) \
+  X(biosig_reset_flag) X(sopen) X(sread) X(GetFileTypeString)
+QTL_DL_LIB(bslib, BIOSIG_SYMS, QTL_BIOSIG_SONAME, "Recordings read through libbiosig");
+#define biosig_channel_get_label QTL_DL_SYM(bslib, biosig_channel_get_label)
+#define biosig_channel_get_physdim QTL_DL_SYM(bslib, biosig_channel_get_physdim)
+#define biosig_check_error QTL_DL_SYM(bslib, biosig_check_error)
+#define biosig_get_channel QTL_DL_SYM(bslib, biosig_get_channel)
+#define biosig_get_datablock QTL_DL_SYM(bslib, biosig_get_datablock)
+#define biosig_get_errormsg QTL_DL_SYM(bslib, biosig_get_errormsg)
+#define biosig_get_filetype QTL_DL_SYM(bslib, biosig_get_filetype)
+#define biosig_get_number_of_channels QTL_DL_SYM(bslib, biosig_get_number_of_channels)
+#define biosig_get_number_of_records QTL_DL_SYM(bslib, biosig_get_number_of_records)
+#define biosig_get_number_of_samples QTL_DL_SYM(bslib, biosig_get_number_of_samples)
+#define biosig_get_samplerate QTL_DL_SYM(bslib, biosig_get_samplerate)
+#define biosig_reset_flag QTL_DL_SYM(bslib, biosig_reset_flag)
+#define sopen QTL_DL_SYM(bslib, sopen)
+#define sread QTL_DL_SYM(bslib, sread)
+#define GetFileTypeString QTL_DL_SYM(bslib, GetFileTypeString)
+
 /*
  * libbiosig (Schlögl et al.; biosig.sourceforge.net) reads some fifty
  * biosignal and electrophysiology formats. quantal reads ABF, ATF, text
@@ -247,6 +272,9 @@ qtl_biosig_open(quantal_recording *rec, quantal_diag *diag)
   quantal_status st = QUANTAL_OK;
   size_t k;
 
+  st = qtl_dl_load(&bslib, rec->path, diag);
+  if (st != QUANTAL_OK)
+    return st;
   st = qtl_child_start(rec->path, child_read, &fd, &pid, diag);
   if (st != QUANTAL_OK)
     return st;

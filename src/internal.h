@@ -19,6 +19,41 @@ quantal_status qtl_fail(quantal_diag *diag, quantal_status status,
 #endif
     ;
 
+/*
+ * A library opened on first use (dl.c). A file that calls it lists the
+ * symbols it uses (functions and data) in an X-macro and declares the
+ * library with QTL_DL_LIB after including the library's header; then it
+ * redirects each symbol to the loaded address with QTL_DL_SYM, e.g.
+ *   #define H5Fopen QTL_DL_SYM(h5lib, H5Fopen)
+ * and calls qtl_dl_load before the first use. The symbol's own
+ * declaration gives the type (__typeof__), so a call or a read is
+ * checked as if linked. A symbol used but not listed fails to link.
+ */
+typedef struct qtl_dl_lib {
+  const char *soname;       /* "libhdf5_serial.so.103" */
+  const char *purpose;      /* "NWB recordings", for the message */
+  const char *const *names; /* n symbols */
+  void **addr;              /* their addresses, once loaded */
+  size_t n;
+  int state;                /* 0 not tried, 1 loaded, -1 failed */
+  char err[256];
+} qtl_dl_lib;
+
+/* Load lib once (any thread); QUANTAL_EUNSUPPORTED naming file (may be
+ * NULL), the library and the reason when it cannot be. */
+quantal_status qtl_dl_load(qtl_dl_lib *lib, const char *file,
+                           quantal_diag *diag);
+
+#define QTL_DL_ENUM_(s) QTL_DLX_##s,
+#define QTL_DL_NAME_(s) #s,
+#define QTL_DL_LIB(var, LIST, soname, purpose)                               \
+  enum { LIST(QTL_DL_ENUM_) QTL_DLX_N_##var };                               \
+  static const char *const var##_names[] = {LIST(QTL_DL_NAME_)};             \
+  static void *var##_addr[QTL_DLX_N_##var];                                  \
+  static qtl_dl_lib var = {soname, purpose, var##_names, var##_addr,         \
+                           QTL_DLX_N_##var, 0, {0}}
+#define QTL_DL_SYM(var, s) (*(__typeof__(s) *)var##_addr[QTL_DLX_##s])
+
 /* Bounded string copy that always terminates dst. */
 void qtl_strlcpy(char *dst, const char *src, size_t size);
 

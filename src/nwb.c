@@ -17,6 +17,68 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* libhdf5 is opened on first use (dl.c): the symbols used here. */
+#define NWB_H5_SYMS(X) \
+  X(H5Aclose) X(H5Aexists) X(H5Aget_space) X(H5Aget_type) X(H5Aopen) \
+  X(H5Aread) X(H5Dclose) X(H5Dget_space) X(H5Dget_type) X(H5Dopen2) \
+  X(H5Dread) X(H5Eclear2) X(H5Eset_auto2) X(H5Ewalk2) X(H5Fopen) \
+  X(H5Gget_info) X(H5Gopen2) X(H5Iget_type) X(H5Lexists) X(H5Lget_info) \
+  X(H5Lget_name_by_idx) X(H5Lget_val) X(H5Oclose) X(H5Oopen) \
+  X(H5P_CLS_FILE_ACCESS_ID_g) X(H5Pcreate) X(H5Pset_file_locking) \
+  X(H5Sclose) X(H5Sget_simple_extent_dims) X(H5Sget_simple_extent_ndims) \
+  X(H5Sget_simple_extent_npoints) X(H5T_C_S1_g) X(H5T_NATIVE_DOUBLE_g) \
+  X(H5T_NATIVE_LLONG_g) X(H5Tclose) X(H5Tcopy) X(H5Tget_class) \
+  X(H5Tget_cset) X(H5Tget_sign) X(H5Tget_size) X(H5Tis_variable_str) \
+  X(H5Tset_cset) X(H5Tset_size) X(H5check_version) X(H5free_memory) \
+  X(H5open)
+QTL_DL_LIB(h5lib, NWB_H5_SYMS, QTL_HDF5_SONAME, "NWB recordings");
+#define H5Aclose QTL_DL_SYM(h5lib, H5Aclose)
+#define H5Aexists QTL_DL_SYM(h5lib, H5Aexists)
+#define H5Aget_space QTL_DL_SYM(h5lib, H5Aget_space)
+#define H5Aget_type QTL_DL_SYM(h5lib, H5Aget_type)
+#define H5Aopen QTL_DL_SYM(h5lib, H5Aopen)
+#define H5Aread QTL_DL_SYM(h5lib, H5Aread)
+#define H5Dclose QTL_DL_SYM(h5lib, H5Dclose)
+#define H5Dget_space QTL_DL_SYM(h5lib, H5Dget_space)
+#define H5Dget_type QTL_DL_SYM(h5lib, H5Dget_type)
+#define H5Dopen2 QTL_DL_SYM(h5lib, H5Dopen2)
+#define H5Dread QTL_DL_SYM(h5lib, H5Dread)
+#define H5Eclear2 QTL_DL_SYM(h5lib, H5Eclear2)
+#define H5Eset_auto2 QTL_DL_SYM(h5lib, H5Eset_auto2)
+#define H5Ewalk2 QTL_DL_SYM(h5lib, H5Ewalk2)
+#define H5Fopen QTL_DL_SYM(h5lib, H5Fopen)
+#define H5Gget_info QTL_DL_SYM(h5lib, H5Gget_info)
+#define H5Gopen2 QTL_DL_SYM(h5lib, H5Gopen2)
+#define H5Iget_type QTL_DL_SYM(h5lib, H5Iget_type)
+#define H5Lexists QTL_DL_SYM(h5lib, H5Lexists)
+#define H5Lget_info QTL_DL_SYM(h5lib, H5Lget_info)
+#define H5Lget_name_by_idx QTL_DL_SYM(h5lib, H5Lget_name_by_idx)
+#define H5Lget_val QTL_DL_SYM(h5lib, H5Lget_val)
+#define H5Oclose QTL_DL_SYM(h5lib, H5Oclose)
+#define H5Oopen QTL_DL_SYM(h5lib, H5Oopen)
+#define H5P_CLS_FILE_ACCESS_ID_g QTL_DL_SYM(h5lib, H5P_CLS_FILE_ACCESS_ID_g)
+#define H5Pcreate QTL_DL_SYM(h5lib, H5Pcreate)
+#define H5Pset_file_locking QTL_DL_SYM(h5lib, H5Pset_file_locking)
+#define H5Sclose QTL_DL_SYM(h5lib, H5Sclose)
+#define H5Sget_simple_extent_dims QTL_DL_SYM(h5lib, H5Sget_simple_extent_dims)
+#define H5Sget_simple_extent_ndims QTL_DL_SYM(h5lib, H5Sget_simple_extent_ndims)
+#define H5Sget_simple_extent_npoints QTL_DL_SYM(h5lib, H5Sget_simple_extent_npoints)
+#define H5T_C_S1_g QTL_DL_SYM(h5lib, H5T_C_S1_g)
+#define H5T_NATIVE_DOUBLE_g QTL_DL_SYM(h5lib, H5T_NATIVE_DOUBLE_g)
+#define H5T_NATIVE_LLONG_g QTL_DL_SYM(h5lib, H5T_NATIVE_LLONG_g)
+#define H5Tclose QTL_DL_SYM(h5lib, H5Tclose)
+#define H5Tcopy QTL_DL_SYM(h5lib, H5Tcopy)
+#define H5Tget_class QTL_DL_SYM(h5lib, H5Tget_class)
+#define H5Tget_cset QTL_DL_SYM(h5lib, H5Tget_cset)
+#define H5Tget_sign QTL_DL_SYM(h5lib, H5Tget_sign)
+#define H5Tget_size QTL_DL_SYM(h5lib, H5Tget_size)
+#define H5Tis_variable_str QTL_DL_SYM(h5lib, H5Tis_variable_str)
+#define H5Tset_cset QTL_DL_SYM(h5lib, H5Tset_cset)
+#define H5Tset_size QTL_DL_SYM(h5lib, H5Tset_size)
+#define H5check_version QTL_DL_SYM(h5lib, H5check_version)
+#define H5free_memory QTL_DL_SYM(h5lib, H5free_memory)
+#define H5open QTL_DL_SYM(h5lib, H5open)
+
 /*
  * NWB 2.x (nwb-schema, core/nwb.base.yaml and core/nwb.icephys.yaml) keeps
  * each sweep of each electrode as one PatchClampSeries group: a
@@ -1045,6 +1107,11 @@ qtl_nwb_open(quantal_recording *rec, quantal_diag *diag)
   double *data = NULL;
   quantal_status st;
 
+  /* Loaded here, so that the child has it and a missing library is
+   * reported as such. */
+  st = qtl_dl_load(&h5lib, rec->path, diag);
+  if (st != QUANTAL_OK)
+    return st;
   st = qtl_child_start(rec->path, child_read, &fd, &pid, diag);
   if (st != QUANTAL_OK)
     return st;

@@ -11,6 +11,48 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* PLplot is opened on first use (dl.c): the symbols used here. */
+#define PLPLOT_SYMS(X) \
+  X(c_pladv) X(c_plbox) X(c_plcol0) X(c_plend1) X(c_plfill) X(c_plgstrm) \
+  X(c_plgver) X(c_plinit) X(c_pljoin) X(c_pllab) X(c_plline) X(c_pllsty) \
+  X(c_plmkstrm) X(c_plmtex) X(c_plpoin) X(c_plptex) X(c_plschr) \
+  X(c_plscmap0) X(c_plscolbg) X(c_plsdev) X(c_plsfci) X(c_plsfnam) \
+  X(c_plspage) X(c_plspause) X(c_plsstrm) X(c_plssym) X(c_plvpor) \
+  X(c_plwidth) X(c_plwind) X(plgDevs) X(plsabort) X(plsexit)
+QTL_DL_LIB(pllib, PLPLOT_SYMS, QTL_PLPLOT_SONAME, "Figures");
+#define c_pladv QTL_DL_SYM(pllib, c_pladv)
+#define c_plbox QTL_DL_SYM(pllib, c_plbox)
+#define c_plcol0 QTL_DL_SYM(pllib, c_plcol0)
+#define c_plend1 QTL_DL_SYM(pllib, c_plend1)
+#define c_plfill QTL_DL_SYM(pllib, c_plfill)
+#define c_plgstrm QTL_DL_SYM(pllib, c_plgstrm)
+#define c_plgver QTL_DL_SYM(pllib, c_plgver)
+#define c_plinit QTL_DL_SYM(pllib, c_plinit)
+#define c_pljoin QTL_DL_SYM(pllib, c_pljoin)
+#define c_pllab QTL_DL_SYM(pllib, c_pllab)
+#define c_plline QTL_DL_SYM(pllib, c_plline)
+#define c_pllsty QTL_DL_SYM(pllib, c_pllsty)
+#define c_plmkstrm QTL_DL_SYM(pllib, c_plmkstrm)
+#define c_plmtex QTL_DL_SYM(pllib, c_plmtex)
+#define c_plpoin QTL_DL_SYM(pllib, c_plpoin)
+#define c_plptex QTL_DL_SYM(pllib, c_plptex)
+#define c_plschr QTL_DL_SYM(pllib, c_plschr)
+#define c_plscmap0 QTL_DL_SYM(pllib, c_plscmap0)
+#define c_plscolbg QTL_DL_SYM(pllib, c_plscolbg)
+#define c_plsdev QTL_DL_SYM(pllib, c_plsdev)
+#define c_plsfci QTL_DL_SYM(pllib, c_plsfci)
+#define c_plsfnam QTL_DL_SYM(pllib, c_plsfnam)
+#define c_plspage QTL_DL_SYM(pllib, c_plspage)
+#define c_plspause QTL_DL_SYM(pllib, c_plspause)
+#define c_plsstrm QTL_DL_SYM(pllib, c_plsstrm)
+#define c_plssym QTL_DL_SYM(pllib, c_plssym)
+#define c_plvpor QTL_DL_SYM(pllib, c_plvpor)
+#define c_plwidth QTL_DL_SYM(pllib, c_plwidth)
+#define c_plwind QTL_DL_SYM(pllib, c_plwind)
+#define plgDevs QTL_DL_SYM(pllib, plgDevs)
+#define plsabort QTL_DL_SYM(pllib, plsabort)
+#define plsexit QTL_DL_SYM(pllib, plsexit)
+
 /*
  * Every figure is one PLplot stream made, drawn and ended inside one call,
  * so the calls can be repeated in one process. PLplot reports fatal errors
@@ -88,6 +130,10 @@ quantal_plot_backend(char *buf, size_t size)
 {
   char ver[80];
   ver[0] = '\0';
+  if (qtl_dl_load(&pllib, NULL, NULL) != QUANTAL_OK) {
+    snprintf(buf, size, "PLplot (%s cannot be loaded)", QTL_PLPLOT_SONAME);
+    return;
+  }
   plgver(ver);
   snprintf(buf, size, "PLplot %s", ver);
 }
@@ -578,6 +624,9 @@ run_figure(const char *path, const quantal_plot_options *opt,
     return qtl_fail(diag, QUANTAL_EINVAL, path, -1, -1,
                     "figure size %gx%g px outside 200x150 to 20000x20000",
                     w, h);
+  st = qtl_dl_load(&pllib, path, diag);
+  if (st != QUANTAL_OK)
+    return st;
   /* An unknown device would make plinit() ask on the terminal. */
   if (!device_available(dev))
     return qtl_fail(diag, QUANTAL_EUNSUPPORTED, path, -1, -1,

@@ -1185,3 +1185,31 @@ Test(formats, writes_fuzz_seeds)
   free(b1);
   free(b2);
 }
+
+/* A library opened on first use that cannot be loaded: the file, the
+ * library and what needed it are named, and nothing is half-loaded (a
+ * second try says the same). A library without a symbol asked of it is
+ * refused likewise. */
+Test(dl, missing_library_or_symbol_is_named)
+{
+  static const char *const names[] = {"qtl_no_such_function"};
+  void *addr[1] = {NULL};
+  qtl_dl_lib gone = {"libquantal-no-such-library.so.7", "Test files", names,
+                     addr, 1, 0, {0}};
+  qtl_dl_lib libm6 = {"libm.so.6", "Test files", names, addr, 1, 0, {0}};
+  quantal_diag d;
+  int k;
+  for (k = 0; k < 2; k++) {
+    memset(&d, 0, sizeof d);
+    cr_assert_eq(qtl_dl_load(&gone, "x.nwb", &d), QUANTAL_EUNSUPPORTED);
+    cr_assert_str_eq(d.file, "x.nwb");
+    cr_assert_not_null(strstr(d.reason, "Test files need "
+                                        "libquantal-no-such-library.so.7"),
+                       "%s", d.reason);
+  }
+  memset(&d, 0, sizeof d);
+  cr_assert_eq(qtl_dl_load(&libm6, NULL, &d), QUANTAL_EUNSUPPORTED);
+  cr_assert_not_null(strstr(d.reason, "no symbol qtl_no_such_function"),
+                     "%s", d.reason);
+  cr_assert_null(addr[0]);
+}
