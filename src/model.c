@@ -8,6 +8,9 @@
 #include <gsl/gsl_sf_gamma.h>
 #include <limits.h>
 #include <math.h>
+#ifdef __x86_64__
+#include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -320,7 +323,9 @@ comp_log(const qtl_mix *mix, const qtl_lik_ws *ws, unsigned k, double x,
  * the sum is at least 1) and, the terms being log-concave in k near
  * there, close to the largest; exp's argument is clamped to [-700, 700].
  * exp is a degree-12 Taylor series after the ln 2 reduction (Estrin's
- * scheme), without a table and so without gathers. */
+ * scheme) with four lanes, without a table and so without gathers; with
+ * eight, a degree-7 series after a reduction by ln 2 / 8 whose table of
+ * eight fits one AVX-512 register (model_lanes.h). */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define QTL_V4 1
 #endif
