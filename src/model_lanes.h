@@ -37,15 +37,19 @@ VFN(max)(VD a, VD b)
 }
 
 VINLINE VD
-VFN(clamp)(VD a, double lo, double hi)
+VFN(min)(VD a, VD b)
 {
 #if VN == 4
-  return (VD)_mm256_min_pd(_mm256_max_pd((__m256d)a, (__m256d)VFN(set1)(lo)),
-                           (__m256d)VFN(set1)(hi));
+  return (VD)_mm256_min_pd((__m256d)a, (__m256d)b);
 #else
-  return (VD)_mm512_min_pd(_mm512_max_pd((__m512d)a, (__m512d)VFN(set1)(lo)),
-                           (__m512d)VFN(set1)(hi));
+  return (VD)_mm512_min_pd((__m512d)a, (__m512d)b);
 #endif
+}
+
+VINLINE VD
+VFN(clamp)(VD a, double lo, double hi)
+{
+  return VFN(min)(VFN(max)(a, VFN(set1)(lo)), VFN(set1)(hi));
 }
 
 VINLINE double
