@@ -24,8 +24,8 @@ VFN(sel)(VL m, VD a, VD b)
   return (VD)(((VL)a & m) | ((VL)b & ~m));
 }
 
-/* The larger and the smaller, lane by lane (vmaxpd, vminpd: one
- * instruction where the select of compares took three). */
+/* The larger, lane by lane (vmaxpd: one instruction where the select
+ * of a compare took three). */
 VINLINE VD
 VFN(max)(VD a, VD b)
 {
@@ -36,20 +36,18 @@ VFN(max)(VD a, VD b)
 #endif
 }
 
-VINLINE VD
-VFN(min)(VD a, VD b)
+/* Whether every lane of the VN values at p lies below b. */
+VINLINE int
+VFN(below)(const double *p, VD b)
 {
+  VD a;
+  memcpy(&a, p, sizeof a);
 #if VN == 4
-  return (VD)_mm256_min_pd((__m256d)a, (__m256d)b);
+  return _mm256_movemask_pd(
+             _mm256_cmp_pd((__m256d)a, (__m256d)b, _CMP_LT_OQ)) == 0xF;
 #else
-  return (VD)_mm512_min_pd((__m512d)a, (__m512d)b);
+  return _mm512_cmp_pd_mask((__m512d)a, (__m512d)b, _CMP_LT_OQ) == 0xFF;
 #endif
-}
-
-VINLINE VD
-VFN(clamp)(VD a, double lo, double hi)
-{
-  return VFN(min)(VFN(max)(a, VFN(set1)(lo)), VFN(set1)(hi));
 }
 
 VINLINE double
@@ -130,84 +128,77 @@ VFN(exp)(VD d)
  * has zero density, -1 when a lane's largest term falls below bound and
  * the window was restricted (redo over every component), else 1. */
 VINLINE int
-VFN(quad)(const qtl_mix *mix, qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
+VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
         unsigned hi, int restricted, double bound, int grad, int hess,
         int em, const double *rel, VD *ll, VD *lp, VD *g, VD *GT,
         VD *H, VD *EM)
 {
   const double *A = ws->ga, *mu = ws->mu, *h = ws->h;
   double *eb = ws->lbuf;
-  VD z = VFN(set1)(0.0), ref = z, vmax;
+  VD z = VFN(set1)(0.0), vmax, cut;
   VD s, aq, a0, av, hk, hk2, hkg0, hkg1, hkg2, hqq, hq0, hqv, h00, h0v, hvv;
   VD be2, bke2, bb;
-  unsigned k;
-  int j, pass;
-  /* Reference: each lane's term at the component nearest x / q, or the
-   * largest over the window when that one is -inf (a free weight of 0).
-   * Any term will do (the sum is then at least 1); a largest term more
-   * than 600 above it makes a second pass below. */
-  for (j = 0; j < VN; j++) {
-    double kr = floor(vx[j] / mix->q + 0.5), best, dc;
-    long kc = kr <= (double)lo ? (long)lo : (kr >= (double)hi ? (long)hi : (long)kr),
-         kk;
-    dc = vx[j] - mu[kc];
-    best = A[kc] - dc * dc * h[kc];
-    if (!(best > -INFINITY))
-      for (kk = lo; kk <= (long)hi; kk++) {
-        double d = vx[j] - mu[kk], l = A[kk] - d * d * h[kk];
-        best = l > best ? l : best;
-      }
-    ref[j] = best;
+  unsigned k, elo = lo, ehi = hi, dlo, dhi;
+  int j;
+  /* The log terms first, each lane's largest with them: it is the
+   * reference of the exponentials (the sum is then between 1 and K + 1),
+   * and it tells which components at the ends of the window matter. */
+  vmax = VFN(set1)(-INFINITY);
+  for (k = lo; k <= hi; k++) {
+    VD d = vx - mu[k], l = A[k] - d * d * h[k];
+    vmax = VFN(max)(l, vmax);
+    memcpy(eb + VN * (size_t)(k - lo), &l, sizeof l);
   }
-  for (pass = 0;; pass++) {
-    int redo = 0;
-    vmax = VFN(set1)(-INFINITY);
-    s = z;
-    /* The terms first, then (below) the sums that weight them: in one
-     * loop the fifteen accumulators and the exponential's temporaries
-     * did not fit the sixteen registers, and the spills cost more than
-     * reading the terms back. */
-    /* Two components per step: their exponentials are independent
-     * chains of dependent operations, which one alone left waiting. The
-     * sum and the largest are still formed in the order of k. */
-    for (k = lo; k + 1 <= hi; k += 2) {
-      VD d0 = vx - mu[k], l0 = A[k] - d0 * d0 * h[k], e0;
-      VD d1 = vx - mu[k + 1], l1 = A[k + 1] - d1 * d1 * h[k + 1], e1;
-      e0 = VFN(exp)(VFN(clamp)(l0 - ref, -700.0, 700.0));
-      e1 = VFN(exp)(VFN(clamp)(l1 - ref, -700.0, 700.0));
-      vmax = VFN(max)(l0, vmax);
-      vmax = VFN(max)(l1, vmax);
-      memcpy(eb + VN * (size_t)(k - lo), &e0, sizeof e0);
-      memcpy(eb + VN * (size_t)(k + 1 - lo), &e1, sizeof e1);
-      s += e0;
-      s += e1;
-    }
-    for (; k <= hi; k++) {
-      VD d = vx - mu[k], l = A[k] - d * d * h[k], e;
-      vmax = VFN(max)(l, vmax);
-      e = VFN(exp)(VFN(clamp)(l - ref, -700.0, 700.0));
-      memcpy(eb + VN * (size_t)(k - lo), &e, sizeof e);
-      s += e;
-    }
-    for (j = 0; j < nlane; j++) {
-      if (!(vmax[j] > -INFINITY))
-        return 0;
-      if (restricted && !(vmax[j] >= bound))
-        return -1;
-      /* A term far above the reference would have been clamped: once
-       * more with the largest terms as reference. */
-      if (vmax[j] - ref[j] > 600.0)
-        redo = 1;
-    }
-    if (!redo || pass > 0)
-      break;
-    ref = vmax;
+  for (j = 0; j < nlane; j++) {
+    if (!(vmax[j] > -INFINITY))
+      return 0;
+    if (restricted && !(vmax[j] >= bound))
+      return -1;
+  }
+  /* Components at the ends of the window whose terms lie more than
+   * TRIM_T below the largest in every lane are left out of the sum, and
+   * those more than TRIM_D below out of the derivatives' sums (see
+   * TRIM_T). */
+  cut = vmax - TRIM_T;
+  while (elo < ehi && VFN(below)(eb + VN * (size_t)(elo - lo), cut))
+    elo++;
+  while (ehi > elo && VFN(below)(eb + VN * (size_t)(ehi - lo), cut))
+    ehi--;
+  dlo = elo;
+  dhi = ehi;
+  cut = vmax - TRIM_D;
+  while (dlo < dhi && VFN(below)(eb + VN * (size_t)(dlo - lo), cut))
+    dlo++;
+  while (dhi > dlo && VFN(below)(eb + VN * (size_t)(dhi - lo), cut))
+    dhi--;
+  s = z;
+  /* Two components per step: their exponentials are independent chains
+   * of dependent operations, which one alone left waiting. The sum is
+   * still formed in the order of k. The argument's floor of -700 keeps
+   * a term of -inf (a free weight of 0) out of exp's reduction. */
+  for (k = elo; k + 1 <= ehi; k += 2) {
+    VD l0, l1, e0, e1;
+    memcpy(&l0, eb + VN * (size_t)(k - lo), sizeof l0);
+    memcpy(&l1, eb + VN * (size_t)(k + 1 - lo), sizeof l1);
+    e0 = VFN(exp)(VFN(max)(l0 - vmax, VFN(set1)(-700.0)));
+    e1 = VFN(exp)(VFN(max)(l1 - vmax, VFN(set1)(-700.0)));
+    memcpy(eb + VN * (size_t)(k - lo), &e0, sizeof e0);
+    memcpy(eb + VN * (size_t)(k + 1 - lo), &e1, sizeof e1);
+    s += e0;
+    s += e1;
+  }
+  for (; k <= ehi; k++) {
+    VD l, e;
+    memcpy(&l, eb + VN * (size_t)(k - lo), sizeof l);
+    e = VFN(exp)(VFN(max)(l - vmax, VFN(set1)(-700.0)));
+    memcpy(eb + VN * (size_t)(k - lo), &e, sizeof e);
+    s += e;
   }
   aq = a0 = av = hk = hk2 = hkg0 = hkg1 = hkg2 = z;
   hqq = hq0 = hqv = h00 = h0v = hvv = z;
   be2 = bke2 = bb = z;
   if (grad || em)
-    for (k = lo; k <= hi; k++) {
+    for (k = dlo; k <= dhi; k++) {
       /* The component's constants (kc8, component_consts): k,
        * iv = 1 / v_k, iv^2, iv^3, k iv, k iv^2, k^2 iv. */
       const double *c8 = ws->kc8 + 8 * (size_t)k;
@@ -255,16 +246,9 @@ VFN(quad)(const qtl_mix *mix, qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
     VD inv = 1.0 / s, m = z, one = VFN(set1)(1.0);
     for (j = 0; j < VN; j++)
       m[j] = j < nlane ? 1.0 : 0.0;
-    /* log f = ref + log s. s >= 1 (ref is one of the terms) and mostly
-     * below K + 1 (ref is near the largest): such s go into the caller's
-     * running products, whose logs it takes every 8 factors; a larger s
-     * (up to e^600 (K + 1)) has its log taken here. */
-    for (j = 0; j < nlane; j++)
-      if (!(s[j] <= 0x1p64)) {
-        ref[j] += log(s[j]);
-        s[j] = 1.0;
-      }
-    *ll += ref * m;
+    /* log f = vmax + log s, 1 <= s <= K + 1: s goes into the caller's
+     * running products, whose logs it takes every 8 factors. */
+    *ll += vmax * m;
     *lp *= VFN(sel)(m != 0.0, s, one);
     if (!grad && !em)
       return 1;
@@ -277,7 +261,7 @@ VFN(quad)(const qtl_mix *mix, qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
       EM[4] += bke2 * inv;
       EM[5] += bb * inv;
     }
-    for (k = lo; k <= hi; k++) {
+    for (k = dlo; k <= dhi; k++) {
       /* per lane; the lanes are summed once, at the end (VFN(points)) */
       VD e, a;
       memcpy(&e, eb + VN * (size_t)(k - lo), sizeof e);
@@ -383,12 +367,12 @@ VFN(points)(const qtl_mix *mix, qtl_lik_ws *ws, const double *x, size_t nx,
     {
       /* The largest bound on a term the window drops. */
       double bound = ws->bpre[lo] > ws->bsuf[hi] ? ws->bpre[lo] : ws->bsuf[hi];
-      r = VFN(quad)(mix, ws, vx, nl, (unsigned)lo, (unsigned)hi,
+      r = VFN(quad)(ws, vx, nl, (unsigned)lo, (unsigned)hi,
                   lo > (long)k0 || hi < (long)K, bound + extra, grad, hess,
                   em, rel, &ll, &lp, vg, vGT, vH, vEM);
     }
     if (r < 0)
-      r = VFN(quad)(mix, ws, vx, nl, k0, K, 0, 0.0, grad, hess, em, rel, &ll,
+      r = VFN(quad)(ws, vx, nl, k0, K, 0, 0.0, grad, hess, em, rel, &ll,
                   &lp, vg, vGT, vH, vEM);
     if (r == 0)
       return -INFINITY;
