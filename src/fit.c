@@ -583,7 +583,7 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
    * fit-diff tables within 6 % as many evaluations, 0.1 the fewest. */
   double f, g[NT], H[NT * NT], d[NT], radius = 0.1;
   double Hf[NT * NT], Hn[NT * NT], lam[NT], V[NT * NT], gt[NT];
-  int map[NT], dim = 0, i, j, it, ah = has_hessian(c), jumped = 0;
+  int map[NT], dim = 0, i, j, it, ah = has_hessian(c), jumped = 0, last = 0;
   *gnorm = INFINITY;
   for (i = 0; i < NT; i++)
     if (c->active[i] && i != hold)
@@ -633,12 +633,18 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
       gt[i] = s;
       lmin = fmin(lmin, lam[i]);
     }
+    last = 0;
     if (lmin > 0.0) {
       /* The Newton step's predicted gain. */
-      double pnext = 0.0;
+      double pnext = 0.0, tol = (c->ptol > 0.0 ? c->ptol : 1e-10) * c->scale;
       for (i = 0; i < dim; i++)
         pnext += 0.5 * gt[i] * gt[i] / lam[i];
-      if (pnext < (c->ptol > 0.0 ? c->ptol : 1e-10) * c->scale) {
+      /* Close enough that the gain left after this step will be below
+       * tol (quadratic convergence: in the fits measured it was 5 to 20
+       * times the square of this one, in log-likelihood units): the step
+       * is the last, and its point needs no gradient or Hessian. */
+      last = ah && pnext * pnext < 0.01 * tol * c->scale;
+      if (pnext < tol) {
         *gnorm = 0.0;
         canonical(c, t);
         return f;
@@ -659,6 +665,22 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
       memcpy(tn, t, sizeof tn);
       for (i = 0; i < dim; i++)
         tn[map[i]] += d[i];
+      if (last && len < 0.999 * radius) {
+        /* The full Newton step, taken when the quadratic model predicted
+         * its gain (within 10 %); otherwise on as before, with the
+         * derivatives there. In fit-speed 221 of the 2,620 evaluations
+         * with the Hessian became evaluations of the value alone, with
+         * the same results to the last digit. */
+        fn = objective(c, tn, NULL);
+        rho = pred > 0.0 && fn < BIG ? (f - fn) / pred : -1.0;
+        if (fn <= f && fabs(rho - 1.0) < 0.1) {
+          memcpy(t, tn, sizeof tn);
+          *gnorm = 0.0;
+          canonical(c, t);
+          return fn;
+        }
+        last = 0;
+      }
       fn = ah ? objective_h(c, tn, gn, Hn) : objective(c, tn, gn);
       /* The radius update of Nocedal & Wright (2006), algorithm 4.1. */
       rho = pred > 0.0 && fn < BIG ? (f - fn) / pred : -1.0;
