@@ -136,7 +136,7 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
   const double *A = ws->ga, *mu = ws->mu, *h = ws->h;
   double *eb = ws->lbuf;
   VD z = VFN(set1)(0.0), vmax, cut;
-  VD s, aq, a0, av, hk, hk2, hkg0, hkg1, hkg2, hqq, hq0, hqv, h00, h0v, hvv;
+  VD s, aq, a0, av, hk, hk2, hkg0, hkg2, hq0, hqv, h00, h0v, hvv;
   VD be2, bke2, bb;
   unsigned k, elo = lo, ehi = hi, dlo, dhi;
   int j;
@@ -194,8 +194,8 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
     memcpy(eb + VN * (size_t)(k - lo), &e, sizeof e);
     s += e;
   }
-  aq = a0 = av = hk = hk2 = hkg0 = hkg1 = hkg2 = z;
-  hqq = hq0 = hqv = h00 = h0v = hvv = z;
+  aq = a0 = av = hk = hk2 = hkg0 = hkg2 = z;
+  hq0 = hqv = h00 = h0v = hvv = z;
   be2 = bke2 = bb = z;
   if (grad || em)
     for (k = dlo; k <= dhi; k++) {
@@ -215,12 +215,13 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
           VD Hv = 0.5 * c8[2] - d * d * c8[3];
           VD q0 = gq * G - c8[5] * d, v00 = Hv + G * G;
           VD ek = e * kd;
+          /* (sum e k G is av, and gq^2 - k^2 iv = 2 k^2 G: the sums
+           * of e k G and of e (gq^2 - k^2 iv) are taken from av and
+           * hkg2 below) */
           hk += ek;
           hk2 += ek * kd;
           hkg0 += ek * gq;
-          hkg1 += ek * G;
           hkg2 += (ek * kd) * G;
-          hqq += e * (gq * gq - c8[6]);
           hq0 += e * q0;
           hqv += ek * q0;
           h00 += e * v00;
@@ -286,9 +287,9 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
       E2[0] = (ra * ra * hk2 * inv + 2.0 * ra * rb * mk + rb * rb +
                rel[2] * mk + rel[3]) * m;
       E2[1] = ra * hkg0 * inv + rb * gb[QTL_TH_Q];
-      E2[2] = ra * hkg1 * inv + rb * gb[QTL_TH_V0];
+      E2[2] = ra * av * inv + rb * gb[QTL_TH_V0];
       E2[3] = ra * hkg2 * inv + rb * gb[QTL_TH_VQ];
-      E2[4] = hqq * inv;
+      E2[4] = 2.0 * hkg2 * inv;
       E2[5] = hq0 * inv;
       E2[6] = hqv * inv;
       E2[7] = h00 * inv;
