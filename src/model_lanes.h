@@ -50,6 +50,17 @@ VFN(below)(const double *p, VD b)
 #endif
 }
 
+/* Narrow [*a, *b] from both ends while every lane of the log term of
+ * component k (at eb + VN (k - lo)) lies below cut; one component stays. */
+VINLINE void
+VFN(trim)(const double *eb, unsigned lo, VD cut, unsigned *a, unsigned *b)
+{
+  while (*a < *b && VFN(below)(eb + VN * (size_t)(*a - lo), cut))
+    (*a)++;
+  while (*b > *a && VFN(below)(eb + VN * (size_t)(*b - lo), cut))
+    (*b)--;
+}
+
 VINLINE double
 VFN(hsum)(VD a)
 {
@@ -135,7 +146,7 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
 {
   const double *A = ws->ga, *mu = ws->mu, *h = ws->h;
   double *eb = ws->lbuf;
-  VD z = VFN(set1)(0.0), vmax, cut;
+  VD z = VFN(set1)(0.0), vmax;
   VD s, aq, a0, av, hk, hk2, hkg0, hkg2, hq0, hqv, h00, h0v, hvv;
   VD be2, bke2, bb;
   unsigned k, elo = lo, ehi = hi, dlo, dhi;
@@ -159,18 +170,10 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
    * TRIM_T below the largest in every lane are left out of the sum, and
    * those more than TRIM_D below out of the derivatives' sums (see
    * TRIM_T). */
-  cut = vmax - TRIM_T;
-  while (elo < ehi && VFN(below)(eb + VN * (size_t)(elo - lo), cut))
-    elo++;
-  while (ehi > elo && VFN(below)(eb + VN * (size_t)(ehi - lo), cut))
-    ehi--;
+  VFN(trim)(eb, lo, vmax - TRIM_T, &elo, &ehi);
   dlo = elo;
   dhi = ehi;
-  cut = vmax - TRIM_D;
-  while (dlo < dhi && VFN(below)(eb + VN * (size_t)(dlo - lo), cut))
-    dlo++;
-  while (dhi > dlo && VFN(below)(eb + VN * (size_t)(dhi - lo), cut))
-    dhi--;
+  VFN(trim)(eb, lo, vmax - TRIM_D, &dlo, &dhi);
   s = z;
   /* Two components per step: their exponentials are independent chains
    * of dependent operations, which one alone left waiting. The sum is
