@@ -583,7 +583,7 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
    * fit-diff tables within 6 % as many evaluations, 0.1 the fewest. */
   double f, g[NT], H[NT * NT], d[NT], radius = 0.1;
   double Hf[NT * NT], Hn[NT * NT], lam[NT], V[NT * NT], gt[NT];
-  int map[NT], dim = 0, i, j, it, ah = has_hessian(c), jumped = 0, last = 0;
+  int map[NT], dim = 0, i, j, it, ah = has_hessian(c), jumped = 0;
   *gnorm = INFINITY;
   for (i = 0; i < NT; i++)
     if (c->active[i] && i != hold)
@@ -593,7 +593,7 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
     return f;
   for (it = 0; it < 60; it++) {
     double gmax = 0.0, gsq = 0.0, tn[NT], fn = BIG, gn[NT], lmin = INFINITY;
-    int tries;
+    int tries, last = 0;
     for (i = 0; i < dim; i++) {
       gmax = fmax(gmax, fabs(g[map[i]]));
       gsq += g[map[i]] * g[map[i]];
@@ -633,7 +633,6 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
       gt[i] = s;
       lmin = fmin(lmin, lam[i]);
     }
-    last = 0;
     if (lmin > 0.0) {
       /* The Newton step's predicted gain. */
       double pnext = 0.0, tol = (c->ptol > 0.0 ? c->ptol : 1e-10) * c->scale;

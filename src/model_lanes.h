@@ -80,8 +80,8 @@ VFN(hsum)(VD a)
  * below 3.1e-16 relative; Horner), and 2^n by vscalefpd. Fifteen vector
  * operations where the reduction by ln 2 and the series to r^12 took
  * twenty-three: the number of operations bounds the loop of terms (on
- * Zen 4 each 512-bit one takes two of the four pipes). With the min and
- * max below, a value-only evaluation of fit-speed's 10,000 amplitudes at
+ * Zen 4 each 512-bit one takes two of the four pipes). With vmaxpd and
+ * vminpd for the clamp of its argument then, a value-only evaluation of fit-speed's 10,000 amplitudes at
  * the maximum took 198 us instead of 235 (min and max alone: 211), one
  * with the Hessian 312 instead of 345 (min of 6 x 40 blocks of 10
  * evaluations, alternating builds). */
@@ -175,7 +175,10 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
   dhi = ehi;
   VFN(trim)(eb, lo, vmax - TRIM_D, &dlo, &dhi);
   s = z;
-  /* Two components per step: their exponentials are independent chains
+  /* The exponentials here, and the sums that weight them in a loop of
+   * their own below: in one loop the accumulators and the exponential's
+   * temporaries did not fit the registers, and the spills cost more than
+   * reading the terms back. Two components per step: their exponentials are independent chains
    * of dependent operations, which one alone left waiting. The sum is
    * still formed in the order of k. The argument's floor of -700 keeps
    * a term of -inf (a free weight of 0) out of exp's reduction. */
