@@ -2221,8 +2221,10 @@ search_begin(fctx *c, const fitted *fr, int binom)
   c->prof_ll = fr->prof_ll;
   c->prof_t = (const double (*)[NT])fr->prof_t;
   /* The interval search resolves the root deviance to 1e-3, about 2e-3
-   * in log-likelihood: profile points converged to 1e-7 are plenty. */
-  c->ptol = 1e-7;
+   * in log-likelihood: profile points converged to 1e-5 are plenty
+   * (fit-speed: 85 fewer evaluations than with 1e-7, interval ends the
+   * same to 3e-5 relative). */
+  c->ptol = 1e-5;
   if (binom) {
     size_t N1 = (size_t)c->nmax + 1;
     c->nc_t = malloc(N1 * sizeof *c->nc_t);
