@@ -63,7 +63,9 @@ typedef struct fctx {
   /* Newton's convergence threshold on the predicted gain in total
    * log-likelihood; 0: 1e-10. */
   double ptol;
-  unsigned n_cur, n_hat;
+  /* n_hint: where the walk over n of the next profile point starts (0:
+   * at n_cur), set by the interval search once the end is bracketed. */
+  unsigned n_cur, n_hat, n_hint;
   const double *t_hat;
   /* The profile of n (binomial family, intervals only): the solution at
    * each prof_n. */
@@ -652,7 +654,7 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
        * good to a small factor, and ten is the margin; at any step when
        * even a hundred times its gain falls short (the checks of the
        * interval search over n, whose starts are solutions at nearby
-       * values, often lie tens below: fit-speed 3 % fewer evaluations in
+       * values, often lie tens below: fit-speed 2 % fewer evaluations in
        * the intervals, the same ends). */
       if (fstop < BIG && ((it >= 2 && f - 10.0 * pnext > fstop) ||
                           f - 100.0 * pnext > fstop)) {
@@ -1160,8 +1162,8 @@ second_start(fctx *c, double *tw, double *f, double *t2, int j, double v,
 static double
 profile_at(fctx *c, double *tw, const double *that, int j, double v)
 {
-  double f, t2[NT];
-  unsigned nb, n;
+  double f, t2[NT], tin_own[NT];
+  unsigned nb, n, n_own = 0;
   int dir, k;
   if (!c->nprof) {
     /* Two warm starts: the previous profile point (close in v) and the
@@ -1193,6 +1195,21 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
       memcpy(tw, t2, sizeof t2);
       nb = n1;
     }
+  } else if (c->n_hint > 0 && c->n_hint != nb) {
+    /* Inside the bracket the best n moves little between its ends: the
+     * walk starts at the n interpolated between theirs (n_hint) rather
+     * than at the inside end's, which it walked back from every time.
+     * The inside end's own solution stays a second start (below): where
+     * the two ends lie on separate modes in n the walk from the hint
+     * climbs the nearer, and at p 0.6 with 300 trials one search then
+     * alternated between them for 847 evaluations and put q's lower end
+     * at 0.4895, where the profile is 1.0 inside. For p, the start above
+     * from m_hat does better than the hint. */
+    memcpy(tin_own, tw, sizeof tin_own);
+    n_own = nb;
+    warm_start(c, tw, nb, c->n_hint, t2);
+    memcpy(tw, t2, sizeof t2);
+    nb = c->n_hint;
   }
   /* At the n of the warm start itself (tw, the last inside point's
    * solution) the cache's solution is a second start, not a
@@ -1219,6 +1236,8 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
     if (second_start(c, tw, &f, t2, j, v, n2))
       nb = n2;
   }
+  if (n_own > 0 && second_start(c, tw, &f, tin_own, j, v, n_own))
+    nb = n_own;
   /* The direction the last point's walk moved first: along one search n
    * keeps moving the same way, and a move that succeeds saves the probe
    * of the other side. A probe need only beat f: Newton abandons it once
@@ -1379,7 +1398,7 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
   double z = sqrt(2.0 * delta), se = se_guess(c, that, j == J_M ? T_LQ : j);
   double tw[NT], tin[NT], a = c0, ra, b, rb = 0.0, ll, reach = 12.0, edge,
          end, v;
-  unsigned nin;
+  unsigned nin, nout = 0;
   int it, side = 0, round;
   int bounded = j == T_R2 || j == T_LSQ || j == T_LS0 ||
                 (j == T_R1 && c->mix.release != QTL_REL_POISSON);
@@ -1419,6 +1438,7 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
   memcpy(tin, that, sizeof tin);
   nin = c->n_cur;
   c->wdir = 0;
+  c->n_hint = 0;
   if (c->nc_ok != NULL)
     memset(c->nc_ok, 0, (size_t)c->nmax + 1);
   /* A flat direction gives a huge se: the first step is at most 1 in the
@@ -1457,6 +1477,10 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
       double rv, sv = NAN, vn = NAN, w;
       memcpy(tw, tin, sizeof tw);
       c->n_cur = nin;
+      c->n_hint = 0;
+      if (out && nout > 0 && b != a)
+        c->n_hint = (unsigned)floor(
+            nin + ((double)nout - nin) * (v - a) / (b - a) + 0.5);
       ll = profile_at(c, tw, that, j, v);
       rv = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
       /* The slope serves the Newton steps inside the bracket only. */
@@ -1477,6 +1501,7 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
           ra = z + 0.5 * (ra - z);
         b = v;
         rb = rv;
+        nout = c->n_cur;
         out = 1;
         side = 1;
       }
@@ -1525,13 +1550,24 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
       break;
     /* Check: a point just outside the end, from the inside solution. If
      * it is inside after all, an outside point of the bracket was on a
-     * worse branch: search again from there. */
+     * worse branch: search again from there. For the binomial family
+     * the check of the end itself from every n of the interval of n
+     * (below) covers the other n, and this point is taken at the inside
+     * solution's n alone, abandoned once it cannot reach the threshold:
+     * on fit-speed the full point (a walk over n) took 8 % of the
+     * intervals' evaluations. Not computing it at all lost, at p 0.6
+     * with 300 trials, a piece of p's interval where the profile runs
+     * along the threshold (0.4362 -> 0.4437; inside by 0.07 at 0.44). */
     b = end + dir * fmax(1e-3 * (1.0 + fabs(end)), 0.02 * fabs(end - c0));
     if (dir * (b - c0) > reach)
       break;
     memcpy(tw, tin, sizeof tw);
     c->n_cur = nin;
-    ll = profile_at(c, tw, that, j, b);
+    c->n_hint = 0;
+    if (c->nprof && out)
+      ll = cond_at(c, tw, j, b, nin, llmax - delta);
+    else
+      ll = profile_at(c, tw, that, j, b);
     rb = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
     if (rb >= z && c->nprof && out) {
       /* The end itself from every n of the interval of n (only those can
