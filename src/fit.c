@@ -1875,16 +1875,17 @@ warm_start(const fctx *c, const double *from, unsigned n_from, unsigned n,
  * interval search, from its solution at n_from: as warm_start, and for
  * the binomial the variance m q^2 (1 - p) + m sigma_q^2 + sigma_0^2 is
  * kept too, the change of p made up by sigma_q^2 (by sigma_0^2 where
- * sigma_q would fall to nothing). Keeping m alone, fit-speed's start at
- * n = 16 from the solution at 19 lay 16.5 below the maximum at 16, 0.4
- * below with the variance kept; fit-speed's work (points summed, as in
- * the other notes here) fell by 5.5 %. Not for the longer jumps (the start of
- * p's walk at m_hat / p, the hint): the start then fell on a worse mode
- * at n = 45 of a table at p 0.3, 300 trials, and put p's lower end at
- * 0.1601, where the profile is 0.49 inside, instead of 0.1376; nor for
- * the profile of n, where it saved 9 evaluations of 613 and the
- * continuation ended on a worse mode at 279 of fit-coverage's 72,000
- * (n, fit) pairs (by up to 5.4), on a better one at 159. */
+ * sigma_q would fall to nothing). Keeping m alone the start misses the
+ * variance (fit-speed's continuation from n = 19 to 16 lay 16.5 below
+ * the maximum at 16, 0.4 below with the variance kept); with it the
+ * steps cut fit-speed's work (points summed, as in the notes above) by
+ * 5.5 %. Not for the longer jumps (the start of p's walk at m_hat / p,
+ * the hint): the start then fell on a worse mode at n = 45 of a table
+ * at p 0.3, 300 trials, and put p's lower end at 0.1601, where the
+ * profile is 0.49 inside, instead of 0.1376; nor for the profile of n,
+ * where it saved 9 evaluations of 613 and the continuation ended on a
+ * worse mode at 279 of fit-coverage's 72,000 (n, fit) pairs (by up to
+ * 5.4), on a better one at 159. */
 static void
 step_start(const fctx *c, const double *from, unsigned n_from, unsigned n,
            double *t)
