@@ -2315,6 +2315,16 @@ search_begin(fctx *c, const fitted *fr, int binom)
    * (fit-speed: 85 fewer evaluations than with 1e-7, interval ends the
    * same to 3e-5 relative). */
   c->ptol = 1e-5;
+  /* Likewise the vector sums may leave out terms below e^-25 of the
+   * largest (e^-20 in the derivatives) instead of e^-36 (e^-30): at most
+   * (K + 1) e^-25 = 1.4e-11 (K + 1) of each point's likelihood, 3e-5 of
+   * the log-likelihood of fit-speed's 10,000 points even at K = 200,
+   * against the 2e-3 the search resolves. fit-speed 3 % faster (fastest
+   * of 7 alternated runs 0.485 s instead of 0.501), the same ends to
+   * 5e-8. */
+  c->ws->trim_t = 25.0;
+  c->ws->trim_d = 20.0;
+  c->n_hint = 0;
   if (binom) {
     size_t N1 = (size_t)c->nmax + 1;
     c->nc_t = malloc(N1 * sizeof *c->nc_t);
@@ -2344,6 +2354,7 @@ search_begin(fctx *c, const fitted *fr, int binom)
 static void
 search_end(fctx *c, const fitted *fr)
 {
+  c->ws->trim_t = c->ws->trim_d = 0.0;
   free(c->nc_t);
   free(c->nc_ok);
   free(c->prof_se);

@@ -187,6 +187,10 @@ typedef struct qtl_lik_ws {
   double *rk4;         /* responsibilities per vector lane, 8 kcap */
   double *kc8;         /* constants of each component, 8 kcap (model.c) */
   double *lgam;                                        /* ln k!, kcap+1 */
+  /* > 0: the trims of the vector sums (TRIM_T and TRIM_D of model.c)
+   * used instead of the defaults; the interval search of fit.c loosens
+   * them. */
+  double trim_t, trim_d;
 } qtl_lik_ws;
 
 /* QTL_LIK_HESS (Gaussian components; Poisson, binomial or free release)

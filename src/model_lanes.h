@@ -170,10 +170,12 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
    * TRIM_T below the largest in every lane are left out of the sum, and
    * those more than TRIM_D below out of the derivatives' sums (see
    * TRIM_T). */
-  VFN(trim)(eb, lo, vmax - TRIM_T, &elo, &ehi);
+  VFN(trim)(eb, lo, vmax - (ws->trim_t > 0.0 ? ws->trim_t : TRIM_T), &elo,
+            &ehi);
   dlo = elo;
   dhi = ehi;
-  VFN(trim)(eb, lo, vmax - TRIM_D, &dlo, &dhi);
+  VFN(trim)(eb, lo, vmax - (ws->trim_d > 0.0 ? ws->trim_d : TRIM_D), &dlo,
+            &dhi);
   s = z;
   /* The exponentials here, and the sums that weight them in a loop of
    * their own below: in one loop the accumulators and the exponential's
