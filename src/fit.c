@@ -63,9 +63,7 @@ typedef struct fctx {
   /* Newton's convergence threshold on the predicted gain in total
    * log-likelihood; 0: 1e-10. */
   double ptol;
-  /* n_hint: where the walk over n of the next profile point starts (0:
-   * at n_cur), set by the interval search once the end is bracketed. */
-  unsigned n_cur, n_hat, n_hint;
+  unsigned n_cur, n_hat;
   const double *t_hat;
   /* The profile of n (binomial family, intervals only): the solution at
    * each prof_n. */
@@ -1158,9 +1156,10 @@ second_start(fctx *c, double *tw, double *f, double *t2, int j, double v,
  * binomial family n is maximised as well: from the n of the previous
  * profile point, stepping up or down while the likelihood rises (the
  * profile over n is unimodal near its maximum; the steps cost a polish
- * each). */
+ * each). nhint > 0: the walk starts at that n (see below). */
 static double
-profile_at(fctx *c, double *tw, const double *that, int j, double v)
+profile_at(fctx *c, double *tw, const double *that, int j, double v,
+           unsigned nhint)
 {
   double f, t2[NT], tin_own[NT];
   unsigned nb, n, n_own = 0;
@@ -1195,9 +1194,9 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
       memcpy(tw, t2, sizeof t2);
       nb = n1;
     }
-  } else if (c->n_hint > 0 && c->n_hint != nb) {
+  } else if (nhint > 0 && nhint != nb) {
     /* Inside the bracket the best n moves little between its ends: the
-     * walk starts at the n interpolated between theirs (n_hint) rather
+     * walk starts at the n interpolated between theirs (nhint) rather
      * than at the inside end's, which it walked back from every time.
      * The inside end's own solution stays a second start (below): where
      * the two ends lie on separate modes in n the walk from the hint
@@ -1207,9 +1206,9 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v)
      * from m_hat does better than the hint. */
     memcpy(tin_own, tw, sizeof tin_own);
     n_own = nb;
-    warm_start(c, tw, nb, c->n_hint, t2);
+    warm_start(c, tw, nb, nhint, t2);
     memcpy(tw, t2, sizeof t2);
-    nb = c->n_hint;
+    nb = nhint;
   }
   /* At the n of the warm start itself (tw, the last inside point's
    * solution) the cache's solution is a second start, not a
@@ -1438,7 +1437,6 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
   memcpy(tin, that, sizeof tin);
   nin = c->n_cur;
   c->wdir = 0;
-  c->n_hint = 0;
   if (c->nc_ok != NULL)
     memset(c->nc_ok, 0, (size_t)c->nmax + 1);
   /* A flat direction gives a huge se: the first step is at most 1 in the
@@ -1475,13 +1473,13 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
     side = 0;
     for (it = 0; it < 40; it++) {
       double rv, sv = NAN, vn = NAN, w;
+      unsigned nhint = 0;
       memcpy(tw, tin, sizeof tw);
       c->n_cur = nin;
-      c->n_hint = 0;
       if (out && nout > 0 && b != a)
-        c->n_hint = (unsigned)floor(
+        nhint = (unsigned)floor(
             nin + ((double)nout - nin) * (v - a) / (b - a) + 0.5);
-      ll = profile_at(c, tw, that, j, v);
+      ll = profile_at(c, tw, that, j, v, nhint);
       rv = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
       /* The slope serves the Newton steps inside the bracket only. */
       if (isfinite(ll) && rv > 1e-3 && (out || rv >= z)) {
@@ -1563,11 +1561,10 @@ wilks_end(fctx *c, const double *that, double ll0, double llmax, int j,
       break;
     memcpy(tw, tin, sizeof tw);
     c->n_cur = nin;
-    c->n_hint = 0;
     if (c->nprof && out)
       ll = cond_at(c, tw, j, b, nin, llmax - delta);
     else
-      ll = profile_at(c, tw, that, j, b);
+      ll = profile_at(c, tw, that, j, b, 0);
     rb = !isfinite(ll) ? 1e3 : (ll > llmax ? 0.0 : sqrt(2.0 * (llmax - ll)));
     if (rb >= z && c->nprof && out) {
       /* The end itself from every n of the interval of n (only those can
@@ -2324,7 +2321,6 @@ search_begin(fctx *c, const fitted *fr, int binom)
    * 5e-8. */
   c->ws->trim_t = 25.0;
   c->ws->trim_d = 20.0;
-  c->n_hint = 0;
   if (binom) {
     size_t N1 = (size_t)c->nmax + 1;
     c->nc_t = malloc(N1 * sizeof *c->nc_t);
@@ -2518,7 +2514,7 @@ boot_lr(fctx *c, const boot_job *job, fitted *fr, double *lr)
     c->t_hat = fr->t;
     c->wdir = 0;
     memcpy(tw, fr->t, sizeof tw);
-    ll = profile_at(c, tw, fr->t, j, th[j]);
+    ll = profile_at(c, tw, fr->t, j, th[j], 0);
     /* A profile above the maximum is the replicate's maximum missed:
      * the statistic is 0 there. */
     lr[j] = isfinite(ll) ? fmax(0.0, 2.0 * (fr->ll - ll)) : INFINITY;

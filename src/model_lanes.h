@@ -81,10 +81,10 @@ VFN(hsum)(VD a)
  * operations where the reduction by ln 2 and the series to r^12 took
  * twenty-three: the number of operations bounds the loop of terms (on
  * Zen 4 each 512-bit one takes two of the four pipes). With vmaxpd and
- * vminpd for the clamp of its argument then, a value-only evaluation of fit-speed's 10,000 amplitudes at
- * the maximum took 198 us instead of 235 (min and max alone: 211), one
- * with the Hessian 312 instead of 345 (min of 6 x 40 blocks of 10
- * evaluations, alternating builds). */
+ * vminpd for the clamp of its argument then, a value-only evaluation of
+ * fit-speed's 10,000 amplitudes at the maximum took 198 us instead of
+ * 235 (min and max alone: 211), one with the Hessian 312 instead of 345
+ * (min of 6 x 40 blocks of 10 evaluations, alternating builds). */
 VINLINE VD
 VFN(exp)(VD d)
 {
@@ -180,10 +180,11 @@ VFN(quad)(qtl_lik_ws *ws, VD vx, int nlane, unsigned lo,
   /* The exponentials here, and the sums that weight them in a loop of
    * their own below: in one loop the accumulators and the exponential's
    * temporaries did not fit the registers, and the spills cost more than
-   * reading the terms back. Two components per step: their exponentials are independent chains
-   * of dependent operations, which one alone left waiting. The sum is
-   * still formed in the order of k. The argument's floor of -700 keeps
-   * a term of -inf (a free weight of 0) out of exp's reduction. */
+   * reading the terms back. Two components per step: their exponentials
+   * are independent chains of dependent operations, which one alone left
+   * waiting. The sum is still formed in the order of k. The argument's
+   * floor of -700 keeps a term of -inf (a free weight of 0) out of exp's
+   * reduction. */
   for (k = elo; k + 1 <= ehi; k += 2) {
     VD l0, l1, e0, e1;
     memcpy(&l0, eb + VN * (size_t)(k - lo), sizeof l0);
