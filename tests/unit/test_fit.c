@@ -97,24 +97,41 @@ Test(fit, martin_koenig_ikeda)
   cr_assert_float_eq(v, 45.0 / (1.0 - 0.8 * 45.0 / 85.0), 1e-9);
 }
 
-static double *
-simulate(quantal_release_model model, unsigned n, double p, double m,
-         size_t N, uint64_t seed)
+/* N amplitudes into x: q 0.5 mV, noise 0.1 mV. */
+static void
+sim_into(quantal_release_model model, unsigned n, double p, double m,
+         double cv_q, size_t N, uint64_t seed, double *x)
 {
   quantal_release_params rp;
-  double *x = malloc(N * sizeof *x);
   memset(&rp, 0, sizeof rp);
   rp.model = model;
   rp.n = n;
   rp.p = p;
   rp.m = m;
   rp.q = 0.5;
-  rp.cv_q = 0.25;
+  rp.cv_q = cv_q;
   rp.noise_sd = 0.1;
-  cr_assert_not_null(x);
   cr_assert_eq(quantal_sim_amplitudes(&rp, seed, N, x, NULL, NULL),
                QUANTAL_OK);
+}
+
+/* As sim_into with CV_q 0.25, in a new array. */
+static double *
+simulate(quantal_release_model model, unsigned n, double p, double m,
+         size_t N, uint64_t seed)
+{
+  double *x = malloc(N * sizeof *x);
+  cr_assert_not_null(x);
+  sim_into(model, n, p, m, 0.25, N, seed, x);
   return x;
+}
+
+/* Binomial amplitudes (n 1, p 1: minis) with the quantal CV cv_q. */
+static void
+sim_binomial(unsigned n, double p, double cv_q, size_t N, uint64_t seed,
+             double *x)
+{
+  sim_into(QUANTAL_RELEASE_BINOMIAL, n, p, 0.0, cv_q, N, seed, x);
 }
 
 Test(fit, loglik_equals_brute_force)
@@ -535,15 +552,9 @@ Test(fit, binomial_profile_of_n_against_grid)
     const quantal_model_fit *mf;
     double x[200], mean = 0.0;
     size_t i;
+    sim_binomial(10, 0.5, 0.1, N, seeds[si], x);
     memset(&rp, 0, sizeof rp);
     rp.model = QUANTAL_RELEASE_BINOMIAL;
-    rp.n = 10;
-    rp.p = 0.5;
-    rp.q = 0.5;
-    rp.cv_q = 0.1;
-    rp.noise_sd = 0.1;
-    cr_assert_eq(quantal_sim_amplitudes(&rp, seeds[si], N, x, NULL, NULL),
-                 QUANTAL_OK);
     for (i = 0; i < N; i++)
       mean += x[i] / (double)N;
     o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
@@ -641,27 +652,29 @@ simplex_min(gsl_multimin_function *f, const double *v0, int max_it)
  * modes with resolved peaks: in the test below one at n = 60, q 0.325
  * mV, CV_q 0.005 lies above the threshold, which the start at 0.25 alone
  * never reached), p from the mean at that q. */
-typedef struct prof_q {
-  const double *x;
-  size_t nx;
+typedef struct ref_ll {
+  const double *x, *y; /* amplitudes, minis (ny of them) */
+  size_t nx, ny;
   unsigned n;
-  double q;
-} prof_q;
+  double q, s0; /* held values; 0: free, coordinates 2 and 3 */
+} ref_ll;
 
+/* Minus the binomial log-likelihood at (logit p, log CV_q[, log q, log
+ * sigma_0]). */
 static double
 neg_ll(const gsl_vector *v, void *arg)
 {
-  const prof_q *a = arg;
+  const ref_ll *a = arg;
   quantal_release_params rp;
   double ll;
   memset(&rp, 0, sizeof rp);
   rp.model = QUANTAL_RELEASE_BINOMIAL;
   rp.n = a->n;
   rp.p = 1.0 / (1.0 + exp(-gsl_vector_get(v, 0)));
-  rp.q = a->q;
   rp.cv_q = exp(gsl_vector_get(v, 1));
-  rp.noise_sd = 0.1;
-  if (quantal_fit_loglik(&rp, a->x, a->nx, NULL, 0, &ll, NULL) !=
+  rp.q = a->q > 0.0 ? a->q : exp(gsl_vector_get(v, 2));
+  rp.noise_sd = a->s0 > 0.0 ? a->s0 : exp(gsl_vector_get(v, 3));
+  if (quantal_fit_loglik(&rp, a->x, a->nx, a->y, a->ny, &ll, NULL) !=
           QUANTAL_OK ||
       !isfinite(ll))
     return 1e300;
@@ -682,7 +695,7 @@ profile_q(const double *x, size_t nx, unsigned n_lo, unsigned n_hi, double q,
     const double cv0[4] = {0.25, 0.04, 0.01, 0.004};
     int k;
     for (k = 0; k < 4; k++) {
-      prof_q a = {x, nx, n, q};
+      ref_ll a = {x, NULL, nx, 0, n, q, 0.1};
       gsl_multimin_function f = {neg_ll, 2, &a};
       double p0 = fmin(0.95, k == 0 ? m_hat / n : mean / (q * n)), v0[2], l;
       v0[0] = log(p0 / (1.0 - p0));
@@ -740,59 +753,21 @@ Test(fit, q_interval_profiles_over_n)
  * start on that branch (peaks_start) the fit reported -361.58 on the
  * smooth one (n 21, sigma_q 0.15 mV) where the likelihood reaches about
  * -357.6 (n 23, p 0.50, q 0.519 mV, sigma_q 0.009 mV, sigma_0 0.16 mV).
- * The witness: a simplex over (p, q, CV_q, sigma_0) at n = 23 from that
+ * The witness: a simplex over (p, CV_q, q, sigma_0) at n = 23 from that
  * point rounded (p 0.5, q 0.52, CV_q 0.02, sigma_0 0.16), independent of
  * the fit's code; the maximum is at least its value. */
-typedef struct wit4 {
-  const double *x, *y;
-  size_t nx, ny;
-  unsigned n;
-} wit4;
-
-static double
-neg_ll4(const gsl_vector *v, void *arg)
-{
-  const wit4 *a = arg;
-  quantal_release_params rp;
-  double ll;
-  memset(&rp, 0, sizeof rp);
-  rp.model = QUANTAL_RELEASE_BINOMIAL;
-  rp.n = a->n;
-  rp.p = 1.0 / (1.0 + exp(-gsl_vector_get(v, 0)));
-  rp.q = exp(gsl_vector_get(v, 1));
-  rp.cv_q = exp(gsl_vector_get(v, 2));
-  rp.noise_sd = exp(gsl_vector_get(v, 3));
-  if (quantal_fit_loglik(&rp, a->x, a->nx, a->y, a->ny, &ll, NULL) !=
-          QUANTAL_OK ||
-      !isfinite(ll))
-    return 1e300;
-  return -ll;
-}
-
 Test(fit, binomial_finds_resolved_peaks_branch)
 {
-  quantal_release_params rp;
   quantal_fit_options o = quantal_fit_options_default();
   quantal_fit_result *r = NULL;
   double x[300], y[300], v0[4], w;
-  wit4 a = {x, y, 300, 300, 23};
-  gsl_multimin_function f = {neg_ll4, 4, &a};
-  memset(&rp, 0, sizeof rp);
-  rp.model = QUANTAL_RELEASE_BINOMIAL;
-  rp.n = 20;
-  rp.p = 0.6;
-  rp.q = 0.5;
-  rp.cv_q = 0.25;
-  rp.noise_sd = 0.1;
-  cr_assert_eq(quantal_sim_amplitudes(&rp, 112, 300, x, NULL, NULL),
-               QUANTAL_OK);
-  rp.n = 1;
-  rp.p = 1.0;
-  cr_assert_eq(quantal_sim_amplitudes(&rp, 1000112, 300, y, NULL, NULL),
-               QUANTAL_OK);
+  ref_ll a = {x, y, 300, 300, 23, 0.0, 0.0};
+  gsl_multimin_function f = {neg_ll, 4, &a};
+  sim_binomial(20, 0.6, 0.25, 300, 112, x);
+  sim_binomial(1, 1.0, 0.25, 300, 1000112, y);
   v0[0] = 0.0; /* p 0.5 */
-  v0[1] = log(0.52);
-  v0[2] = log(0.02);
+  v0[1] = log(0.02);
+  v0[2] = log(0.52);
   v0[3] = log(0.16);
   w = -simplex_min(&f, v0, 3000);
   o.models = QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
