@@ -1232,12 +1232,20 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v,
     long ip = nearest_prof(c, j, v);
     unsigned n2 = ip >= 0 ? c->prof_n[ip] : c->n_hat;
     memcpy(t2, ip >= 0 ? c->prof_t[ip] : c->t_hat, sizeof t2);
-    /* A solution at n2 already: not pushed off the edges, which lost a
-     * narrow mode with resolved peaks (sigma_q 0.002 mV at n = 60, q
-     * 0.325 mV, p 0.6 with 300 trials) from its own start, so that q's
-     * interval ended at that mode's peak instead of its crossing of the
-     * threshold 0.0023 mV further out. */
-    c->nopush = 1;
+    /* A solution at n2 already: not pushed off the edges (the push
+     * costs the 5-10 evaluations of coming back, as from fit-speed's
+     * sigma_0 at 0.03 s_ref). At the walk's own n the push lost a narrow
+     * mode with resolved peaks (sigma_q 0.002 mV at n = 60, q 0.325 mV,
+     * p 0.6 with 300 trials) from its own start, so that q's interval
+     * ended at that mode's peak instead of its crossing of the threshold
+     * 0.0023 mV further out. But a solution at another n right at an
+     * edge (below 1 % of s_ref) stays pushed: unpushed, one at n = 37
+     * with sigma_0 at its floor won a point of sigma_q's profile and the
+     * walk over n climbed from there to a local maximum 0.03 below the
+     * one at n = 23 (scripts/fit-diff's table 16: the lower end 0.120397
+     * -> 0.120438 mV, where the profile is 0.03 inside). */
+    c->nopush = n2 == nb || (fabs(t2[T_LSQ]) >= 0.01 &&
+                             (!c->active[T_LS0] || fabs(t2[T_LS0]) >= 0.01));
     if (second_start(c, tw, &f, t2, j, v, n2))
       nb = n2;
   }
