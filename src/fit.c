@@ -726,6 +726,14 @@ newton(fctx *c, double *t, int hold, double *gnorm, double fstop)
  * edge is tested by the sign of the gradient just inside, the
  * Kuhn-Tucker condition on sigma^2 >= 0, and when moving in helps, Newton
  * is restarted from inside. */
+/* Whether width coordinate w (T_LSQ or T_LS0) of t is free and at its
+ * edge: below 1 % of s_ref. */
+static int
+at_edge(const fctx *c, const double *t, int w)
+{
+  return c->active[w] && fabs(t[w]) < 0.01;
+}
+
 static double
 edge_kick(fctx *c, double *t, int hold, double f)
 {
@@ -733,7 +741,7 @@ edge_kick(fctx *c, double *t, int hold, double f)
   int i;
   for (i = 0; i < 2; i++) {
     double t2[NT], g2[NT], f2, gn;
-    if (!c->active[w[i]] || w[i] == hold || fabs(t[w[i]]) >= 0.01)
+    if (w[i] == hold || !at_edge(c, t, w[i]))
       continue;
     memcpy(t2, t, sizeof t2);
     t2[w[i]] = 0.02;
@@ -1244,8 +1252,8 @@ profile_at(fctx *c, double *tw, const double *that, int j, double v,
      * walk over n climbed from there to a local maximum 0.03 below the
      * one at n = 23 (scripts/fit-diff's table 16: the lower end 0.120397
      * -> 0.120438 mV, where the profile is 0.03 inside). */
-    c->nopush = n2 == nb || (fabs(t2[T_LSQ]) >= 0.01 &&
-                             (!c->active[T_LS0] || fabs(t2[T_LS0]) >= 0.01));
+    c->nopush =
+        n2 == nb || (!at_edge(c, t2, T_LSQ) && !at_edge(c, t2, T_LS0));
     if (second_start(c, tw, &f, t2, j, v, n2))
       nb = n2;
   }
@@ -1979,25 +1987,38 @@ fit_at_n(fctx *c, const summary *s, unsigned n, const double *warm,
   return fit_from_starts(c, starts, ns, t);
 }
 
+/* A gain in log-likelihood below this is the polish's tolerance, not
+ * another branch of the profile of n. */
+#define BRANCH_GAIN 1e-4
+
+/* The solution tw (objective f) at grid point n of the profile of n
+ * replaces the one there, and n is marked moved, when it is better by
+ * more than BRANCH_GAIN. */
+static void
+adopt(const fctx *c, unsigned n, double f, const double *tw, double *ll,
+      double (*tt)[NT], char *moved)
+{
+  if (f < BIG && -f / c->scale > ll[n] + BRANCH_GAIN) {
+    ll[n] = -f / c->scale;
+    memcpy(tt[n], tw, sizeof tt[n]);
+    moved[n] = 1;
+  }
+}
+
 /* Grid point b of the profile of n fitted again from a's solution when
- * the profile falls from a to b, kept (and marked moved) when better by
- * more than the polish's tolerance (1e-4), abandoned once it cannot be:
- * see profile_n. */
+ * the profile falls from a to b, abandoned once it cannot gain
+ * BRANCH_GAIN: see profile_n. */
 static void
 regrid(fctx *c, unsigned a, unsigned b, double *ll, double (*tt)[NT],
        char *moved)
 {
-  double tw[NT], f;
-  if (!(ll[a] > ll[b] + 1e-4))
+  double tw[NT];
+  if (!(ll[a] > ll[b] + BRANCH_GAIN))
     return;
   warm_start(c, tt[a], a, b, tw);
   c->mix.n = b;
-  f = polish_to(c, tw, -1, -(ll[b] + 1e-4) * c->scale);
-  if (f < BIG && -f / c->scale > ll[b] + 1e-4) {
-    ll[b] = -f / c->scale;
-    memcpy(tt[b], tw, sizeof tw);
-    moved[b] = 1;
-  }
+  adopt(c, b, polish_to(c, tw, -1, -(ll[b] + BRANCH_GAIN) * c->scale), tw,
+        ll, tt, moved);
 }
 
 /* A start on the branch with resolved quantal peaks at the best grid
@@ -2014,7 +2035,7 @@ peaks_start(fctx *c, const unsigned *grid, size_t ng, double *ll,
             double (*tt)[NT], char *moved)
 {
   unsigned nb = grid[0];
-  double tw[NT], f, m, sq, s0;
+  double tw[NT], m, sq, s0;
   size_t i;
   for (i = 1; i < ng; i++)
     if (ll[grid[i]] > ll[nb])
@@ -2026,12 +2047,7 @@ peaks_start(fctx *c, const unsigned *grid, size_t ng, double *ll,
   tw[T_LSQ] = t_of_sd(0.1 * sq, c->sref);
   tw[T_LS0] = t_of_sd(sqrt(s0 * s0 + 0.99 * m * sq * sq), c->sref);
   c->mix.n = nb;
-  f = polish(c, tw, -1);
-  if (f < BIG && -f / c->scale > ll[nb] + 1e-4) {
-    ll[nb] = -f / c->scale;
-    memcpy(tt[nb], tw, sizeof tw);
-    moved[nb] = 1;
-  }
+  adopt(c, nb, polish(c, tw, -1), tw, ll, tt, moved);
 }
 
 /* Profile the log-likelihood over n = 1..nmax (binomial or
@@ -2087,7 +2103,8 @@ profile_n(fctx *c, const summary *s, const double *tp, unsigned nmax,
    * 11 such polishes, 2 % of its time, and gains 0.57 at n = 151. Before
    * that, a start on the branch with resolved peaks at the best grid
    * point (peaks_start, sigma_0 estimated only); after it, whatever
-   * either moved is carried down the grid the same way. */
+   * either moved is carried down the grid the same way. A gain below
+   * BRANCH_GAIN is the polish's tolerance, not a branch. */
   if (c->fixed_s0 <= 0.0)
     peaks_start(c, grid, ng, ll, tt, moved);
   for (i = 0; i + 1 < ng; i++)
