@@ -646,6 +646,7 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
   quantal_evoked_options o = *opt;
   span sp;
   double rate, *avg = NULL, *T = NULL, *work = NULL, *sham = NULL;
+  double *sham_at = NULL; /* 2 per stimulus: before, after; NaN: none */
   double *scale = NULL, *shift_s = NULL, peak = 0.0, tt_full, t_sum, null_sd;
   double *sumv, *Ti;
   double white_gain;
@@ -712,13 +713,16 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
     work = malloc((nw > 2 * n_stim ? nw : 2 * n_stim) * sizeof *work);
   }
   sham = malloc(2 * n_stim * sizeof *sham);
+  sham_at = malloc(2 * n_stim * sizeof *sham_at);
   scale = malloc(n_stim * sizeof *scale);
   shift_s = malloc(n_stim * sizeof *shift_s);
-  if (!sp.pre || !sp.resp || !avg || !T || !work || !sham || !scale ||
-      !shift_s) {
+  if (!sp.pre || !sp.resp || !avg || !T || !work || !sham || !sham_at ||
+      !scale || !shift_s) {
     st = qtl_fail(diag, QUANTAL_ENOMEM, rec->path, -1, -1, "out of memory");
     goto done;
   }
+  for (i = 0; i < 2 * n_stim; i++)
+    sham_at[i] = NAN;
 
   /* Pass 1: the template is the mean baseline-subtracted response to the
    * first pulse of each train (every stimulus when there are no trains).
@@ -859,7 +863,8 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
           continue;
         for (j = 0; j < sp.n_resp; j++)
           sp.resp[j] -= bl;
-        sham[n_sham++] = template_scale(sp.resp, T, sp.n_resp, 0, pol);
+        sham[n_sham++] = sham_at[2 * i + c] =
+            template_scale(sp.resp, T, sp.n_resp, 0, pol);
       }
     }
   }
@@ -895,6 +900,8 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
     const double *tpl;
     memset(r, 0, sizeof *r);
     r->stim_s = stim_s[i];
+    r->sham = sham_at[2 * i];
+    r->sham_after = sham_at[2 * i + 1];
     st = read_span(rec, ch, rate, stim_s[i], &sp, diag);
     if (st == QUANTAL_ERANGE) {
       st = qtl_fail(diag, QUANTAL_EINVAL, rec->path, -1, -1,
@@ -1029,6 +1036,7 @@ done:
   free(T);
   free(work);
   free(sham);
+  free(sham_at);
   free(scale);
   free(shift_s);
   return st;

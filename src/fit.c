@@ -8,6 +8,8 @@
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_multimin.h>
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
 #include <gsl/gsl_sort.h>
 #include <math.h>
 #include <pthread.h>
@@ -944,7 +946,7 @@ typedef struct summary {
 
 static void
 summarise(const double *x, size_t n, const double *y, size_t ny,
-          double noise_hint, summary *s)
+          double noise_hint, const qtl_mix *shams, summary *s)
 {
   size_t i, nneg = 0;
   double neg2 = 0.0, sum = 0.0, ss = 0.0;
@@ -967,6 +969,8 @@ summarise(const double *x, size_t n, const double *y, size_t ny,
    * gives the noise SD when no noise column is available. */
   if (noise_hint > 0.0)
     s->s0 = noise_hint;
+  else if (shams->sham_n >= 5.0)
+    s->s0 = sqrt(shams->sham_ss / shams->sham_n);
   else if (nneg >= 5)
     s->s0 = sqrt(neg2 / nneg);
   else
@@ -1784,6 +1788,9 @@ sub_begin(const fctx *c, fctx *sub, double **xs)
   sub->nx = ns;
   sub->ny = c->ny > SUB_N / 4 ? SUB_N / 4 : c->ny;
   sub->scale = 1.0 / (double)(sub->nx + sub->ny);
+  /* The shams thinned in proportion. */
+  sub->mix.sham_n *= (double)ns / (double)c->nx;
+  sub->mix.sham_ss *= (double)ns / (double)c->nx;
   return 1;
 }
 
@@ -2547,6 +2554,7 @@ typedef struct boot_job {
   quantal_qshape shape;
   double fixed_s0;
   size_t nx, ny;
+  double sham_n; /* shams per replicate, each N(0, sigma_0^2) */
   unsigned nmax, B;
   double delta;
   uint64_t seed;
@@ -2653,6 +2661,7 @@ boot_worker(void *arg)
   c.fixed_s0 = job->fixed_s0;
   c.nmax = job->nmax;
   c.mix.shape = job->shape;
+  c.mix.sham_n = job->sham_n;
   for (;;) {
     unsigned b;
     uint64_t sb;
@@ -2679,8 +2688,18 @@ boot_worker(void *arg)
                                  x + job->nx, NULL, NULL) != QUANTAL_OK)
         continue;
     }
+    if (job->sham_n > 0.0) {
+      /* Their sum of squares: sigma_0^2 chi^2 with sham_n degrees. */
+      gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
+      if (g == NULL)
+        continue;
+      gsl_rng_set(g, (unsigned long)quantal_seed_mix(sb, 2));
+      c.mix.sham_ss = job->rp.noise_sd * job->rp.noise_sd *
+                      gsl_ran_chisq(g, job->sham_n);
+      gsl_rng_free(g);
+    }
     gsl_sort(x, 1, job->nx); /* for the vector kernel, as above */
-    summarise(x, job->nx, c.y, c.ny, job->fixed_s0, &s);
+    summarise(x, job->nx, c.y, c.ny, job->fixed_s0, &c.mix, &s);
     c.sref = s.sref;
     c.xmax = s.max;
     if (!(s.mean > 0.0) || !(s.var > 0.0))
@@ -2798,6 +2817,7 @@ bootstrap(fctx *c, quantal_fit_model model, fitted *fr,
   job.fixed_s0 = c->fixed_s0;
   job.nx = c->nx;
   job.ny = c->ny;
+  job.sham_n = c->mix.sham_n;
   job.nmax = o->n_max;
   job.B = o->bootstrap;
   job.delta = delta;
@@ -2906,7 +2926,7 @@ fill_model(fctx *c, quantal_fit_model model, fitted *fr,
            int sign, quantal_model_fit *mf, quantal_diag *diag)
 {
   double v[QUANTAL_PAR_COUNT], lo[QUANTAL_PAR_COUNT], hi[QUANTAL_PAR_COUNT];
-  double N = (double)(c->nx + c->ny);
+  double N = (double)(c->nx + c->ny) + c->mix.sham_n;
   qtl_lik_out out;
   quantal_status st;
   int j;
@@ -3038,10 +3058,39 @@ quantal_fit_run(const double *amplitudes, size_t n, const double *minis,
     if (!isfinite(minis[i]))
       return qtl_fail(diag, QUANTAL_ENUMERIC, NULL, -1, (long long)i,
                       "mini %zu is not a finite number", i + 1);
+  if (o.shams == NULL && o.n_shams > 0)
+    return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1, "no shams");
+  for (i = 0; i < o.n_shams; i++)
+    if (!isfinite(o.shams[i]))
+      return qtl_fail(diag, QUANTAL_ENUMERIC, NULL, -1, (long long)i,
+                      "sham %zu is not a finite number", i + 1);
   /* Inward currents are negative: fit the sign-corrected values and
    * report q in the table's convention. */
   sign = sum < 0.0 ? -1 : 1;
   memset(&c, 0, sizeof c);
+  /* With sigma_0 fixed the shams would add a constant: left out. */
+  if (!(o.noise_sd > 0.0) && o.n_shams > 0) {
+    double lim = INFINITY;
+    if (o.n_shams >= 10) {
+      /* A spontaneous event in a sham window is not noise: shams beyond
+       * 5 robust SDs (1.4826 x the median |y|) are left out. */
+      double *a = malloc(o.n_shams * sizeof *a);
+      if (a == NULL)
+        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
+      for (i = 0; i < o.n_shams; i++)
+        a[i] = fabs(o.shams[i]);
+      lim = 5.0 * 1.4826 * qtl_median(a, o.n_shams);
+      free(a);
+    }
+    for (i = 0; i < o.n_shams; i++)
+      if (!(fabs(o.shams[i]) > lim)) {
+        c.mix.sham_n += 1.0;
+        c.mix.sham_ss += o.shams[i] * o.shams[i];
+      }
+    if (!(c.mix.sham_ss > 0.0))
+      return qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
+                      "the shams are all 0: they carry no noise");
+  }
   x = malloc((n + n_minis) * sizeof *x);
   sorted = malloc(n * sizeof *sorted);
   r = calloc(1, sizeof *r);
@@ -3061,7 +3110,7 @@ quantal_fit_run(const double *amplitudes, size_t n, const double *minis,
    * share their window of components). */
   memcpy(x, sorted, n * sizeof *x);
   summarise(x, n, n_minis ? x + n : NULL, n_minis,
-            o.noise_sd > 0.0 ? o.noise_sd : o.noise_hint, &s);
+            o.noise_sd > 0.0 ? o.noise_sd : o.noise_hint, &c.mix, &s);
   if (!(sorted[n - 1] > sorted[0])) {
     st = qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
                   "all %zu amplitudes equal %g: nothing to fit", n,
@@ -3080,6 +3129,7 @@ quantal_fit_run(const double *amplitudes, size_t n, const double *minis,
   }
   r->n_amplitudes = n;
   r->n_minis = n_minis;
+  r->n_shams = (size_t)c.mix.sham_n;
   r->sign = sign;
   r->best = -1;
   r->lrt_stat = r->lrt_p = r->mixture_lrt_stat = NAN;
@@ -3158,7 +3208,8 @@ quantal_fit_run(const double *amplitudes, size_t n, const double *minis,
     r->lrt_stat = lr;
     r->lrt_p = lr > 0.0 ? 0.5 * gsl_cdf_chisq_Q(lr, 1.0) : 1.0;
   }
-  if (r->model[QUANTAL_FIT_MIXTURE_NOFAIL].fitted && n_minis == 0) {
+  if (r->model[QUANTAL_FIT_MIXTURE_NOFAIL].fitted && n_minis == 0 &&
+      c.mix.sham_n == 0.0) {
     /* Against one Gaussian (unimodal alternative) fitted by moments. */
     double v = s.var * (n - 1) / n;
     double l1 = -0.5 * n * (log(2.0 * M_PI * v) + 1.0);

@@ -177,6 +177,9 @@ typedef struct qtl_mix {
   double m, p, rho;
   const double *w;      /* free weights w[0..n] */
   double q, sigma_q, sigma0;
+  /* Noise-only amplitudes (shams) known to hold no release, each
+   * N(0, sigma0^2): their count and sum of squares (0, 0: none). */
+  double sham_n, sham_ss;
 } qtl_mix;
 
 /* Reusable workspace of per-component arrays (grown on demand). */

@@ -742,6 +742,25 @@ qtl_mix_loglik(const qtl_mix *mix, const double *x, size_t nx,
     if (em)
       e_b += fn * iv;
   }
+  /* Shams: k = 0 known, y ~ N(0, sigma_0^2) whatever the quantal shape;
+   * only their count and sum of squares enter. */
+  if (mix->sham_n > 0.0) {
+    double fn = mix->sham_n, S = mix->sham_ss, iv = 1.0 / s02;
+    ll += -0.5 * fn * (LOG_2PI + log(s02)) - 0.5 * S * iv;
+    if (grad) {
+      double gv = 0.5 * (S * iv * iv - fn * iv);
+      g_v0 += gv;
+      if (hess) {
+        GT[QTL_TH_V0] += gv;
+        H[2][2] += 0.5 * fn * iv * iv - S * iv * iv * iv;
+      }
+    }
+    if (em) {
+      /* Rows of the least squares of squared residuals on 1 and k. */
+      e_r += fn;
+      e_e2 += S;
+    }
+  }
   if (!isfinite(ll) && ll != -INFINITY)
     return QUANTAL_ENUMERIC;
   out->loglik = ll;

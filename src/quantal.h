@@ -414,6 +414,10 @@ typedef struct quantal_sim_event {
   double linear;     /* the same for a linear membrane (no driving-force
                       * change); equals amplitude in voltage clamp */
   double rise_s, decay_s; /* its conductance kinetics */
+  /* quantal_sim_run_amplitudes, evoked events: the noise alone, N(0,
+   * noise_sd^2), what an amplitude measured where no release can be
+   * gives (evoked's sham windows); NaN otherwise. */
+  double sham;
 } quantal_sim_event;
 
 /* Receives n interleaved frames of 2 channels (signal in unit, TTL in V);
@@ -823,6 +827,10 @@ typedef struct quantal_evoked_response {
   int late_event;         /* 1: a spontaneous event late in the window
                            * (template best over 2 ms past the jitter) was
                            * removed before the test */
+  /* The scales of the sham windows before this stimulus and after its
+   * response (NaN where there was none): the amplitude estimator on noise
+   * alone, what quantal_fit_options.shams takes. */
+  double sham, sham_after;
 } quantal_evoked_response;
 
 /* What the measurement learned about the whole recording. */
@@ -975,6 +983,12 @@ typedef struct quantal_fit_options {
   int profile_ci;       /* 1 (default): profile-likelihood intervals */
   double noise_sd;      /* > 0: sigma_0 fixed; 0 (default): estimated */
   double noise_hint;    /* > 0: starting value of sigma_0 (noise column) */
+  /* Sham amplitudes: the amplitude estimator applied where no release can
+   * be (quantal evoked's sham_<unit> column), each N(0, sigma_0^2) in the
+   * likelihood, in the table's sign or not (only their squares enter).
+   * NULL / 0 (default): none. Not used when noise_sd fixes sigma_0. */
+  const double *shams;
+  size_t n_shams;
   unsigned bootstrap;   /* parametric bootstrap replicates; default 0 */
   unsigned threads;     /* bootstrap threads; 0 = online processors */
   uint64_t seed;        /* bootstrap seed; default 1 */
@@ -1021,6 +1035,7 @@ typedef struct quantal_model_fit {
 
 typedef struct quantal_fit_result {
   size_t n_amplitudes, n_minis;
+  size_t n_shams;              /* shams in the likelihood */
   int sign;                    /* -1 when amplitudes were negative */
   quantal_model_fit model[QUANTAL_FIT_N_MODELS];
   int best;                    /* lowest AIC among fitted, or -1 */

@@ -29,7 +29,8 @@ enum {
   QTL_STREAM_PINK = 7,       /* 1/f noise */
   QTL_STREAM_DRIFT = 8,      /* baseline drift */
   QTL_STREAM_STIM = 9,       /* stimulus times (Poisson trains) */
-  QTL_STREAM_PLASTICITY = 10 /* site depletion / recovery */
+  QTL_STREAM_PLASTICITY = 10, /* site depletion / recovery */
+  QTL_STREAM_SHAM = 11        /* sham amplitudes (amplitude level) */
 };
 
 /* A new generator seeded with seed (all 64 bits used); NULL when out of

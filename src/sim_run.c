@@ -428,7 +428,7 @@ typedef struct engine {
   double sign;  /* of the response */
   double q_abs; /* amplitude mode: |q| in the recording's unit */
   gsl_rng *r_counts, *r_sizes, *r_noise, *r_minis, *r_lat, *r_kin, *r_white,
-      *r_pink, *r_drift, *r_plast;
+      *r_pink, *r_drift, *r_plast, *r_sham;
   pulse_gen pg;
   double next_pulse, next_mini, last_pulse, latest_nominal;
   /* plasticity */
@@ -476,6 +476,7 @@ engine_free(engine *e)
   gsl_rng_free(e->r_counts);
   gsl_rng_free(e->r_sizes);
   gsl_rng_free(e->r_noise);
+  gsl_rng_free(e->r_sham);
   gsl_rng_free(e->r_minis);
   gsl_rng_free(e->r_lat);
   gsl_rng_free(e->r_kin);
@@ -559,8 +560,10 @@ engine_init(engine *e, const quantal_sim_options *o, int amp_mode,
   e->r_pink = qtl_rng_alloc(quantal_seed_mix(o->seed, QTL_STREAM_PINK));
   e->r_drift = qtl_rng_alloc(quantal_seed_mix(o->seed, QTL_STREAM_DRIFT));
   e->r_plast = qtl_rng_alloc(quantal_seed_mix(o->seed, QTL_STREAM_PLASTICITY));
+  e->r_sham = qtl_rng_alloc(quantal_seed_mix(o->seed, QTL_STREAM_SHAM));
   if (!e->r_counts || !e->r_sizes || !e->r_noise || !e->r_minis || !e->r_lat
-      || !e->r_kin || !e->r_white || !e->r_pink || !e->r_drift || !e->r_plast)
+      || !e->r_kin || !e->r_white || !e->r_pink || !e->r_drift || !e->r_plast
+      || !e->r_sham)
     return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
   e->pg.o = o;
   e->pg.end_s = e->der.duration_s;
@@ -914,6 +917,7 @@ make_pulse(engine *e, double t, quantal_diag *diag)
   ev.quanta = k;
   ev.onset_s = t + o->delay_s;
   ev.peak_s = NAN;
+  ev.sham = NAN;
   e->last_pulse = t;
   e->have_pulse = 1;
   if (e->amp_mode) {
@@ -928,6 +932,11 @@ make_pulse(engine *e, double t, quantal_diag *diag)
           + (o->release.noise_sd > 0.0
                  ? gsl_ran_gaussian_ziggurat(e->r_noise, o->release.noise_sd)
                  : 0.0);
+    /* From a stream of its own: the amplitudes are those of a run
+     * without shams. */
+    ev.sham = o->release.noise_sd > 0.0
+                  ? gsl_ran_gaussian_ziggurat(e->r_sham, o->release.noise_sd)
+                  : 0.0;
     ev.peak_s = ev.onset_s;
     ev.rise_s = o->rise_s;
     ev.decay_s = o->decay_s;
@@ -995,6 +1004,7 @@ make_mini(engine *e, double t, quantal_diag *diag)
   ev.stimulus = -1;
   ev.pulse = -1;
   ev.stim_s = NAN;
+  ev.sham = NAN;
   ev.quanta = 1;
   ev.rise_s = rise;
   ev.decay_s = decay;

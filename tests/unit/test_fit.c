@@ -495,6 +495,46 @@ Test(fit, hessian_matches_finite_differences)
   free(x);
 }
 
+Test(fit, shams_enter_as_noise_only)
+{
+  /* Shams add sum_j log phi(y_j; 0, sigma_0^2) to the log-likelihood
+   * (GSL's pdf, no log space), rows (k = 0, d = y) to the EM sums, and
+   * their share of the gradient and Hessian in sigma_0^2 (against
+   * central differences). */
+  double *x = simulate(QUANTAL_RELEASE_BINOMIAL, 20, 0.3, 0, 200, 5);
+  double mini[5] = {0.45, 0.5, 0.61, 0.38, 0.52};
+  double sh[6] = {0.11, -0.2, 0.03, -0.14, 0.25, 0.07}, bf = 0.0, ss = 0.0;
+  qtl_mix m = test_mix(), ms;
+  qtl_lik_ws *ws = qtl_lik_ws_alloc();
+  qtl_lik_out o0, o1;
+  int j;
+  for (j = 0; j < 6; j++) {
+    bf += log(gsl_ran_gaussian_pdf(sh[j], m.sigma0));
+    ss += sh[j] * sh[j];
+  }
+  ms = m;
+  ms.sham_n = 6;
+  ms.sham_ss = ss;
+  cr_assert_eq(qtl_mix_loglik(&m, x, 200, mini, 5, ws,
+                              QTL_LIK_EM | QTL_LIK_GRAD, &o0),
+               QUANTAL_OK);
+  cr_assert_eq(qtl_mix_loglik(&ms, x, 200, mini, 5, ws,
+                              QTL_LIK_EM | QTL_LIK_GRAD, &o1),
+               QUANTAL_OK);
+  cr_assert_float_eq(o1.loglik - o0.loglik, bf, 1e-12 * fabs(bf));
+  cr_assert_float_eq(o1.em_r - o0.em_r, 6.0, 1e-9);
+  cr_assert_float_eq(o1.em_e2 - o0.em_e2, ss, 1e-9);
+  cr_assert_float_eq(o1.em_rk, o0.em_rk, 1e-12 * o0.em_rk);
+  cr_assert_float_eq(o1.d_q, o0.d_q, 1e-12 * (1.0 + fabs(o0.d_q)));
+  check_hessian(&ms, x, 200, mini, 5);
+  /* Many shams: the sigma_0 derivative is dominated by them. */
+  ms.sham_n = 500;
+  ms.sham_ss = 500 * 0.09 * 0.09;
+  check_hessian(&ms, x, 200, mini, 5);
+  qtl_lik_ws_free(ws);
+  free(x);
+}
+
 Test(fit, global_maximum_against_grid)
 {
   /* Small case: Poisson with sigma_0 fixed; the fitted log-likelihood
