@@ -208,14 +208,15 @@ print_tsv(FILE *fp, const quantal_evoked_response *r, const unsigned *pulse,
   fprintf(fp,
           "stimulus\tpulse\tstim_s\tamplitude_%s\tlatency_ms\tpeak_ms\t"
           "baseline_%s\tnoise_sd_%s\tamplitude_sd_%s\tarea_%s_ms\tz\t"
-          "failure\n",
-          unit, unit, unit, unit, unit);
+          "failure\tsham_%s\tsham_after_%s\n",
+          unit, unit, unit, unit, unit, unit, unit);
   for (i = 0; i < n; i++)
     fprintf(fp, "%zu\t%u\t%.6f\t%.6g\t%.4g\t%.4g\t%.7g\t%.4g\t%.4g\t%.6g\t"
-                "%.4g\t%d\n",
+                "%.4g\t%d\t%.6g\t%.6g\n",
             i + 1, pulse[i], r[i].stim_s, r[i].amplitude,
             r[i].latency_s * 1e3, r[i].peak_latency_s * 1e3, r[i].baseline,
-            r[i].noise_sd, null_sd, r[i].area * 1e3, r[i].z, r[i].failure);
+            r[i].noise_sd, null_sd, r[i].area * 1e3, r[i].z, r[i].failure,
+            r[i].sham, r[i].sham_after);
 }
 
 static void
@@ -258,6 +259,8 @@ print_json(FILE *fp, const char *path, size_t ch, const char *unit,
     qt_json_field(fp, "noise_sd", r[i].noise_sd);
     qt_json_field(fp, "area_ms", r[i].area * 1e3);
     qt_json_field(fp, "z", r[i].z);
+    qt_json_field(fp, "sham", r[i].sham);
+    qt_json_field(fp, "sham_after", r[i].sham_after);
     fprintf(fp, ", \"failure\": %s, \"late_event\": %s}",
             r[i].failure ? "true" : "false",
             r[i].late_event ? "true" : "false");

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum {
   OPT_MODEL = QT_OPT_FIRST_FREE,
@@ -93,6 +94,10 @@ typedef struct column {
   char name[128];
   char unit[64];
   double noise_median; /* see noise_median(), or NaN */
+  /* The sham_<unit> and sham_after_<unit> columns, two per row
+   * (sham[2 i], sham[2 i + 1]; NaN: no sham there); NULL without
+   * either. */
+  double *sham;
   long failure_col;
   size_t n_failures;
 } column;
@@ -196,6 +201,42 @@ read_column(const char *path, const char *want, column *c)
   c->n = rows;
   /* sigma_0 information: the median per-trial baseline noise. */
   c->noise_median = noise_median(c->t, c->unit, NULL, rows);
+  {
+    /* Shams: sham_<unit> and sham_after_<unit>, evoked's sham windows
+     * before each stimulus and after its response. */
+    static const char *const pre[2] = {"sham_", "sham_after_"};
+    int h;
+    for (h = 0; h < 2; h++) {
+      char sn[160];
+      long js;
+      const double *sv;
+      snprintf(sn, sizeof sn, "%s%s", pre[h], c->unit);
+      js = quantal_table_find(c->t, sn);
+      if (js < 0 || js == j)
+        continue;
+      if (c->sham == NULL) {
+        c->sham = malloc((2 * rows + 1) * sizeof *c->sham);
+        if (c->sham == NULL) {
+          qt_error("out of memory");
+          return QT_EXIT_ANALYSIS;
+        }
+        for (i = 0; i < 2 * rows; i++)
+          c->sham[i] = NAN;
+      }
+      sv = quantal_table_column(c->t, (size_t)js);
+      for (i = 0; i < rows; i++) {
+        /* nan (or an empty cell): no sham there. */
+        const char *cell = quantal_table_cell(c->t, i, (size_t)js);
+        if (!isfinite(sv[i]) && cell[0] != '\0' &&
+            strcasecmp(cell, "nan") != 0) {
+          qt_error("%s: row %zu: %s is not a number ('%s')", path, i + 1, sn,
+                   cell);
+          return QT_EXIT_IO;
+        }
+        c->sham[2 * i + h] = isfinite(sv[i]) ? sv[i] : NAN;
+      }
+    }
+  }
   c->failure_col = quantal_table_find(c->t, "failure");
   if (c->failure_col >= 0) {
     const double *fv = quantal_table_column(c->t, (size_t)c->failure_col);
@@ -205,10 +246,21 @@ read_column(const char *path, const char *want, column *c)
   return QT_EXIT_OK;
 }
 
+/* Shams given in c (finite cells of its sham column). */
+static size_t
+shams_given(const column *c)
+{
+  size_t i, n = 0;
+  for (i = 0; c->sham && i < 2 * c->n; i++)
+    n += isfinite(c->sham[i]) != 0;
+  return n;
+}
+
 static void
 column_free(column *c)
 {
   free(c->v);
+  free(c->sham);
   quantal_table_free(c->t);
 }
 
@@ -373,6 +425,8 @@ print_json(FILE *fp, int argc, char **argv, const column *amp,
   fprintf(fp, ", \"n_minis\": %zu, \"noise_sd_column_median\": ",
           minis ? minis->n : 0);
   qt_json_number(fp, amp->noise_median);
+  fprintf(fp, ", \"n_shams\": %zu, \"n_shams_used\": %zu", shams_given(amp),
+          r ? r->n_shams : 0);
   fputs("},\n \"settings\": {\"level\": ", fp);
   qt_json_number(fp, o->level);
   fprintf(fp, ", \"n_max\": %u, \"bootstrap\": %u, \"seed\": %llu, "
@@ -511,6 +565,14 @@ print_tsv(FILE *fp, int argc, char **argv, const column *amp,
   if (minis)
     fprintf(fp, "; minis: %s column %s (%zu)", minis->path, minis->name,
             minis->n);
+  if (amp->sham) {
+    size_t ng = shams_given(amp), nu = r ? r->n_shams : 0;
+    fprintf(fp, "; shams: %zu", nu);
+    if (nu < ng && o->noise_sd > 0.0)
+      fprintf(fp, " of %zu (sigma_0 fixed)", ng);
+    else if (nu < ng)
+      fprintf(fp, " of %zu (the rest beyond 5 robust SDs)", ng);
+  }
   fputc('\n', fp);
   if (first)
     fprintf(fp, "# level: %g; n_max: %u; bootstrap: %u; seed: %llu\n",
@@ -780,8 +842,26 @@ analyse(const column *amp, const column *mini, int have_minis,
     o.user = &bar;
     qt_progress_begin(&bar, "fit: bootstrap", o.bootstrap,
                       quiet || o.bootstrap == 0);
-    st = quantal_fit_run(amp->v, amp->n, have_minis ? mini->v : NULL,
-                         have_minis ? mini->n : 0, &o, &an->r, &diag);
+    {
+      /* The finite shams, as given (only their squares enter). */
+      double *sh = NULL;
+      size_t i, ns = 0;
+      if (amp->sham) {
+        sh = malloc((2 * amp->n + 1) * sizeof *sh);
+        if (sh == NULL) {
+          qt_error("out of memory");
+          return QT_EXIT_ANALYSIS;
+        }
+        for (i = 0; i < 2 * amp->n; i++)
+          if (isfinite(amp->sham[i]))
+            sh[ns++] = amp->sham[i];
+      }
+      o.shams = sh;
+      o.n_shams = ns;
+      st = quantal_fit_run(amp->v, amp->n, have_minis ? mini->v : NULL,
+                           have_minis ? mini->n : 0, &o, &an->r, &diag);
+      free(sh);
+    }
     qt_progress_end(&bar);
     if (st != QUANTAL_OK) {
       qt_error("%s: %s", amp->path,
@@ -827,6 +907,16 @@ sub_column(const column *c, const size_t *rows, size_t n, const char *label,
   }
   sc->n = n;
   sc->noise_median = noise_median(c->t, c->unit, rows, n);
+  sc->sham = NULL;
+  if (c->sham) {
+    sc->sham = malloc((2 * n + 1) * sizeof *sc->sham);
+    if (sc->sham == NULL)
+      return -1;
+    for (i = 0; i < n; i++) {
+      sc->sham[2 * i] = c->sham[2 * rows[i]];
+      sc->sham[2 * i + 1] = c->sham[2 * rows[i] + 1];
+    }
+  }
   return 0;
 }
 
@@ -846,7 +936,9 @@ grouping_free(grouping *gr)
   size_t i;
   for (i = 0; gr->a && i < gr->ng; i++) {
     free(gr->a[i].v);
+    free(gr->a[i].sham);
     free(gr->m[i].v);
+    free(gr->m[i].sham);
   }
   free(gr->a);
   free(gr->m);

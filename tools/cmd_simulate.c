@@ -441,7 +441,9 @@ on_amplitude(void *vctx, const quantal_sim_event *ev, quantal_diag *diag)
     fprintf(c->evoked, "%ld\t%ld\t%.9f\t", ev->stimulus + 1, ev->pulse + 1,
             ev->stim_s);
     put_num(c->evoked, ev->amplitude);
-    fprintf(c->evoked, "\t%u\n", ev->quanta);
+    fprintf(c->evoked, "\t%u\t", ev->quanta);
+    put_num(c->evoked, ev->sham);
+    fputc('\n', c->evoked);
   } else if (c->minis != NULL) {
     fprintf(c->minis, "%.9f\t", ev->onset_s);
     put_num(c->minis, ev->amplitude);
@@ -957,8 +959,9 @@ run_amplitudes(cli *c, const quantal_sim_derived *d, int argc, char **argv)
   qt_print_provenance(oe.fp, argc, argv);
   print_params(oe.fp, &c->o, d, c->preset_name);
   fprintf(oe.fp, "# amplitude = linear sum of quantal sizes + N(0, "
-                 "noise_sd^2)\n");
-  fprintf(oe.fp, "stimulus\tpulse\tstim_s\tamplitude_%s\tquanta\n", d->unit);
+                 "noise_sd^2); sham = N(0, noise_sd^2) alone\n");
+  fprintf(oe.fp, "stimulus\tpulse\tstim_s\tamplitude_%s\tquanta\tsham_%s\n",
+          d->unit, d->unit);
   if (want_minis) {
     qt_print_provenance(om.fp, argc, argv);
     print_params(om.fp, &c->o, d, c->preset_name);

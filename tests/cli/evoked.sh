@@ -25,7 +25,7 @@ run 0 "$q" evoked --rate 10000 --stim-channel 2 rec.txt -o ev.tsv
 expect_no_out
 expect_err_match '^quantal: evoked: rec.txt: 20 stimuli, 10 failures \(50.0 %\); '
 checks=$((checks + 1))
-grep -q '^stimulus	pulse	stim_s	amplitude_mV	latency_ms	peak_ms	baseline_mV	noise_sd_mV	amplitude_sd_mV	area_mV_ms	z	failure$' ev.tsv ||
+grep -q '^stimulus	pulse	stim_s	amplitude_mV	latency_ms	peak_ms	baseline_mV	noise_sd_mV	amplitude_sd_mV	area_mV_ms	z	failure	sham_mV	sham_after_mV$' ev.tsv ||
   fail "evoked header row"
 checks=$((checks + 1))
 [ "$(grep -vc '^#' ev.tsv)" = 21 ] || fail "expected 20 rows and a header"
@@ -53,6 +53,24 @@ run 0 "$q" evoked --rate 10000 --stim-channel 2 --json rec.txt
 checks=$((checks + 1))
 python3 -c 'import json; d = json.load(open("out")); assert len(d["responses"]) == 20; assert d["summary"]["failures"] == 10' ||
   fail "--json output"
+# The shams of the table are those behind the null: as many as the
+# summary counts, and their 1.4826 x MAD is amplitude_sd (to the 4
+# digits it is printed with; the shams have 6).
+checks=$((checks + 1))
+python3 - ev.tsv out << 'EOF' || fail "shams: $(cut -f 9,13,14 ev.tsv)"
+import json, math, sys
+rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[1]) if not l.startswith('#')]
+h = rows[0]
+s = [float(r[h.index(c)]) for r in rows[1:] for c in ('sham_mV', 'sham_after_mV')]
+s = [v for v in s if not math.isnan(v)]
+med = lambda v: (sorted(v)[(len(v) - 1) // 2] + sorted(v)[len(v) // 2]) / 2
+m = med(s)
+sd = 1.4826 * med([abs(v - m) for v in s])
+want = float(rows[1][h.index('amplitude_sd_mV')])
+d = json.load(open(sys.argv[2]))
+assert len(s) == d['summary']['shams'] and len(s) >= 10, (len(s), d['summary'])
+assert abs(sd - want) <= 1e-3 * want, (sd, want)
+EOF
 
 # Minis between the responses go to their own table.
 run 0 "$q" evoked --rate 10000 --stim-channel 2 rec.txt -o ev2.tsv --minis minis.tsv

@@ -36,6 +36,54 @@ run 0 "$QUANTAL" fit --model binomial --n-max 40 --minis "$D/amplitudes.minis.ts
 expect_out_match '^classical	direct	m	'
 expect_out_match '^parameter	binomial	n	'
 
+# Shams (the noise alone, one per trial: simulate's sham_mV column) enter
+# the likelihood. The shams alone give sigma_0 an interval of width
+# about 2 z s / sqrt(2 N) (N s^2 / sigma_0^2 is chi-square with N
+# degrees); the amplitudes can only add information, so the joint
+# interval may exceed that only by the difference between observed and
+# expected information (25 % allowed). Without the shams, at p 0.6 (no
+# failures), the interval is wider.
+"$QUANTAL" simulate --amplitudes-only --seed 5 --duration 300.5 \
+  --stim-period 1 --model binomial --n 20 --p 0.6 --q 0.5 --cv-q 0.25 \
+  --noise 0.1 --mini-rate 1 -o sh.tsv 2> /dev/null ||
+  fail "simulate with shams"
+run 0 "$QUANTAL" fit --model binomial --n-max 60 --minis sh.minis.tsv sh.tsv
+expect_out_match '; shams: 300$'
+cp out with.out
+checks=$((checks + 1))
+s=$(awk -F'\t' '!/^#/ && NR > 1 && $6 != "sham_mV" { n++; ss += $6 * $6 }
+  END { printf "%.9g", sqrt(ss / n) }' sh.tsv)
+awk -F'\t' -v s="$s" '$2 == "binomial" && $3 == "sigma_0" {
+    w = $6 - $5; th = 2 * 1.959964 * s / sqrt(600)
+    exit !(w > 0 && w <= 1.25 * th) }' with.out ||
+  fail "sigma_0 interval with shams wider than theirs ($s): $(cat with.out)"
+cut -f 1-5 sh.tsv > nosh.tsv
+run 0 "$QUANTAL" fit --model binomial --n-max 60 --minis sh.minis.tsv nosh.tsv
+checks=$((checks + 1))
+awk -F'\t' 'FNR == 1 { f++ } $2 == "binomial" && $3 == "sigma_0" {
+    w[f] = $6 - $5 } END { exit !(w[2] > w[1]) }' with.out out ||
+  fail "sigma_0 no narrower with shams: $(cat out)"
+# sigma_0 fixed: the shams would add a constant, and are left out.
+run 0 "$QUANTAL" fit --model binomial --n-max 60 --noise-sd 0.1 --json \
+  --minis sh.minis.tsv sh.tsv
+checks=$((checks + 1))
+grep -q '"n_shams": 300, "n_shams_used": 0' out ||
+  fail "shams used with sigma_0 fixed: $(cat out)"
+# nan: no sham at that stimulus; text is an error; all 0 cannot be noise.
+awk -F'\t' -v OFS='\t' '!/^#/ && NR > 1 && $6 != "sham_mV" && $1 % 2 { $6 = "nan" }
+  { print }' sh.tsv > half.tsv
+run 0 "$QUANTAL" fit --model binomial --n-max 60 --no-ci half.tsv
+expect_out_match '; shams: 150$'
+awk -F'\t' -v OFS='\t' '$1 == "7" { $6 = "x1" } { print }' sh.tsv > shtext.tsv
+run 3 "$QUANTAL" fit -o out.tsv shtext.tsv
+expect_err "quantal: fit: shtext.tsv: row 7: sham_mV is not a number ('x1')"
+no_file out.tsv
+awk -F'\t' -v OFS='\t' '!/^#/ && $6 != "sham_mV" { $6 = 0 } { print }' \
+  sh.tsv > shzero.tsv
+run 1 "$QUANTAL" fit -o out.tsv shzero.tsv
+expect_err "quantal: fit: shzero.tsv: the shams are all 0: they carry no noise"
+no_file out.tsv
+
 # Bad input.
 printf 'amplitude_mV\n1\n2\n3\n' > few.tsv
 run 1 "$QUANTAL" fit -o out.tsv few.tsv
@@ -159,12 +207,14 @@ run 0 "$QUANTAL" fit --model poisson --no-ci --noise-sd column --json sd.tsv
 checks=$((checks + 1))
 grep -q '"noise_sd_fixed": 0.1[,}]' out || fail "--noise-sd column did not take amplitude_sd_mV: $(grep -o '"noise_sd_fixed": [^,]*' out)"
 # sigma_q's lower end for seed SEED of scripts/bench/fit-coverage's cell
-# p 0.6, 300 trials (sigma_0 joint): between LO and HI (mV), else MSG.
+# p 0.6, 300 trials (sigma_0 joint, without the shams): between LO and HI
+# (mV), else MSG.
 sq_low_end() {
   "$QUANTAL" simulate --amplitudes-only --seed "$1" --duration 300.5 \
     --stim-period 1 --model binomial --n 20 --p 0.6 --q 0.5 --cv-q 0.25 \
-    --noise 0.1 --mini-rate 1 -o "r$1.tsv" 2> /dev/null
-  run 0 "$QUANTAL" fit --model binomial --n-max 60 "r$1.tsv" --minis "r$1.minis.tsv"
+    --noise 0.1 --mini-rate 1 -o "r$1.sh.tsv" 2> /dev/null
+  cut -f 1-5 "r$1.sh.tsv" > "r$1.tsv"
+  run 0 "$QUANTAL" fit --model binomial --n-max 60 "r$1.tsv" --minis "r$1.sh.minis.tsv"
   checks=$((checks + 1))
   lo=$(awk -F '\t' '$1 == "parameter" && $3 == "sigma_q" { print $5 }' out)
   awk -v l="$lo" -v a="$2" -v b="$3" 'BEGIN { exit !(l != "" && l + 0 >= a && l + 0 < b) }' ||

@@ -85,8 +85,20 @@ checks=$((checks + 1))
 run 0 "$Q" simulate --seed 9 --amplitudes-only --duration 20 -o amp.tsv
 expect_no_out
 checks=$((checks + 1))
-grep -q "$(printf '^stimulus\tpulse\tstim_s\tamplitude_mV\tquanta$')" amp.tsv ||
+grep -q "$(printf '^stimulus\tpulse\tstim_s\tamplitude_mV\tquanta\tsham_mV$')" amp.tsv ||
   fail "amplitude table header"
+# The shams are N(0, noise^2): over 2000 of them the mean within 3 SE
+# (0.1 / sqrt(2000)) of 0 and the SD within 3 SE (0.1 / sqrt(4000)) of 0.1.
+# (Seeds 1-30 put the SD at z = -0.1, 1.5, ..., one of them, seed 9, at
+# -3.3: a 3 SE test fails for 0.3 % of seeds.)
+run 0 "$Q" simulate --seed 1 --amplitudes-only --duration 2000 \
+  --stim-period 1 --noise 0.1 --mini-rate 0 -o shams.tsv
+checks=$((checks + 1))
+awk -F'\t' '!/^#/ && $6 != "sham_mV" { n++; s += $6; ss += $6 * $6 }
+  END { m = s / n; sd = sqrt(ss / n - m * m)
+        exit !(n == 2000 && m * m < (3 * 0.1 / sqrt(2000)) ^ 2 &&
+               (sd - 0.1) ^ 2 < (3 * 0.1 / sqrt(4000)) ^ 2) }' shams.tsv ||
+  fail "shams not N(0, 0.1^2)"
 checks=$((checks + 1))
 [ "$(grep -vc '^#' amp.tsv)" = 21 ] || fail "expected 20 stimuli"
 checks=$((checks + 1))
