@@ -199,11 +199,13 @@ typedef struct rec_job {
  * were, keep the estimates of the scored model. */
 static void
 run_replicate(rec_job *job, size_t i, double *amps, double *minis,
-              qtl_wave_ws *ws)
+              double *shams, qtl_wave_ws *ws)
 {
   const quantal_recovery_options *o = job->o;
   quantal_recovery_result *r = job->r;
   quantal_release_params mp = o->truth;
+  quantal_fit_options fo = o->fit;
+  size_t n_shams = 0;
   quantal_fit_result *fr = NULL;
   quantal_diag d;
   uint64_t s = quantal_seed_mix(o->seed, i);
@@ -222,8 +224,10 @@ run_replicate(rec_job *job, size_t i, double *amps, double *minis,
   quantal_diag_clear(&d);
   if (o->waveform != NULL) {
     st = qtl_wave_replicate(o->waveform, &o->truth, quantal_seed_mix(s, 0), i,
-                            ws, amps, &fit_minis, &n_minis,
+                            ws, amps, shams, &n_shams, &fit_minis, &n_minis,
                             r->wave + i * QUANTAL_WAVE_COUNT, &d);
+    if (o->n_shams == 0)
+      n_shams = 0;
     if (st != QUANTAL_OK && st != QUANTAL_ENOMEM) {
       /* This recording could not be re-analysed: a failed replicate,
        * counted and reported (the first in replicate order, so the
@@ -253,8 +257,19 @@ run_replicate(rec_job *job, size_t i, double *amps, double *minis,
     st = quantal_sim_amplitudes(&mp, quantal_seed_mix(s, 1), o->n_minis,
                                 minis, NULL, &d);
   }
+  if (st == QUANTAL_OK && o->waveform == NULL && o->n_shams > 0) {
+    /* A sham is the noise alone. */
+    mp = o->truth;
+    mp.model = QUANTAL_RELEASE_POISSON;
+    mp.m = 0.0;
+    n_shams = o->n_shams;
+    st = quantal_sim_amplitudes(&mp, quantal_seed_mix(s, 2), n_shams, shams,
+                                NULL, &d);
+  }
+  fo.shams = n_shams ? shams : NULL;
+  fo.n_shams = n_shams;
   if (st == QUANTAL_OK)
-    st = quantal_fit_run(amps, o->n_trials, fit_minis, n_minis, &o->fit, &fr,
+    st = quantal_fit_run(amps, o->n_trials, fit_minis, n_minis, &fo, &fr,
                          &d);
   if (st == QUANTAL_OK)
     quantal_amplitude_stats(amps, o->n_trials, o->truth.q,
@@ -289,12 +304,15 @@ rec_worker(void *arg)
   const quantal_recovery_options *o = job->o;
   double *amps = malloc((o->n_trials + 1) * sizeof *amps);
   double *minis = malloc((o->n_minis + 1) * sizeof *minis);
+  /* Room for the simulated shams, or two per stimulus from evoked. */
+  double *shams = malloc((o->n_shams + 2 * o->n_trials + 1) * sizeof *shams);
   qtl_wave_ws *ws = o->waveform ? qtl_wave_ws_alloc(o->waveform) : NULL;
   for (;;) {
     size_t i;
     pthread_mutex_lock(&job->mu);
     i = job->next++;
-    if (amps == NULL || minis == NULL || (o->waveform && ws == NULL)) {
+    if (amps == NULL || minis == NULL || shams == NULL ||
+        (o->waveform && ws == NULL)) {
       if (job->first_error == QUANTAL_OK)
         job->first_error = QUANTAL_ENOMEM;
       i = o->replicates;
@@ -304,7 +322,7 @@ rec_worker(void *arg)
     pthread_mutex_unlock(&job->mu);
     if (i >= o->replicates)
       break;
-    run_replicate(job, i, amps, minis, ws);
+    run_replicate(job, i, amps, minis, shams, ws);
     pthread_mutex_lock(&job->mu);
     job->done++;
     if (o->on_progress != NULL)
@@ -313,6 +331,7 @@ rec_worker(void *arg)
   }
   free(amps);
   free(minis);
+  free(shams);
   qtl_wave_ws_free(ws);
   return NULL;
 }

@@ -207,8 +207,8 @@ quantal_status
 qtl_wave_replicate(const quantal_waveform_shape *w,
                    const quantal_release_params *truth, uint64_t seed,
                    size_t replicate, qtl_wave_ws *ws, double *amps,
-                   const double **minis, size_t *n_minis, double *wave,
-                   quantal_diag *diag)
+                   double *shams, size_t *n_shams, const double **minis,
+                   size_t *n_minis, double *wave, quantal_diag *diag)
 {
   quantal_sim_options so;
   quantal_sim_derived der;
@@ -223,6 +223,7 @@ qtl_wave_replicate(const quantal_waveform_shape *w,
     wave[k] = NAN;
   *minis = NULL;
   *n_minis = 0;
+  *n_shams = 0;
   sim_options(w, truth, seed, &so);
   st = quantal_sim_prepare(&so, &der, diag);
   if (st != QUANTAL_OK)
@@ -279,6 +280,10 @@ qtl_wave_replicate(const quantal_waveform_shape *w,
     for (i = 0; i < w->n_stim; i++) {
       int f = ws->quanta[i] == 0;
       amps[i] = ws->resp[i].amplitude;
+      if (isfinite(ws->resp[i].sham))
+        shams[(*n_shams)++] = ws->resp[i].sham;
+      if (isfinite(ws->resp[i].sham_after))
+        shams[(*n_shams)++] = ws->resp[i].sham_after;
       true_f += (size_t)f;
       flagged += (size_t)(ws->resp[i].failure != 0);
       wrong += (size_t)(f != (ws->resp[i].failure != 0));

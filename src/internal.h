@@ -410,14 +410,17 @@ quantal_status qtl_wave_check(const quantal_waveform_shape *w,
                               quantal_diag *diag);
 
 /* One replicate: simulate the recording (seed), measure the responses
- * into amps (w->n_stim values) and detect the minis (*minis points into
- * ws, valid until the next call); wave gets QUANTAL_WAVE_COUNT numbers.
+ * into amps (w->n_stim values) and their finite shams into shams (room
+ * for 2 w->n_stim; *n_shams of them) and detect the minis (*minis points
+ * into ws, valid until the next call); wave gets QUANTAL_WAVE_COUNT
+ * numbers.
  * A status other than QUANTAL_OK and QUANTAL_ENOMEM means this
  * recording could not be analysed. */
 quantal_status qtl_wave_replicate(const quantal_waveform_shape *w,
                                   const quantal_release_params *truth,
                                   uint64_t seed, size_t replicate,
                                   qtl_wave_ws *ws, double *amps,
+                                  double *shams, size_t *n_shams,
                                   const double **minis, size_t *n_minis,
                                   double *wave, quantal_diag *diag);
 

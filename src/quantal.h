@@ -1218,6 +1218,11 @@ typedef struct quantal_recovery_options {
   quantal_release_params truth; /* the parameters simulated */
   size_t n_trials;              /* stimuli per experiment (300) */
   size_t n_minis;               /* minis per experiment (0) */
+  /* Shams per experiment (0), each N(0, truth.noise_sd^2), in the fit's
+   * likelihood (quantal_fit_options.shams; fit.shams is ignored). On the
+   * waveform path any value above 0 means the shams evoked measures in
+   * each simulated recording. */
+  size_t n_shams;
   quantal_fit_options fit;      /* the analysis (fit defaults) */
   quantal_fit_model score_model; /* whose estimates are scored (binomial) */
   size_t replicates;            /* experiments simulated (200) */

@@ -7,12 +7,57 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 void
 qt_amplitudes_free(qt_amplitudes *a)
 {
   free(a->x);
+  free(a->sham);
   memset(a, 0, sizeof *a);
+}
+
+int
+qt_shams_read(const quantal_table *t, const char *name, const char *unit,
+              long amp_col, double **sham)
+{
+  static const char *const pre[2] = {"sham_", "sham_after_"};
+  size_t i, rows = quantal_table_rows(t);
+  int h;
+  *sham = NULL;
+  for (h = 0; h < 2; h++) {
+    char sn[160];
+    long js;
+    const double *sv;
+    snprintf(sn, sizeof sn, "%s%s", pre[h], unit);
+    js = quantal_table_find(t, sn);
+    if (js < 0 || js == amp_col)
+      continue;
+    if (*sham == NULL) {
+      *sham = malloc((2 * rows + 1) * sizeof **sham);
+      if (*sham == NULL) {
+        qt_error("%s: out of memory", name);
+        return QT_EXIT_ANALYSIS;
+      }
+      for (i = 0; i < 2 * rows; i++)
+        (*sham)[i] = NAN;
+    }
+    sv = quantal_table_column(t, (size_t)js);
+    for (i = 0; i < rows; i++) {
+      /* nan (or an empty cell): no sham there. */
+      const char *cell = quantal_table_cell(t, i, (size_t)js);
+      if (!isfinite(sv[i]) && cell[0] != '\0' &&
+          strcasecmp(cell, "nan") != 0) {
+        qt_error("%s: row %zu: %s is not a number ('%s')", name, i + 1, sn,
+                 cell);
+        free(*sham);
+        *sham = NULL;
+        return QT_EXIT_IO;
+      }
+      (*sham)[2 * i + h] = isfinite(sv[i]) ? sv[i] : NAN;
+    }
+  }
+  return 0;
 }
 
 int
@@ -66,6 +111,20 @@ qt_amplitudes_load(const char *path, const char *column, qt_amplitudes *a)
     a->x[i] = col[i];
   }
   a->n = rows;
+  {
+    double *s2;
+    int code = qt_shams_read(t, name, a->unit, c, &s2);
+    if (code != 0) {
+      quantal_table_free(t);
+      qt_amplitudes_free(a);
+      return code;
+    }
+    /* Kept compact: the finite ones. */
+    for (i = 0; s2 && i < 2 * rows; i++)
+      if (isfinite(s2[i]))
+        s2[a->n_sham++] = s2[i];
+    a->sham = s2;
+  }
   quantal_table_free(t);
   return 0;
 }

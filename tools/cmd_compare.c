@@ -925,6 +925,8 @@ report_recovery_text(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
   fprintf(fp, "quantal compare: %s (%zu amplitudes", c->amp_path, a->n);
   if (ro->n_minis)
     fprintf(fp, ", %zu minis", ro->n_minis);
+  if (ro->n_shams)
+    fprintf(fp, ", %zu shams", ro->n_shams);
   fprintf(fp, "), model %s\n", quantal_fit_model_name(model));
   fprintf(fp, "%zu simulated experiments of %zu trials, seed %llu; %zu "
               "fits converged\n",
@@ -1034,8 +1036,9 @@ report_recovery_json(FILE *fp, const rec_cli *c, const qt_amplitudes *a,
   qt_json_string(fp, quantal_version());
   fprintf(fp, ", \"input\": ");
   qt_json_string(fp, c->amp_path);
-  fprintf(fp, ", \"amplitudes\": %zu, \"minis\": %zu, \"unit\": ", a->n,
-          ro->n_minis);
+  fprintf(fp, ", \"amplitudes\": %zu, \"minis\": %zu, \"shams\": %zu, "
+              "\"unit\": ",
+          a->n, ro->n_minis, ro->n_shams);
   qt_json_string(fp, a->unit);
   fprintf(fp, ", \"path\": \"%s\"", wc != NULL ? "waveform" : "amplitudes");
   fprintf(fp, ", \"model\": \"%s\", \"replicates\": %zu, \"converged\": "
@@ -1123,6 +1126,10 @@ recovery(const rec_cli *c)
               QUANTAL_FIT_BIT(QUANTAL_FIT_BINOMIAL);
   if (c->model >= 0)
     fo.models |= QUANTAL_FIT_BIT(c->model);
+  /* The table's shams (quantal evoked's sham windows) enter the fit, and
+   * as many noise draws enter every replicate's. */
+  fo.shams = a.sham;
+  fo.n_shams = a.n_sham;
   quantal_diag_clear(&d);
   st = quantal_fit_run(a.x, a.n, mn.x, mn.n, &fo, &fr, &d);
   if (st != QUANTAL_OK) {
@@ -1142,6 +1149,7 @@ recovery(const rec_cli *c)
   ro.truth = fitted_truth(&fr->model[model], model);
   ro.n_trials = a.n;
   ro.n_minis = mn.n;
+  ro.n_shams = fo.noise_sd > 0.0 ? 0 : fr->n_shams;
   ro.fit = fo;
   ro.score_model = (quantal_fit_model)model;
   ro.replicates = c->replicates;
@@ -1163,6 +1171,9 @@ recovery(const rec_cli *c)
   for (j = 0; st == QUANTAL_OK && j < c->n_trials_list; j++) {
     quantal_recovery_options dro = ro;
     dro.n_trials = c->trials[j];
+    /* Shams come one or two per trial. */
+    dro.n_shams = (size_t)floor((double)ro.n_shams * (double)c->trials[j] /
+                                    (double)a.n + 0.5);
     qt_progress_begin(&bar, "compare: design", c->replicates, c->quiet);
     st = quantal_compare_recovery(&dro, &design[j], &d);
     qt_progress_end(&bar);

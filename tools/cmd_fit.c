@@ -1,6 +1,7 @@
 /* cmd_fit.c - quantal fit: quantal parameters by maximum likelihood. SPDX-License-Identifier: GPL-3.0-or-later */
 #include <config.h>
 
+#include "amplitudes.h"
 #include "cmds.h"
 #include "plot.h"
 #include "progress.h"
@@ -10,7 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 enum {
   OPT_MODEL = QT_OPT_FIRST_FREE,
@@ -202,40 +202,9 @@ read_column(const char *path, const char *want, column *c)
   /* sigma_0 information: the median per-trial baseline noise. */
   c->noise_median = noise_median(c->t, c->unit, NULL, rows);
   {
-    /* Shams: sham_<unit> and sham_after_<unit>, evoked's sham windows
-     * before each stimulus and after its response. */
-    static const char *const pre[2] = {"sham_", "sham_after_"};
-    int h;
-    for (h = 0; h < 2; h++) {
-      char sn[160];
-      long js;
-      const double *sv;
-      snprintf(sn, sizeof sn, "%s%s", pre[h], c->unit);
-      js = quantal_table_find(c->t, sn);
-      if (js < 0 || js == j)
-        continue;
-      if (c->sham == NULL) {
-        c->sham = malloc((2 * rows + 1) * sizeof *c->sham);
-        if (c->sham == NULL) {
-          qt_error("out of memory");
-          return QT_EXIT_ANALYSIS;
-        }
-        for (i = 0; i < 2 * rows; i++)
-          c->sham[i] = NAN;
-      }
-      sv = quantal_table_column(c->t, (size_t)js);
-      for (i = 0; i < rows; i++) {
-        /* nan (or an empty cell): no sham there. */
-        const char *cell = quantal_table_cell(c->t, i, (size_t)js);
-        if (!isfinite(sv[i]) && cell[0] != '\0' &&
-            strcasecmp(cell, "nan") != 0) {
-          qt_error("%s: row %zu: %s is not a number ('%s')", path, i + 1, sn,
-                   cell);
-          return QT_EXIT_IO;
-        }
-        c->sham[2 * i + h] = isfinite(sv[i]) ? sv[i] : NAN;
-      }
-    }
+    int code = qt_shams_read(c->t, path, c->unit, j, &c->sham);
+    if (code != 0)
+      return code;
   }
   c->failure_col = quantal_table_find(c->t, "failure");
   if (c->failure_col >= 0) {

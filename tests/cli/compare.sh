@@ -69,6 +69,24 @@ run 0 "$q" compare amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --repl
 run 0 "$q" compare fit.json --replicates 4 --quiet --json -o via.json
 checks=$((checks + 1))
 [ "$(grep -v '"input"' direct.json)" = "$(grep -v '"input"' via.json)" ] || fail "fit.json and the tables gave different results"
+# Shams (simulate's sham_mV column, one per trial) enter the fit of the
+# data and, as as many noise draws, every replicate's. N of them alone
+# estimate sigma_0 with SD sigma_0 / sqrt(2 N); the amplitudes add to
+# that, so the replicates' SD may exceed it only by the sampling error
+# of an SD over 50 replicates (10 %, 3 of them allowed).
+"$q" simulate --amplitudes-only --seed 5 --duration 300.5 --stim-period 1 \
+  --model binomial --n 20 --p 0.6 --q 0.5 --cv-q 0.25 --noise 0.1 \
+  --mini-rate 1 -o hi.tsv 2> /dev/null || fail "simulate with shams"
+run 0 "$q" compare hi.tsv --minis hi.minis.tsv --model binomial --n-max 60 \
+  --replicates 50 --quiet --json -o hi.json
+checks=$((checks + 1))
+python3 -c 'import json, math; d = json.load(open("hi.json")); s = d["parameters"]["sigma_0"]
+assert d["shams"] == 300, d["shams"]
+assert s["sd"] <= 1.3 * s["truth"] / math.sqrt(600), s' ||
+  fail "compare with shams: $(grep -o '"shams": [0-9]*' hi.json) $(grep -o '"sigma_0": {[^}]*' hi.json)"
+run 0 "$q" compare hi.tsv --minis hi.minis.tsv --model binomial --n-max 60 \
+  --replicates 2 --quiet
+expect_out_match '^quantal compare: hi.tsv \(300 amplitudes, 304 minis, 300 shams\), model binomial$'
 # sigma_0 known: fixed in every fit and in the simulations, given or
 # taken from a fit that fixed it.
 run 0 "$q" compare amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --noise-sd 0.1 --replicates 4 --quiet --json -o s0.json
