@@ -1177,6 +1177,13 @@ fit_shared(int argc, char **argv, const grouping *gr, const column *mini,
     o.noise_sd = k % 2 ? med[k / 2] : 0.5 * (med[k / 2 - 1] + med[k / 2]);
     free(med);
   }
+  for (i = 0; i < gr->ng && !(o.noise_sd > 0.0); i++)
+    if (shams_given(&gr->a[i]) > 0) {
+      qt_error("%s: note: --shared-q does not use the shams: sigma_0 comes "
+               "from the amplitudes and minis alone",
+               gr->a[i].path);
+      break;
+    }
   o.on_progress = on_boot_progress;
   o.user = &bar;
   qt_progress_begin(&bar, "fit: bootstrap", o.bootstrap,

@@ -86,6 +86,16 @@ if [ -d "$REAL" ]; then
   checks=$((checks + 1))
   [ "$(grep -v '^#' ejc3.tsv | awk -F '\t' 'NR > 1 { printf "%s ", $3 }')" = "0.034500 2.034500 4.034500 " ] ||
     fail "evoked --sweeps: stimulus times $(grep -v '^#' ejc3.tsv | cut -f 3 | tr '\n' ' ')"
+  # All 40 sweeps, and the fit with evoked's shams: each sweep's sham
+  # window after its response (the stimulus at 34.5 ms leaves no room
+  # before it), so 40, less any beyond 5 robust SDs.
+  run 0 "$Q" evoked -c 2 --sweep-stim 0.0345 "$REAL/20112011-EJC_test.abf" \
+    -o ejc40.tsv --minis ejc40m.tsv
+  checks=$((checks + 1))
+  [ "$(grep -v '^#' ejc40.tsv | awk -F '\t' 'NR > 1 && $13 == "nan" && $14 != "nan"' | wc -l)" = 40 ] ||
+    fail "evoked on 40 sweeps: not one sham after each response: $(cut -f 13,14 ejc40.tsv | tr '\n' ' ')"
+  run 0 "$Q" fit --no-ci ejc40.tsv --minis ejc40m.tsv
+  expect_out_match '^# input: ejc40.tsv column amplitude_nA \(40 amplitudes\); minis: ejc40m.tsv column amplitude_nA \([0-9]+\); shams: (40|3[0-9] of 40 \(the rest beyond 5 robust SDs\))$'
   run 0 "$Q" convert --sweeps 3-4,40 --channels 2 "$REAL/20112011-EJC_test.abf" ejc.wav
   run 0 "$Q" evoked -c 1 --first 0.0345 --period 2 ejc.wav -o ejcw.tsv
   checks=$((checks + 1))
