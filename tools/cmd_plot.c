@@ -1,6 +1,7 @@
 /* cmd_plot.c - quantal plot: figures of events, responses, fits. SPDX-License-Identifier: GPL-3.0-or-later */
 #include <config.h>
 
+#include "amplitudes.h"
 #include "cmds.h"
 #include "plot.h"
 #include "progress.h"
@@ -853,9 +854,9 @@ qt_plot_fit(const char *amps_tsv, const char *minis_tsv, int model,
   quantal_diag diag;
   quantal_status st;
   const double *a, *ma = NULL;
-  double *x = NULL, *mx = NULL;
+  double *x = NULL, *mx = NULL, *sh = NULL;
   char unit[QUANTAL_UNIT_MAX], munit[QUANTAL_UNIT_MAX], ttl[1200];
-  size_t n = 0, nm = 0;
+  size_t n = 0, nm = 0, i;
   int code;
 
   quantal_diag_clear(&diag);
@@ -889,6 +890,13 @@ qt_plot_fit(const char *amps_tsv, const char *minis_tsv, int model,
   }
   if (model >= 0)
     fo.models |= QUANTAL_FIT_BIT(model);
+  /* The table's shams enter the fit as in quantal fit. */
+  if ((code = qt_shams_read(t, amps_tsv, unit, -1, &sh)) != 0)
+    goto done;
+  for (i = 0; sh && i < 2 * quantal_table_rows(t); i++)
+    if (isfinite(sh[i]))
+      sh[fo.n_shams++] = sh[i];
+  fo.shams = sh;
   st = quantal_fit_run(x, n, mx, nm, &fo, &r, &diag);
   if (st != QUANTAL_OK) {
     if (diag.file[0] == '\0')
@@ -910,6 +918,7 @@ done:
   quantal_table_free(tm);
   free(x);
   free(mx);
+  free(sh);
   return code;
 }
 

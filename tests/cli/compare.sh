@@ -51,7 +51,7 @@ expect_err_match "tolerance-ms: -1 is outside"
 cp "$top_srcdir/data/amplitudes.tsv" "$top_srcdir/data/amplitudes.minis.tsv" .
 "$q" fit amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --json -o fit.json 2> /dev/null
 run 0 "$q" compare fit.json --replicates 4 --quiet
-expect_out_match '^quantal compare: amplitudes.tsv \(300 amplitudes, 309 minis\), model binomial$'
+expect_out_match '^quantal compare: amplitudes.tsv \(300 amplitudes, 309 minis, 300 shams\), model binomial$'
 expect_out_match '^4 simulated experiments of 300 trials, seed 1; 4 fits converged$'
 # The verdict on a pipe (where ftell fails): the all-clear only when no
 # problem is listed. Four replicates are few enough for n to look

@@ -137,7 +137,7 @@ checks=$((checks + 1))
 grep -v '^#' out | tail -n +2 > got
 cat even.expected odd.expected | cmp -s - got ||
   fail "fit --group-by rows differ from the fits of each group alone"
-printf 'tiny\t1\t1\t0\t1.5\t3\n' >> grouped.tsv
+printf 'tiny\t1\t1\t0\t1.5\t3\tnan\n' >> grouped.tsv
 run 1 "$QUANTAL" fit --group-by cell --model poisson --no-ci grouped.tsv
 expect_err "quantal: fit: grouped.tsv [cell tiny]: need at least 10 amplitudes, got 1"
 expect_out_match '^odd	parameter	poisson	m	'
