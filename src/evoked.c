@@ -831,6 +831,11 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
   {
     double tail = isfinite(ext.tau) ? 3.0 * ext.tau : 0.0;
     double span_s = o.baseline_s + o.window_s; /* a sham's whole extent */
+    /* Where the last sham written out ends: the ones written out
+     * (sham_at) do not overlap, so that they are independent draws of the
+     * noise, as quantal fit's likelihood takes them; the null uses them
+     * all. */
+    double last_hi = -INFINITY;
     for (i = 0; i < n_stim; i++) {
       double quiet_from = i > 0 ? stim_s[i - 1] + o.window_s + tail : 0.0;
       double quiet_to = i + 1 < n_stim ? stim_s[i + 1] - o.baseline_s
@@ -863,8 +868,12 @@ evoked_measure(quantal_recording *rec, size_t ch, const double *stim_s,
           continue;
         for (j = 0; j < sp.n_resp; j++)
           sp.resp[j] -= bl;
-        sham[n_sham++] = sham_at[2 * i + c] =
-            template_scale(sp.resp, T, sp.n_resp, 0, pol);
+        sham[n_sham] = template_scale(sp.resp, T, sp.n_resp, 0, pol);
+        if (lo >= last_hi) {
+          sham_at[2 * i + c] = sham[n_sham];
+          last_hi = hi;
+        }
+        n_sham++;
       }
     }
   }

@@ -72,6 +72,23 @@ assert len(s) == d['summary']['shams'] and len(s) >= 10, (len(s), d['summary'])
 assert abs(sd - want) <= 1e-3 * want, (sd, want)
 EOF
 
+# Stimuli 100 ms apart: between the end of one 30 ms response window and
+# the next 5 ms baseline there are at most 65 ms, too little for the sham
+# window after one response and the one before the next stimulus (35 ms
+# each, baseline included) without overlap. The null uses both; the table
+# writes only shams that do not overlap (independent draws of the noise,
+# as quantal fit takes them): never the second of such a pair, but one in
+# every gap.
+awk 'BEGIN { srand(5); print "Vm (mV)"
+  for (i = 0; i < 20000; i++) printf "%.5f\n", -70 + (rand() + rand() + rand() + rand() - 2) * 0.17 }' > dense.txt
+run 0 "$q" evoked --rate 10000 --first 0.05 --period 0.1 --polarity positive dense.txt -o dense.tsv
+checks=$((checks + 1))
+awk -F'\t' '!/^#/ && $1 != "stimulus" {
+    if (prev_after != "nan" && prev_after != "" && $13 != "nan") bad++
+    n += ($13 != "nan") + ($14 != "nan"); prev_after = $14; rows++ }
+  END { exit bad > 0 || n < rows - 1 }' dense.tsv ||
+  fail "dense stimuli: overlapping or missing shams: $(cut -f 1,13,14 dense.tsv | tr '\n' ' ')"
+
 # Minis between the responses go to their own table.
 run 0 "$q" evoked --rate 10000 --stim-channel 2 rec.txt -o ev2.tsv --minis minis.tsv
 expect_err_match '^quantal: evoked: rec.txt: [0-9]+ minis between the responses, mean amplitude '
