@@ -34,6 +34,7 @@ enum {
   OPT_QUIET,
   OPT_PLOT,
   OPT_NOISE,
+  OPT_NO_SHAMS,
   OPT_WAVEFORM,
   OPT_RISE,
   OPT_DECAY,
@@ -64,6 +65,8 @@ usage(FILE *fp)
       "  --noise-sd X         sigma_0 known: fixed at X in every fit and\n"
       "                       in the simulations (default: estimated;\n"
       "                       from FIT.json when its fit fixed it)\n"
+      "  --no-shams           leave the table's sham_* columns out (also\n"
+      "                       when FIT.json's fit used none of them)\n"
       "  --waveform           simulate whole recordings shaped like the\n"
       "                       original (from the table of quantal evoked)\n"
       "                       and measure, detect and fit each one\n"
@@ -307,6 +310,7 @@ typedef struct rec_cli {
   unsigned n_max;
   int n_max_given;
   double noise_sd; /* > 0: sigma_0 fixed */
+  int no_shams;    /* the table's shams left out */
   size_t replicates;
   size_t trials[32], n_trials_list;
   uint64_t seed;
@@ -1108,6 +1112,8 @@ recovery(const rec_cli *c)
   memset(&wc, 0, sizeof wc);
   if ((code = qt_amplitudes_load(c->amp_path, c->column, &a)) != 0)
     return code;
+  if (c->no_shams)
+    a.n_sham = 0;
   if (c->minis_path != NULL &&
       (code = qt_amplitudes_load(c->minis_path, NULL, &mn)) != 0) {
     qt_amplitudes_free(&a);
@@ -1256,7 +1262,10 @@ from_fit_json(rec_cli *c, qtl_json **j)
   }
   if (!c->n_max_given && nmax >= 1 && nmax <= 2000)
     c->n_max = (unsigned)nmax;
-  /* A fit that fixed sigma_0 is re-analysed the same way. */
+  /* A fit that fixed sigma_0, or used no shams, is re-analysed the same
+   * way. */
+  if (qtl_json_number(qtl_json_path(*j, "input.n_shams_used")) == 0.0)
+    c->no_shams = 1;
   {
     double s0 = qtl_json_number(qtl_json_path(*j, "settings.noise_sd_fixed"));
     if (!(c->noise_sd > 0.0) && s0 > 0.0 && isfinite(s0))
@@ -1288,6 +1297,7 @@ cmd_compare(int argc, char **argv)
       {"quiet", no_argument, NULL, OPT_QUIET},
       {"plot", required_argument, NULL, OPT_PLOT},
       {"noise-sd", required_argument, NULL, OPT_NOISE},
+      {"no-shams", no_argument, NULL, OPT_NO_SHAMS},
       {"waveform", no_argument, NULL, OPT_WAVEFORM},
       {"rise", required_argument, NULL, OPT_RISE},
       {"decay", required_argument, NULL, OPT_DECAY},
@@ -1388,6 +1398,7 @@ cmd_compare(int argc, char **argv)
         return QT_EXIT_USAGE;
       break;
     case OPT_WAVEFORM: rc.waveform = 1; break;
+    case OPT_NO_SHAMS: rc.no_shams = 1; break;
     case OPT_RISE:
       if (qt_parse_double("--rise", optarg, 1e-4, 1e4, &rc.rise_ms) != 0)
         return QT_EXIT_USAGE;

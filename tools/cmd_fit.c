@@ -31,6 +31,7 @@ enum {
   OPT_MPFA,
   OPT_BINS,
   OPT_NO_CI,
+  OPT_NO_SHAMS,
   OPT_GROUP,
   OPT_SHARED_Q,
   OPT_PLOT,
@@ -68,6 +69,7 @@ usage(FILE *fp)
           "  --seed N            bootstrap seed (1)\n"
           "  --threads N         bootstrap threads (0 = all cores)\n"
           "  --no-ci             skip the profile-likelihood intervals\n"
+          "  --no-shams          leave the sham_* columns out of the fit\n"
           "  --mpfa TABLE        variance-mean analysis of conditions\n"
           "  --group-by COLUMN   fit each value of COLUMN separately (the\n"
           "                      minis too when their table has it);\n"
@@ -1334,6 +1336,7 @@ cmd_fit(int argc, char **argv)
       {"mpfa", required_argument, NULL, OPT_MPFA},
       {"bins", required_argument, NULL, OPT_BINS},
       {"no-ci", no_argument, NULL, OPT_NO_CI},
+      {"no-shams", no_argument, NULL, OPT_NO_SHAMS},
       {"group-by", required_argument, NULL, OPT_GROUP},
       {"shared-q", no_argument, NULL, OPT_SHARED_Q},
       {"output", required_argument, NULL, 'o'},
@@ -1345,7 +1348,7 @@ cmd_fit(int argc, char **argv)
   const char *minis_path = NULL, *col = NULL, *mcol = NULL, *out_path = "-";
   const char *mpfa_path = NULL, *bins_path = NULL, *plot_path = NULL;
   const char *group_col = NULL;
-  int quiet = 0, shared_q = 0;
+  int quiet = 0, shared_q = 0, no_shams = 0;
   column *amps = NULL;
   size_t namp = 0;
   double driving = NAN, martin_f = 1.0, cv_q = NAN;
@@ -1449,6 +1452,7 @@ cmd_fit(int argc, char **argv)
     case OPT_PLOT: plot_path = optarg; break;
     case OPT_QUIET: quiet = 1; break;
     case OPT_NO_CI: o.profile_ci = 0; break;
+    case OPT_NO_SHAMS: no_shams = 1; break;
     case OPT_GROUP: group_col = optarg; break;
     case OPT_SHARED_Q: shared_q = 1; break;
     case 'o': out_path = optarg; break;
@@ -1487,6 +1491,10 @@ cmd_fit(int argc, char **argv)
     code = read_column(argv[optind + (int)i], col, &amps[i]);
     if (code != QT_EXIT_OK)
       goto done;
+    if (no_shams) {
+      free(amps[i].sham);
+      amps[i].sham = NULL;
+    }
     if (i > 0 && strcmp(amps[i].unit, amps[0].unit) != 0) {
       qt_error("%s: amplitudes in '%s' but %s has '%s'", amps[i].path,
                amps[i].unit, amps[0].path, amps[0].unit);

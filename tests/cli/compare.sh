@@ -87,6 +87,14 @@ assert s["sd"] <= 1.3 * s["truth"] / math.sqrt(600), s' ||
 run 0 "$q" compare hi.tsv --minis hi.minis.tsv --model binomial --n-max 60 \
   --replicates 2 --quiet
 expect_out_match '^quantal compare: hi.tsv \(300 amplitudes, 304 minis, 300 shams\), model binomial$'
+# Without them, given or as the fit's JSON says.
+run 0 "$q" compare hi.tsv --minis hi.minis.tsv --model binomial --n-max 60 \
+  --replicates 2 --quiet --no-shams
+expect_out_match '^quantal compare: hi.tsv \(300 amplitudes, 304 minis\), model binomial$'
+"$q" fit --model binomial --n-max 60 --no-shams --json -o hi-nosh.json \
+  --minis hi.minis.tsv hi.tsv 2> /dev/null
+run 0 "$q" compare hi-nosh.json --replicates 2 --quiet
+expect_out_match '^quantal compare: hi.tsv \(300 amplitudes, 304 minis\), model binomial$'
 # sigma_0 known: fixed in every fit and in the simulations, given or
 # taken from a fit that fixed it.
 run 0 "$q" compare amplitudes.tsv --minis amplitudes.minis.tsv --n-max 30 --noise-sd 0.1 --replicates 4 --quiet --json -o s0.json

@@ -63,6 +63,11 @@ checks=$((checks + 1))
 awk -F'\t' 'FNR == 1 { f++ } $2 == "binomial" && $3 == "sigma_0" {
     w[f] = $6 - $5 } END { exit !(w[2] > w[1]) }' with.out out ||
   fail "sigma_0 no narrower with shams: $(cat out)"
+# --no-shams: the same fit as the table without the column.
+grep -v '^#' out > nosh.body
+run 0 "$QUANTAL" fit --model binomial --n-max 60 --no-shams --minis sh.minis.tsv sh.tsv
+checks=$((checks + 1))
+grep -v '^#' out | cmp -s - nosh.body || fail "--no-shams differs from no sham column"
 # sigma_0 fixed: the shams would add a constant, and are left out.
 run 0 "$QUANTAL" fit --model binomial --n-max 60 --noise-sd 0.1 --json \
   --minis sh.minis.tsv sh.tsv
