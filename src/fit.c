@@ -8,8 +8,6 @@
 #include <gsl/gsl_eigen.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_multimin.h>
-#include <gsl/gsl_randist.h>
-#include <gsl/gsl_rng.h>
 #include <gsl/gsl_sort.h>
 #include <math.h>
 #include <pthread.h>
@@ -2646,7 +2644,8 @@ static void *
 boot_worker(void *arg)
 {
   boot_job *job = arg;
-  double *x = malloc((job->nx + job->ny + 1) * sizeof *x);
+  size_t nsh = (size_t)job->sham_n;
+  double *x = malloc((job->nx + job->ny + nsh + 1) * sizeof *x);
   double *sorted = malloc((job->nx + 1) * sizeof *sorted);
   fctx c;
   memset(&c, 0, sizeof c);
@@ -2688,15 +2687,19 @@ boot_worker(void *arg)
                                  x + job->nx, NULL, NULL) != QUANTAL_OK)
         continue;
     }
-    if (job->sham_n > 0.0) {
-      /* Their sum of squares: sigma_0^2 chi^2 with sham_n degrees. */
-      gsl_rng *g = gsl_rng_alloc(gsl_rng_mt19937);
-      if (g == NULL)
+    if (nsh > 0) {
+      /* A sham is the noise alone; only the sum of squares enters. */
+      quantal_release_params none = job->rp;
+      double *y = x + job->nx + job->ny;
+      size_t k;
+      none.model = QUANTAL_RELEASE_POISSON;
+      none.m = 0.0;
+      if (quantal_sim_amplitudes(&none, quantal_seed_mix(sb, 2), nsh, y, NULL,
+                                 NULL) != QUANTAL_OK)
         continue;
-      gsl_rng_set(g, (unsigned long)quantal_seed_mix(sb, 2));
-      c.mix.sham_ss = job->rp.noise_sd * job->rp.noise_sd *
-                      gsl_ran_chisq(g, job->sham_n);
-      gsl_rng_free(g);
+      c.mix.sham_ss = 0.0;
+      for (k = 0; k < nsh; k++)
+        c.mix.sham_ss += y[k] * y[k];
     }
     gsl_sort(x, 1, job->nx); /* for the vector kernel, as above */
     summarise(x, job->nx, c.y, c.ny, job->fixed_s0, &c.mix, &s);
@@ -3061,7 +3064,7 @@ quantal_fit_run(const double *amplitudes, size_t n, const double *minis,
   if (o.shams == NULL && o.n_shams > 0)
     return qtl_fail(diag, QUANTAL_EINVAL, NULL, -1, -1, "no shams");
   for (i = 0; i < o.n_shams; i++)
-    if (!isfinite(o.shams[i]))
+    if (isinf(o.shams[i]))
       return qtl_fail(diag, QUANTAL_ENUMERIC, NULL, -1, (long long)i,
                       "sham %zu is not a finite number", i + 1);
   /* Inward currents are negative: fit the sign-corrected values and
@@ -3070,24 +3073,25 @@ quantal_fit_run(const double *amplitudes, size_t n, const double *minis,
   memset(&c, 0, sizeof c);
   /* With sigma_0 fixed the shams would add a constant: left out. */
   if (!(o.noise_sd > 0.0) && o.n_shams > 0) {
-    double lim = INFINITY;
-    if (o.n_shams >= 10) {
-      /* A spontaneous event in a sham window is not noise: shams beyond
-       * 5 robust SDs (1.4826 x the median |y|) are left out. */
-      double *a = malloc(o.n_shams * sizeof *a);
-      if (a == NULL)
-        return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
-      for (i = 0; i < o.n_shams; i++)
-        a[i] = fabs(o.shams[i]);
-      lim = 5.0 * 1.4826 * qtl_median(a, o.n_shams);
-      free(a);
-    }
+    /* |y| of the shams there are (NaN: none). A spontaneous event in a
+     * sham window is not noise: with 10 or more, those beyond 5 robust
+     * SDs (1.4826 x the median |y|) are left out. */
+    double *a = malloc(o.n_shams * sizeof *a), lim = INFINITY;
+    size_t m = 0;
+    if (a == NULL)
+      return qtl_fail(diag, QUANTAL_ENOMEM, NULL, -1, -1, "out of memory");
     for (i = 0; i < o.n_shams; i++)
-      if (!(fabs(o.shams[i]) > lim)) {
+      if (!isnan(o.shams[i]))
+        a[m++] = fabs(o.shams[i]);
+    if (m >= 10)
+      lim = 5.0 * 1.4826 * qtl_median(a, m);
+    for (i = 0; i < m; i++)
+      if (!(a[i] > lim)) {
         c.mix.sham_n += 1.0;
-        c.mix.sham_ss += o.shams[i] * o.shams[i];
+        c.mix.sham_ss += a[i] * a[i];
       }
-    if (!(c.mix.sham_ss > 0.0))
+    free(a);
+    if (m > 0 && !(c.mix.sham_ss > 0.0))
       return qtl_fail(diag, QUANTAL_EFAILED, NULL, -1, -1,
                       "the shams are all 0: they carry no noise");
   }

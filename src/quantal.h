@@ -985,8 +985,9 @@ typedef struct quantal_fit_options {
   double noise_hint;    /* > 0: starting value of sigma_0 (noise column) */
   /* Sham amplitudes: the amplitude estimator applied where no release can
    * be (quantal evoked's sham_<unit> column), each N(0, sigma_0^2) in the
-   * likelihood, in the table's sign or not (only their squares enter).
-   * NULL / 0 (default): none. Not used when noise_sd fixes sigma_0. */
+   * likelihood, in the table's sign or not (only their squares enter);
+   * NaN entries mean no sham there and are skipped. NULL / 0 (default):
+   * none. Not used when noise_sd fixes sigma_0. */
   const double *shams;
   size_t n_shams;
   unsigned bootstrap;   /* parametric bootstrap replicates; default 0 */

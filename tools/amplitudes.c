@@ -112,18 +112,13 @@ qt_amplitudes_load(const char *path, const char *column, qt_amplitudes *a)
   }
   a->n = rows;
   {
-    double *s2;
-    int code = qt_shams_read(t, name, a->unit, c, &s2);
+    int code = qt_shams_read(t, name, a->unit, c, &a->sham);
     if (code != 0) {
       quantal_table_free(t);
       qt_amplitudes_free(a);
       return code;
     }
-    /* Kept compact: the finite ones. */
-    for (i = 0; s2 && i < 2 * rows; i++)
-      if (isfinite(s2[i]))
-        s2[a->n_sham++] = s2[i];
-    a->sham = s2;
+    a->n_sham = a->sham ? 2 * rows : 0;
   }
   quantal_table_free(t);
   return 0;

@@ -10,7 +10,7 @@ typedef struct qt_amplitudes {
   size_t n;
   char column[64];
   char unit[QUANTAL_UNIT_MAX]; /* suffix of amplitude_<unit>, or "" */
-  double *sham;                /* the finite shams (qt_shams_read) */
+  double *sham;   /* n_sham values, 2 per row (qt_shams_read); NaN: none */
   size_t n_sham;
 } qt_amplitudes;
 

@@ -813,26 +813,10 @@ analyse(const column *amp, const column *mini, int have_minis,
     o.user = &bar;
     qt_progress_begin(&bar, "fit: bootstrap", o.bootstrap,
                       quiet || o.bootstrap == 0);
-    {
-      /* The finite shams, as given (only their squares enter). */
-      double *sh = NULL;
-      size_t i, ns = 0;
-      if (amp->sham) {
-        sh = malloc((2 * amp->n + 1) * sizeof *sh);
-        if (sh == NULL) {
-          qt_error("out of memory");
-          return QT_EXIT_ANALYSIS;
-        }
-        for (i = 0; i < 2 * amp->n; i++)
-          if (isfinite(amp->sham[i]))
-            sh[ns++] = amp->sham[i];
-      }
-      o.shams = sh;
-      o.n_shams = ns;
-      st = quantal_fit_run(amp->v, amp->n, have_minis ? mini->v : NULL,
-                           have_minis ? mini->n : 0, &o, &an->r, &diag);
-      free(sh);
-    }
+    o.shams = amp->sham;
+    o.n_shams = amp->sham ? 2 * amp->n : 0;
+    st = quantal_fit_run(amp->v, amp->n, have_minis ? mini->v : NULL,
+                         have_minis ? mini->n : 0, &o, &an->r, &diag);
     qt_progress_end(&bar);
     if (st != QUANTAL_OK) {
       qt_error("%s: %s", amp->path,

@@ -856,7 +856,7 @@ qt_plot_fit(const char *amps_tsv, const char *minis_tsv, int model,
   const double *a, *ma = NULL;
   double *x = NULL, *mx = NULL, *sh = NULL;
   char unit[QUANTAL_UNIT_MAX], munit[QUANTAL_UNIT_MAX], ttl[1200];
-  size_t n = 0, nm = 0, i;
+  size_t n = 0, nm = 0;
   int code;
 
   quantal_diag_clear(&diag);
@@ -893,10 +893,8 @@ qt_plot_fit(const char *amps_tsv, const char *minis_tsv, int model,
   /* The table's shams enter the fit as in quantal fit. */
   if ((code = qt_shams_read(t, amps_tsv, unit, -1, &sh)) != 0)
     goto done;
-  for (i = 0; sh && i < 2 * quantal_table_rows(t); i++)
-    if (isfinite(sh[i]))
-      sh[fo.n_shams++] = sh[i];
   fo.shams = sh;
+  fo.n_shams = sh ? 2 * quantal_table_rows(t) : 0;
   st = quantal_fit_run(x, n, mx, nm, &fo, &r, &diag);
   if (st != QUANTAL_OK) {
     if (diag.file[0] == '\0')
